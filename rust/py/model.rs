@@ -1,0 +1,7 @@
+//! Python bindings of the encoder.
+
+use pyo3::prelude::*;
+
+pub(crate) fn register(_module: &Bound<'_, PyModule>) -> PyResult<()> {
+    Ok(())
+}
