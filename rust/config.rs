@@ -21,10 +21,21 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The canonical name, as [`EncoderConfig::to_json`] writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::GeluErf => "gelu",
+            Activation::GeluTanh => "gelu_tanh",
+            Activation::Relu => "relu",
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "gelu" => Some(Activation::GeluErf),
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Activation::GeluTanh),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" | "gelu_tanh" => {
+                Some(Activation::GeluTanh)
+            }
             "relu" => Some(Activation::Relu),
             _ => None,
         }
@@ -156,10 +167,33 @@ impl EncoderConfig {
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps >= 0.0) {
             return Err(Error::config(
                 source_name,
-                format!("'layer_norm_eps' must be finite and >= 0, got {}", self.layer_norm_eps),
+                format!(
+                    "'layer_norm_eps' must be finite and >= 0, got {}",
+                    self.layer_norm_eps
+                ),
             ));
         }
         Ok(())
+    }
+
+    /// The normalized configuration as JSON, every field present.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "intermediate_size": self.intermediate_size,
+            "hidden_act": self.hidden_act.name(),
+            "max_position_embeddings": self.max_position_embeddings,
+            "type_vocab_size": self.type_vocab_size,
+            "layer_norm_eps": self.layer_norm_eps,
+            "position_embedding_type": match self.position_embedding_type {
+                PositionEmbedding::Absolute => "absolute",
+                PositionEmbedding::Sinusoidal => "sinusoidal",
+            },
+        })
+        .to_string()
     }
 
     /// Size of one attention head.
@@ -184,13 +218,18 @@ mod tests {
         assert_eq!(config.layer_norm_eps, 1e-12);
         assert_eq!(config.position_embedding_type, PositionEmbedding::Absolute);
         assert_eq!(config.head_size(), 4);
+        let round_trip = EncoderConfig::from_json(&config.to_json(), "normalized")?;
+        assert_eq!(round_trip, config);
         Ok(())
     }
 
     #[test]
     fn rejects_bad_configs() {
         let cases = [
-            (r#"{"hidden_size": 8}"#, "missing required field 'vocab_size'"),
+            (
+                r#"{"hidden_size": 8}"#,
+                "missing required field 'vocab_size'",
+            ),
             (
                 r#"{"vocab_size": 10, "hidden_size": 9, "num_hidden_layers": 1,
                    "num_attention_heads": 2, "intermediate_size": 16}"#,

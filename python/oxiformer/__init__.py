@@ -13,11 +13,14 @@ from oxiformer.errors import (
     TokenizerError,
     WeightsError,
 )
+from oxiformer.model import Encoder, EncoderOutput
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "Encoder",
+    "EncoderOutput",
     "InputError",
     "OxiformerError",
     "TokenizerError",

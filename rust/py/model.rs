@@ -1,7 +1,173 @@
-//! Python bindings of the encoder.
+//! Python bindings of the encoder: `_core.Encoder`, `parse_config`,
+//! `expected_tensors`. Inputs are borrowed zero-copy; outputs are handed to
+//! numpy without a copy; every forward runs with the GIL released.
 
+use std::sync::Arc;
+
+use numpy::{
+    IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray2, PyReadonlyArrayDyn,
+    PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
 
-pub(crate) fn register(_module: &Bound<'_, PyModule>) -> PyResult<()> {
+use crate::bert::{expected_tensors as encoder_tensors, Encoder};
+use crate::config::EncoderConfig;
+use crate::error::Error;
+use crate::weights::{Tensor, TensorMap};
+
+/// A config given as `config.json` text or as a dict (serialized with `json`).
+fn config_from_py(config: &Bound<'_, PyAny>, source: &str) -> PyResult<EncoderConfig> {
+    let text: String = match config.extract::<String>() {
+        Ok(text) => text,
+        Err(_) => config
+            .py()
+            .import("json")?
+            .call_method1("dumps", (config,))?
+            .extract()?,
+    };
+    Ok(EncoderConfig::from_json(&text, source)?)
+}
+
+/// Validate an HF `config.json` (text or dict) and return it normalized, every field present.
+#[pyfunction]
+#[pyo3(signature = (config, source = "config.json"))]
+fn parse_config<'py>(
+    py: Python<'py>,
+    config: &Bound<'py, PyAny>,
+    source: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let parsed = config_from_py(config, source)?;
+    py.import("json")?
+        .call_method1("loads", (parsed.to_json(),))
+}
+
+/// The tensors the encoder needs: `{HF name: shape}`.
+#[pyfunction]
+#[pyo3(signature = (config, with_pooler = false))]
+fn expected_tensors<'py>(
+    py: Python<'py>,
+    config: &Bound<'py, PyAny>,
+    with_pooler: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let parsed = config_from_py(config, "config")?;
+    let dict = PyDict::new(py);
+    for (name, shape) in encoder_tensors(&parsed, with_pooler) {
+        dict.set_item(name, PyTuple::new(py, shape)?)?;
+    }
+    Ok(dict)
+}
+
+type ForwardOutput<'py> = (
+    Bound<'py, PyArray3<f32>>,
+    Option<Bound<'py, PyArray2<f32>>>,
+    Option<Vec<Bound<'py, PyArray3<f32>>>>,
+);
+
+/// The BERT encoder, weights owned by Rust.
+#[pyclass(name = "Encoder", module = "oxiformer._core", frozen)]
+pub struct PyEncoder {
+    inner: Arc<Encoder>,
+}
+
+#[pymethods]
+impl PyEncoder {
+    /// `config`: `config.json` text or dict; `tensors`: `{HF name: float32 C-contiguous array}`.
+    #[new]
+    #[pyo3(signature = (config, tensors, with_pooler = false, source = "config.json"))]
+    fn new(
+        py: Python<'_>,
+        config: &Bound<'_, PyAny>,
+        tensors: &Bound<'_, PyDict>,
+        with_pooler: bool,
+        source: &str,
+    ) -> PyResult<Self> {
+        let config = config_from_py(config, source)?;
+        let mut map = TensorMap::new();
+        for (key, value) in tensors.iter() {
+            let name: String = key.extract()?;
+            let array: PyReadonlyArrayDyn<'_, f32> = value
+                .extract()
+                .map_err(|_| Error::weights(&name, "expected a float32 numpy array"))?;
+            let shape = array.shape().to_vec();
+            let data = match array.as_slice() {
+                Ok(slice) => slice.to_vec(),
+                Err(_) => array.as_array().iter().copied().collect(),
+            };
+            map.insert(name.clone(), Tensor::new(&name, shape, data)?);
+        }
+        let encoder = py.detach(|| Encoder::load(config, map, with_pooler))?;
+        Ok(PyEncoder {
+            inner: Arc::new(encoder),
+        })
+    }
+
+    /// The normalized configuration as JSON text.
+    #[getter]
+    fn config_json(&self) -> String {
+        self.inner.config().to_json()
+    }
+
+    #[getter]
+    fn has_pooler(&self) -> bool {
+        self.inner.has_pooler()
+    }
+
+    /// `(last_hidden_state (B, T, H), pooler_output (B, H) | None, hidden_states | None)`.
+    #[pyo3(signature = (input_ids, attention_mask, token_type_ids, output_hidden_states = false))]
+    fn forward<'py>(
+        &self,
+        py: Python<'py>,
+        input_ids: PyReadonlyArray2<'py, i64>,
+        attention_mask: PyReadonlyArray2<'py, i64>,
+        token_type_ids: PyReadonlyArray2<'py, i64>,
+        output_hidden_states: bool,
+    ) -> PyResult<ForwardOutput<'py>> {
+        let (batch, seq_len) = (input_ids.shape()[0], input_ids.shape()[1]);
+        for (name, array) in [
+            ("attention_mask", &attention_mask),
+            ("token_type_ids", &token_type_ids),
+        ] {
+            if array.shape() != input_ids.shape() {
+                return Err(Error::input(format!(
+                    "{name} has shape {:?}, input_ids has {:?}",
+                    array.shape(),
+                    input_ids.shape()
+                ))
+                .into());
+            }
+        }
+        let contiguous = |name: &str| Error::input(format!("{name} must be C-contiguous"));
+        let ids = input_ids.as_slice().map_err(|_| contiguous("input_ids"))?;
+        let mask = attention_mask
+            .as_slice()
+            .map_err(|_| contiguous("attention_mask"))?;
+        let types = token_type_ids
+            .as_slice()
+            .map_err(|_| contiguous("token_type_ids"))?;
+        let encoder = Arc::clone(&self.inner);
+        let output =
+            py.detach(|| encoder.forward(ids, mask, types, batch, seq_len, output_hidden_states))?;
+        let hidden = encoder.config().hidden_size;
+        let to_3d = |data: Vec<f32>| -> PyResult<Bound<'py, PyArray3<f32>>> {
+            data.into_pyarray(py).reshape([batch, seq_len, hidden])
+        };
+        let last_hidden_state = to_3d(output.last_hidden_state)?;
+        let pooler_output = output
+            .pooler_output
+            .map(|data| data.into_pyarray(py).reshape([batch, hidden]))
+            .transpose()?;
+        let hidden_states = output
+            .hidden_states
+            .map(|states| states.into_iter().map(to_3d).collect::<PyResult<Vec<_>>>())
+            .transpose()?;
+        Ok((last_hidden_state, pooler_output, hidden_states))
+    }
+}
+
+pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<PyEncoder>()?;
+    module.add_function(wrap_pyfunction!(parse_config, module)?)?;
+    module.add_function(wrap_pyfunction!(expected_tensors, module)?)?;
     Ok(())
 }

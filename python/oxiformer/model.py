@@ -1,0 +1,147 @@
+"""Model API over the Rust encoder.
+
+``Encoder`` is HF ``BertModel`` without PyTorch: load an HF model directory
+(``config.json`` + ``model.safetensors``) or an oxiformer one (``config.json`` +
+``weights.npz``), call it on id arrays, get numpy arrays back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from oxiformer import _core
+from oxiformer.config import config_path, load_config
+from oxiformer.errors import InputError
+from oxiformer.weights import find_weights, has_pooler, read_tensors, select_encoder_tensors
+
+__all__ = ["Encoder", "EncoderOutput"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class EncoderOutput:
+    """What the encoder returns (HF ``BaseModelOutputWithPooling`` names)."""
+
+    last_hidden_state: FloatArray
+    """(batch, seq, hidden) float32."""
+    pooler_output: FloatArray | None = None
+    """(batch, hidden): dense + tanh on the first token, when the model has a pooler."""
+    hidden_states: tuple[FloatArray, ...] | None = None
+    """The embeddings output, then each layer's output, when asked for."""
+
+
+def _as_ids(name: str, value: Any, shape: tuple[int, ...] | None = None) -> IntArray:
+    """An int64 C-contiguous (batch, seq) array from any integer array-like."""
+    array = np.asarray(value)
+    if array.dtype == np.bool_ and name == "attention_mask":
+        array = array.astype(np.int64)
+    if array.dtype.kind not in "iu":
+        raise InputError(f"{name} must hold integers, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise InputError(f"{name} must be 2-D (batch, sequence), got shape {array.shape}")
+    if shape is not None and array.shape != shape:
+        raise InputError(f"{name} has shape {array.shape}, input_ids has {shape}")
+    if array.dtype.kind == "u" and array.size and int(array.max()) > np.iinfo(np.int64).max:
+        raise InputError(f"{name} holds values too large for int64")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+class Encoder:
+    """A BERT-family encoder whose forward pass runs in Rust, with the GIL released."""
+
+    def __init__(self, core: _core.Encoder, config: Mapping[str, Any], source: str) -> None:
+        self._core = core
+        self.config: dict[str, Any] = dict(config)
+        self.source = source
+
+    @classmethod
+    def from_pretrained(cls, path: PathLike, *, with_pooler: bool | None = None) -> Encoder:
+        """Load a model directory: ``config.json`` plus ``weights.npz``, ``model.safetensors``
+        or a ``weights/`` directory of ``.npy`` files.
+
+        ``with_pooler``: keep the pooler (``None``: when the checkpoint has one).
+        """
+        config = load_config(path)
+        weights_path = find_weights(path)
+        tensors = read_tensors(weights_path)
+        if with_pooler is None:
+            with_pooler = has_pooler(tensors)
+        return cls.from_tensors(
+            config,
+            tensors,
+            with_pooler=with_pooler,
+            source=str(weights_path),
+            config_source=str(config_path(path)),
+        )
+
+    @classmethod
+    def from_tensors(
+        cls,
+        config: Mapping[str, Any],
+        tensors: Mapping[str, npt.NDArray[Any]],
+        *,
+        with_pooler: bool = False,
+        source: str = "<tensors>",
+        config_source: str = "config",
+    ) -> Encoder:
+        """Build from a config dict and ``{HF name: array}``; names and shapes are checked."""
+        normalized = _core.parse_config(dict(config), config_source)
+        expected = _core.expected_tensors(normalized, with_pooler)
+        selected = select_encoder_tensors(tensors, expected, source)
+        core = _core.Encoder(normalized, selected, with_pooler, config_source)
+        return cls(core, normalized, source)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config["hidden_size"])
+
+    @property
+    def has_pooler(self) -> bool:
+        return self._core.has_pooler
+
+    def __call__(
+        self,
+        input_ids: npt.ArrayLike,
+        attention_mask: npt.ArrayLike | None = None,
+        token_type_ids: npt.ArrayLike | None = None,
+        output_hidden_states: bool = False,
+    ) -> EncoderOutput:
+        """Run the encoder on ``input_ids`` (batch, seq), int32 or int64.
+
+        ``attention_mask`` defaults to all ones, ``token_type_ids`` to zeros. Ids outside the
+        vocabulary, sequences longer than ``max_position_embeddings`` and mismatched shapes
+        raise :class:`oxiformer.InputError`.
+        """
+        ids = _as_ids("input_ids", input_ids)
+        mask = (
+            np.ones_like(ids)
+            if attention_mask is None
+            else _as_ids("attention_mask", attention_mask, ids.shape)
+        )
+        types = (
+            np.zeros_like(ids)
+            if token_type_ids is None
+            else _as_ids("token_type_ids", token_type_ids, ids.shape)
+        )
+        last, pooled, states = self._core.forward(ids, mask, types, output_hidden_states)
+        return EncoderOutput(
+            last_hidden_state=last,
+            pooler_output=pooled,
+            hidden_states=None if states is None else tuple(states),
+        )
+
+    def __repr__(self) -> str:
+        config = self.config
+        return (
+            f"Encoder(layers={config['num_hidden_layers']}, hidden={config['hidden_size']}, "
+            f"heads={config['num_attention_heads']}, source={self.source!r})"
+        )

@@ -1,0 +1,99 @@
+//! A dense layer `y = x W^T + b` with the weight in HF layout `(out, in)`.
+
+use crate::error::Result;
+use crate::ops::{matmul, MatRef, Parallelism};
+use crate::weights::TensorMap;
+
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// (out, in), row-major, as HF stores it.
+    weight: Vec<f32>,
+    /// (out)
+    bias: Vec<f32>,
+    in_features: usize,
+    out_features: usize,
+}
+
+impl Linear {
+    /// Take `{prefix}.weight (out, in)` and `{prefix}.bias (out)`.
+    pub fn load(
+        tensors: &mut TensorMap,
+        prefix: &str,
+        in_features: usize,
+        out_features: usize,
+    ) -> Result<Self> {
+        let weight = tensors.take(&format!("{prefix}.weight"), &[out_features, in_features])?;
+        let bias = tensors.take(&format!("{prefix}.bias"), &[out_features])?;
+        Ok(Linear {
+            weight,
+            bias,
+            in_features,
+            out_features,
+        })
+    }
+
+    /// Stack several layers that read the same input into one, outputs side by
+    /// side (Q, K, V -> QKV).
+    pub fn concat(parts: Vec<Linear>) -> Linear {
+        let in_features = parts.first().map_or(0, |part| part.in_features);
+        let mut fused = Linear {
+            weight: Vec::new(),
+            bias: Vec::new(),
+            in_features,
+            out_features: 0,
+        };
+        for part in parts {
+            assert_eq!(part.in_features, in_features, "concat of mismatched layers");
+            fused.weight.extend_from_slice(&part.weight);
+            fused.bias.extend_from_slice(&part.bias);
+            fused.out_features += part.out_features;
+        }
+        fused
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+
+    /// `out (rows, out) = input (rows, in) W^T`, without the bias (for callers
+    /// that fuse the bias into the next step).
+    pub fn forward_no_bias(&self, input: &[f32], rows: usize, out: &mut [f32]) {
+        let input = MatRef::row_major(input, rows, self.in_features);
+        let weight_t = MatRef::transposed(&self.weight, self.out_features, self.in_features);
+        matmul(
+            input,
+            weight_t,
+            out,
+            self.out_features,
+            1.0,
+            false,
+            Parallelism::Pool,
+        );
+    }
+
+    /// `out (rows, out) = input (rows, in) W^T + b`.
+    pub fn forward(&self, input: &[f32], rows: usize, out: &mut [f32]) {
+        for row in out.chunks_exact_mut(self.out_features).take(rows) {
+            row.copy_from_slice(&self.bias);
+        }
+        let input = MatRef::row_major(input, rows, self.in_features);
+        let weight_t = MatRef::transposed(&self.weight, self.out_features, self.in_features);
+        matmul(
+            input,
+            weight_t,
+            out,
+            self.out_features,
+            1.0,
+            true,
+            Parallelism::Pool,
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! Numeric kernels: free functions over flat `&[f32]` row-major buffers, each
+//! with a naive twin in its tests.
+
+pub mod activation;
+pub mod layernorm;
+pub mod matmul;
+pub mod softmax;
+pub mod vecmath;
+
+pub use activation::{apply_activation, gelu_erf, gelu_tanh, relu};
+pub use layernorm::{add_layer_norm, layer_norm};
+pub use matmul::{matmul, MatRef, Parallelism};
+pub use softmax::softmax_rows;
+
+/// Rows per parallel task for row-wise kernels: enough work per task that
+/// scheduling stays cheap, small enough to spread over the pool.
+pub(crate) fn rows_per_task(rows: usize, row_len: usize) -> usize {
+    const TARGET_ELEMENTS: usize = 16 * 1024;
+    (TARGET_ELEMENTS / row_len.max(1)).clamp(1, rows.max(1))
+}
