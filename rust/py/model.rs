@@ -13,6 +13,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use crate::bert::{expected_tensors as encoder_tensors, Encoder};
 use crate::config::EncoderConfig;
+use crate::embeddings::sinusoidal_table;
 use crate::error::Error;
 use crate::weights::{Tensor, TensorMap};
 
@@ -56,6 +57,18 @@ fn expected_tensors<'py>(
         dict.set_item(name, PyTuple::new(py, shape)?)?;
     }
     Ok(dict)
+}
+
+/// The fixed sinusoidal position table `(num_positions, dim)` the encoder uses
+/// for `position_embedding_type = "sinusoidal"`.
+#[pyfunction]
+fn sinusoidal_positions(
+    py: Python<'_>,
+    num_positions: usize,
+    dim: usize,
+) -> PyResult<Bound<'_, PyArray2<f32>>> {
+    let table = py.detach(|| sinusoidal_table(num_positions, dim));
+    table.into_pyarray(py).reshape([num_positions, dim])
 }
 
 type ForwardOutput<'py> = (
@@ -169,5 +182,6 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<PyEncoder>()?;
     module.add_function(wrap_pyfunction!(parse_config, module)?)?;
     module.add_function(wrap_pyfunction!(expected_tensors, module)?)?;
+    module.add_function(wrap_pyfunction!(sinusoidal_positions, module)?)?;
     Ok(())
 }
