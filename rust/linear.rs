@@ -6,8 +6,9 @@ use crate::weights::TensorMap;
 
 #[derive(Debug, Clone)]
 pub struct Linear {
-    /// (out, in), row-major, as HF stores it.
-    weight: Vec<f32>,
+    /// W^T: (in, out), row-major (HF stores (out, in); transposed once at load,
+    /// which spares `gemm` a packing pass over the weight on every call).
+    weight_t: Vec<f32>,
     /// (out)
     bias: Vec<f32>,
     in_features: usize,
@@ -24,8 +25,14 @@ impl Linear {
     ) -> Result<Self> {
         let weight = tensors.take(&format!("{prefix}.weight"), &[out_features, in_features])?;
         let bias = tensors.take(&format!("{prefix}.bias"), &[out_features])?;
+        let mut weight_t = vec![0.0f32; weight.len()];
+        for (row, values) in weight.chunks_exact(in_features.max(1)).enumerate() {
+            for (col, &value) in values.iter().enumerate() {
+                weight_t[col * out_features + row] = value;
+            }
+        }
         Ok(Linear {
-            weight,
+            weight_t,
             bias,
             in_features,
             out_features,
@@ -36,19 +43,27 @@ impl Linear {
     /// side (Q, K, V -> QKV).
     pub fn concat(parts: Vec<Linear>) -> Linear {
         let in_features = parts.first().map_or(0, |part| part.in_features);
-        let mut fused = Linear {
-            weight: Vec::new(),
-            bias: Vec::new(),
-            in_features,
-            out_features: 0,
-        };
-        for part in parts {
+        let out_features: usize = parts.iter().map(|part| part.out_features).sum();
+        let mut weight_t = vec![0.0f32; in_features * out_features];
+        let mut bias = Vec::with_capacity(out_features);
+        let mut offset = 0;
+        for part in &parts {
             assert_eq!(part.in_features, in_features, "concat of mismatched layers");
-            fused.weight.extend_from_slice(&part.weight);
-            fused.bias.extend_from_slice(&part.bias);
-            fused.out_features += part.out_features;
+            for (fused_row, part_row) in weight_t
+                .chunks_exact_mut(out_features)
+                .zip(part.weight_t.chunks_exact(part.out_features))
+            {
+                fused_row[offset..offset + part.out_features].copy_from_slice(part_row);
+            }
+            bias.extend_from_slice(&part.bias);
+            offset += part.out_features;
         }
-        fused
+        Linear {
+            weight_t,
+            bias,
+            in_features,
+            out_features,
+        }
     }
 
     pub fn in_features(&self) -> usize {
@@ -67,7 +82,7 @@ impl Linear {
     /// that fuse the bias into the next step).
     pub fn forward_no_bias(&self, input: &[f32], rows: usize, out: &mut [f32]) {
         let input = MatRef::row_major(input, rows, self.in_features);
-        let weight_t = MatRef::transposed(&self.weight, self.out_features, self.in_features);
+        let weight_t = MatRef::row_major(&self.weight_t, self.in_features, self.out_features);
         matmul(
             input,
             weight_t,
@@ -85,7 +100,7 @@ impl Linear {
             row.copy_from_slice(&self.bias);
         }
         let input = MatRef::row_major(input, rows, self.in_features);
-        let weight_t = MatRef::transposed(&self.weight, self.out_features, self.in_features);
+        let weight_t = MatRef::row_major(&self.weight_t, self.in_features, self.out_features);
         matmul(
             input,
             weight_t,

@@ -13,7 +13,15 @@ from oxiformer.errors import (
     TokenizerError,
     WeightsError,
 )
+from oxiformer.classifiers import (
+    SequenceClassifier,
+    SequenceClassifierOutput,
+    TokenClassifier,
+    TokenClassifierOutput,
+)
 from oxiformer.model import Encoder, EncoderOutput
+from oxiformer.sentence import SentenceEncoder
+from oxiformer.tokenizer import Encoding, Tokenizer
 
 __version__ = "0.1.0"
 
@@ -21,8 +29,15 @@ __all__ = [
     "ConfigError",
     "Encoder",
     "EncoderOutput",
+    "Encoding",
     "InputError",
     "OxiformerError",
+    "SentenceEncoder",
+    "SequenceClassifier",
+    "SequenceClassifierOutput",
+    "TokenClassifier",
+    "TokenClassifierOutput",
+    "Tokenizer",
     "TokenizerError",
     "WeightsError",
     "__version__",

@@ -58,10 +58,18 @@ def _as_ids(name: str, value: Any, shape: tuple[int, ...] | None = None) -> IntA
 class Encoder:
     """A BERT-family encoder whose forward pass runs in Rust, with the GIL released."""
 
-    def __init__(self, core: _core.Encoder, config: Mapping[str, Any], source: str) -> None:
+    def __init__(
+        self,
+        core: _core.Encoder,
+        config: Mapping[str, Any],
+        source: str,
+        tensors: Mapping[str, npt.NDArray[np.float32]] | None = None,
+    ) -> None:
         self._core = core
         self.config: dict[str, Any] = dict(config)
         self.source = source
+        # In-memory tensors are kept for `state_dict`; file-backed ones are read again.
+        self._tensors = tensors
 
     @classmethod
     def from_pretrained(cls, path: PathLike, *, with_pooler: bool | None = None) -> Encoder:
@@ -75,13 +83,15 @@ class Encoder:
         tensors = read_tensors(weights_path)
         if with_pooler is None:
             with_pooler = has_pooler(tensors)
-        return cls.from_tensors(
+        encoder = cls.from_tensors(
             config,
             tensors,
             with_pooler=with_pooler,
             source=str(weights_path),
             config_source=str(config_path(path)),
         )
+        encoder._tensors = None
+        return encoder
 
     @classmethod
     def from_tensors(
@@ -98,7 +108,14 @@ class Encoder:
         expected = _core.expected_tensors(normalized, with_pooler)
         selected = select_encoder_tensors(tensors, expected, source)
         core = _core.Encoder(normalized, selected, with_pooler, config_source)
-        return cls(core, normalized, source)
+        return cls(core, normalized, source, selected)
+
+    def state_dict(self) -> dict[str, npt.NDArray[np.float32]]:
+        """The tensors by HF name (read again from the weights file when loaded from one)."""
+        if self._tensors is not None:
+            return dict(self._tensors)
+        expected = _core.expected_tensors(self.config, self.has_pooler)
+        return select_encoder_tensors(read_tensors(self.source), expected, self.source)
 
     @property
     def hidden_size(self) -> int:

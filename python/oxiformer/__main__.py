@@ -1,0 +1,7 @@
+"""``python -m oxiformer``."""
+
+import sys
+
+from oxiformer.cli import main
+
+sys.exit(main())

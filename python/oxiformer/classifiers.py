@@ -1,0 +1,320 @@
+"""Classification heads over the Rust encoder: HF ``BertForSequenceClassification`` and
+``BertForTokenClassification`` without PyTorch.
+
+The encoder and the pooler (dense + tanh) run in Rust; the classifier layer (one small
+matrix multiply), softmax and losses run in NumPy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from oxiformer.config import load_config, read_config_json
+from oxiformer.errors import ConfigError, InputError, WeightsError
+from oxiformer.model import Encoder, PathLike, _as_ids
+from oxiformer.pretrained import model_dir
+from oxiformer.tokenizer import Tokenizer
+from oxiformer.weights import find_weights, read_tensors
+
+__all__ = [
+    "SequenceClassifier",
+    "SequenceClassifierOutput",
+    "TokenClassifier",
+    "TokenClassifierOutput",
+]
+
+FloatArray = npt.NDArray[np.float32]
+TextPair = tuple[str, str]
+TextInput = Union[str, TextPair]
+
+
+def softmax(logits: FloatArray) -> FloatArray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def cross_entropy(
+    logits: FloatArray, labels: npt.NDArray[np.int64], ignore_index: int = -100
+) -> float:
+    """Mean cross-entropy over labels != ``ignore_index`` (``torch.nn.CrossEntropyLoss``)."""
+    flat_logits = logits.reshape(-1, logits.shape[-1]).astype(np.float64)
+    flat_labels = labels.reshape(-1)
+    keep = flat_labels != ignore_index
+    if not keep.any():
+        return float("nan")  # as torch: mean over nothing
+    chosen = flat_labels[keep]
+    if chosen.min() < 0 or chosen.max() >= logits.shape[-1]:
+        raise InputError(f"labels must lie in [0, {logits.shape[-1]}) or be {ignore_index}")
+    kept = flat_logits[keep]
+    top = kept.max(axis=1, keepdims=True)
+    log_norm = top[:, 0] + np.log(np.exp(kept - top).sum(axis=1))
+    return float(np.mean(log_norm - kept[np.arange(len(chosen)), chosen]))
+
+
+def _head(
+    tensors: Mapping[str, npt.NDArray[Any]], name: str, shape: tuple[int, ...], source: str
+) -> FloatArray:
+    array = tensors.get(name)
+    if array is None:
+        raise WeightsError(f"{source}: missing tensor '{name}' (expected {shape})")
+    if tuple(array.shape) != shape:
+        raise WeightsError(f"{source}: tensor '{name}' has shape {array.shape}, expected {shape}")
+    if array.dtype.kind != "f" or not np.isfinite(array).all():
+        raise WeightsError(f"{source}: tensor '{name}' must be finite floating point")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _labels(raw: Mapping[str, Any], num_labels: int, source: str) -> list[str]:
+    id2label = raw.get("id2label") or {}
+    try:
+        names = {int(key): str(value) for key, value in dict(id2label).items()}
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: 'id2label' keys must be integers") from err
+    return [names.get(index, f"LABEL_{index}") for index in range(num_labels)]
+
+
+class _Classifier:
+    """What both heads share: encoder, tokenizer, classifier layer, label names, loading."""
+
+    _with_pooler = False
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        weight: FloatArray,
+        bias: FloatArray,
+        labels: Sequence[str],
+        tokenizer: Tokenizer | None = None,
+        raw_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.weight = weight  # (num_labels, hidden)
+        self.bias = bias  # (num_labels,)
+        self.labels = list(labels)
+        self.tokenizer = tokenizer
+        self.raw_config = dict(raw_config or {})
+
+    @classmethod
+    def from_pretrained(cls, path: PathLike) -> Any:
+        directory = model_dir(path)
+        raw = read_config_json(directory)
+        config = load_config(directory)
+        weights_path = find_weights(directory)
+        tensors = {
+            name.removeprefix("bert."): array for name, array in read_tensors(weights_path).items()
+        }
+        source = str(weights_path)
+        hidden = int(config["hidden_size"])
+        weight = tensors.get("classifier.weight")
+        if weight is None:
+            raise WeightsError(f"{source}: missing tensor 'classifier.weight' (no classifier head)")
+        num_labels = int(weight.shape[0]) if weight.ndim == 2 else 0
+        weight = _head(tensors, "classifier.weight", (num_labels, hidden), source)
+        bias = _head(tensors, "classifier.bias", (num_labels,), source)
+        encoder = Encoder.from_tensors(
+            config,
+            tensors,
+            with_pooler=cls._with_pooler,
+            source=source,
+            config_source=str(directory / "config.json"),
+        )
+        encoder._tensors = None
+        tokenizer = Tokenizer.from_pretrained(directory) if _has_tokenizer(directory) else None
+        return cls(encoder, weight, bias, _labels(raw, num_labels, str(directory)), tokenizer, raw)
+
+    def _tokenizer(self) -> Tokenizer:
+        if self.tokenizer is None:
+            raise ConfigError("this model has no tokenizer files: pass input_ids instead of text")
+        return self.tokenizer
+
+    @property
+    def max_length(self) -> int:
+        """Longest input the text API feeds the model (longer texts are truncated)."""
+        limit = int(self.encoder.config["max_position_embeddings"])
+        tokenizer_limit = self.tokenizer.model_max_length if self.tokenizer else None
+        return min(tokenizer_limit or limit, limit)
+
+    def save_pretrained(self, directory: PathLike) -> Path:
+        """Write the oxiformer format; ``from_pretrained`` loads it back identically."""
+        from oxiformer.saving import save_model
+
+        extra = {
+            key: value
+            for key, value in self.raw_config.items()
+            if key in ("problem_type", "classifier_dropout", "pad_token_id")
+        }
+        extra["id2label"] = {str(i): label for i, label in enumerate(self.labels)}
+        extra["label2id"] = {label: i for i, label in enumerate(self.labels)}
+        heads = {"classifier.weight": self.weight, "classifier.bias": self.bias}
+        return save_model(directory, self.encoder, self.tokenizer, heads, extra)
+
+
+def _has_tokenizer(directory: Path) -> bool:
+    return (directory / "tokenizer.json").is_file() or (directory / "vocab.txt").is_file()
+
+
+@dataclass(frozen=True)
+class SequenceClassifierOutput:
+    logits: FloatArray
+    """(batch, num_labels)"""
+    probs: FloatArray
+    """softmax of the logits (sigmoid for multi-label models)"""
+    loss: float | None = None
+    """mean cross-entropy (or MSE / BCE, as HF picks by problem type), when labels are given"""
+
+
+class SequenceClassifier(_Classifier):
+    """HF ``BertForSequenceClassification``: pooler + classifier on the [CLS] token."""
+
+    _with_pooler = True
+
+    @property
+    def problem_type(self) -> str:
+        explicit = self.raw_config.get("problem_type")
+        if explicit:
+            return str(explicit)
+        return "regression" if len(self.labels) == 1 else "single_label_classification"
+
+    def __call__(
+        self,
+        input_ids: npt.ArrayLike,
+        attention_mask: npt.ArrayLike | None = None,
+        token_type_ids: npt.ArrayLike | None = None,
+        labels: npt.ArrayLike | None = None,
+    ) -> SequenceClassifierOutput:
+        out = self.encoder(input_ids, attention_mask, token_type_ids)
+        assert out.pooler_output is not None  # loaded with the pooler
+        logits = (out.pooler_output @ self.weight.T + self.bias).astype(np.float32)
+        problem = self.problem_type
+        probs = 1 / (1 + np.exp(-logits)) if problem == "multi_label_classification" else logits
+        if problem == "single_label_classification":
+            probs = softmax(logits)
+        loss = None
+        if labels is not None:
+            label_array = np.asarray(labels)
+            if problem == "regression":
+                target = label_array.astype(np.float64).reshape(logits.shape)
+                loss = float(np.mean((logits.astype(np.float64) - target) ** 2))
+            elif problem == "multi_label_classification":
+                target = label_array.astype(np.float64).reshape(logits.shape)
+                z = logits.astype(np.float64)
+                loss = float(np.mean(np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))))
+            else:
+                loss = cross_entropy(logits, _as_ids("labels", label_array.reshape(-1, 1)))
+        return SequenceClassifierOutput(logits=logits, probs=probs.astype(np.float32), loss=loss)
+
+    def predict(
+        self, texts: TextInput | Sequence[TextInput], batch_size: int = 32
+    ) -> list[dict[str, Any]]:
+        """Label and score for each text or (text_a, text_b) pair, like a HF pipeline."""
+        items = [texts] if isinstance(texts, (str, tuple)) else list(texts)
+        tokenizer = self._tokenizer()
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
+            pairs = [item for item in batch if isinstance(item, tuple)]
+            if pairs and len(pairs) != len(batch):
+                raise InputError("mix of single texts and pairs in one call")
+            if pairs:
+                encoded = tokenizer(
+                    [a for a, _ in pairs],
+                    text_pair=[b for _, b in pairs],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                )
+            else:
+                encoded = tokenizer(
+                    list(batch),
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                )
+            out = self(encoded["input_ids"], encoded["attention_mask"], encoded["token_type_ids"])
+            for row in out.probs:
+                best = int(np.argmax(row))
+                results.append({"label": self.labels[best], "score": float(row[best])})
+        return results
+
+
+@dataclass(frozen=True)
+class TokenClassifierOutput:
+    logits: FloatArray
+    """(batch, seq, num_labels)"""
+    probs: FloatArray
+    """softmax over labels"""
+    loss: float | None = None
+    """mean cross-entropy over labels != -100, when labels are given"""
+
+
+class TokenClassifier(_Classifier):
+    """HF ``BertForTokenClassification``: a classifier on every token."""
+
+    def __call__(
+        self,
+        input_ids: npt.ArrayLike,
+        attention_mask: npt.ArrayLike | None = None,
+        token_type_ids: npt.ArrayLike | None = None,
+        labels: npt.ArrayLike | None = None,
+    ) -> TokenClassifierOutput:
+        out = self.encoder(input_ids, attention_mask, token_type_ids)
+        logits = (out.last_hidden_state @ self.weight.T + self.bias).astype(np.float32)
+        loss = None
+        if labels is not None:
+            label_array = _as_ids("labels", np.asarray(labels), logits.shape[:2])
+            loss = cross_entropy(logits, label_array)
+        return TokenClassifierOutput(logits=logits, probs=softmax(logits), loss=loss)
+
+    def predict(self, texts: str | Sequence[str], batch_size: int = 32) -> Any:
+        """Word-level labels (the first sub-token of each word decides) with character spans:
+        for each text a list of ``{"word", "start", "end", "label", "score"}``."""
+        single = isinstance(texts, str)
+        items = [texts] if isinstance(texts, str) else list(texts)
+        tokenizer = self._tokenizer()
+        results: list[list[dict[str, Any]]] = []
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
+            encodings = tokenizer.encode_batch(list(batch))
+            encoded = tokenizer(
+                list(batch), padding=True, truncation=True, max_length=self.max_length
+            )
+            probs = self(
+                encoded["input_ids"], encoded["attention_mask"], encoded["token_type_ids"]
+            ).probs
+            for row, (text, encoding) in enumerate(zip(batch, encodings)):
+                results.append(_words(text, encoding, probs[row], self.labels))
+        return results[0] if single else results
+
+
+def _words(
+    text: str, encoding: Any, probs: FloatArray, labels: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Group sub-tokens into words: a token not starting with ``##`` starts a new word."""
+    words: list[dict[str, Any]] = []
+    limit = probs.shape[0]
+    specials = encoding.special_tokens_mask
+    for position, (token, (begin, end)) in enumerate(zip(encoding.tokens, encoding.offsets)):
+        if position >= limit or specials[position]:
+            continue
+        if token.startswith("##") and words:
+            words[-1]["end"] = end
+            words[-1]["word"] = text[words[-1]["start"] : end]
+            continue
+        best = int(np.argmax(probs[position]))
+        words.append(
+            {
+                "word": text[begin:end],
+                "start": begin,
+                "end": end,
+                "label": labels[best],
+                "score": float(probs[position, best]),
+            }
+        )
+    return words

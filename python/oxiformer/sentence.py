@@ -1,0 +1,205 @@
+"""``SentenceEncoder``: sentence-transformers' ``encode`` without PyTorch.
+
+The pipeline comes from the model directory as sentence-transformers reads it:
+``modules.json`` (Transformer, then Pooling from ``1_Pooling/config.json``, then
+``2_Normalize`` when listed), the maximum length from ``sentence_bert_config.json``. The
+tokenizer files decide the lowercasing (``do_lower_case`` there is not used).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from oxiformer.errors import ConfigError, InputError
+from oxiformer.model import Encoder, PathLike
+from oxiformer.pooling import Pooling, normalize
+from oxiformer.pretrained import model_dir
+from oxiformer.tokenizer import Tokenizer
+
+__all__ = ["SentenceEncoder"]
+
+FloatArray = npt.NDArray[np.float32]
+OutputValue = Literal["sentence_embedding", "token_embeddings"]
+
+_TRANSFORMER = "sentence_transformers.models.Transformer"
+_POOLING = "sentence_transformers.models.Pooling"
+_NORMALIZE = "sentence_transformers.models.Normalize"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{path}: cannot read ({err})") from err
+
+
+def _pipeline(directory: Path) -> tuple[Pooling, bool]:
+    """(pooling, normalize) from ``modules.json``; a plain HF model gets mean pooling."""
+    modules_path = directory / "modules.json"
+    if not modules_path.is_file():
+        return Pooling(), False
+    modules = _read_json(modules_path)
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise ConfigError(f"{modules_path}: expected a list of modules")
+    types = [str(module.get("type", "")) for module in modules]
+    unknown = [t for t in types if t not in (_TRANSFORMER, _POOLING, _NORMALIZE)]
+    if unknown or not types or types[0] != _TRANSFORMER:
+        raise ConfigError(
+            f"{modules_path}: unsupported pipeline {types} "
+            "(supported: Transformer, then Pooling, then optionally Normalize)"
+        )
+    pooling = Pooling()
+    for module in modules:
+        if module.get("type") == _POOLING:
+            pooling = Pooling.from_config(directory / str(module.get("path", "")) / "config.json")
+    return pooling, _NORMALIZE in types
+
+
+class SentenceEncoder:
+    """Sentence embeddings, as ``sentence_transformers.SentenceTransformer.encode`` gives them."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        tokenizer: Tokenizer,
+        pooling: Pooling | None = None,
+        normalize: bool = False,
+        max_seq_length: int | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.pooling = pooling or Pooling()
+        self.normalize = normalize
+        limit = int(encoder.config["max_position_embeddings"])
+        self.max_seq_length = min(max_seq_length or tokenizer.model_max_length or limit, limit)
+
+    @classmethod
+    def from_pretrained(cls, path: PathLike | None = None) -> SentenceEncoder:
+        """Load a sentence-transformers (or plain HF) model directory; ``None``: the default
+        model all-MiniLM-L6-v2 (or ``$OXIFORMER_MODEL``)."""
+        directory = model_dir(path)
+        pooling, normalize_output = _pipeline(directory)
+        max_seq_length = None
+        st_config = directory / "sentence_bert_config.json"
+        if st_config.is_file():
+            value = _read_json(st_config).get("max_seq_length")
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"{st_config}: 'max_seq_length' must be a positive integer")
+            max_seq_length = value
+        encoder = Encoder.from_pretrained(directory, with_pooler=False)
+        tokenizer = Tokenizer.from_pretrained(directory)
+        return cls(encoder, tokenizer, pooling, normalize_output, max_seq_length)
+
+    @property
+    def dimension(self) -> int:
+        """Size of a sentence embedding."""
+        return self.encoder.hidden_size * len(self.pooling.modes)
+
+    @overload
+    def encode(
+        self,
+        sentences: str,
+        batch_size: int = ...,
+        show_progress_bar: bool | None = ...,
+        normalize_embeddings: bool = ...,
+        convert_to_numpy: bool = ...,
+        output_value: OutputValue = ...,
+    ) -> FloatArray: ...
+
+    @overload
+    def encode(
+        self,
+        sentences: Iterable[str],
+        batch_size: int = ...,
+        show_progress_bar: bool | None = ...,
+        normalize_embeddings: bool = ...,
+        convert_to_numpy: bool = ...,
+        output_value: OutputValue = ...,
+    ) -> FloatArray | list[FloatArray]: ...
+
+    def encode(
+        self,
+        sentences: str | Iterable[str],
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        normalize_embeddings: bool = False,
+        convert_to_numpy: bool = True,
+        output_value: OutputValue = "sentence_embedding",
+    ) -> FloatArray | list[FloatArray]:
+        """Embed ``sentences`` (one string -> one vector; a list -> a (n, dim) array).
+
+        Sentences are sorted by length into batches of ``batch_size`` and returned in input
+        order. ``output_value="token_embeddings"`` gives one (tokens, hidden) array each.
+        Models whose pipeline ends in Normalize always return unit vectors.
+        """
+        single = isinstance(sentences, str)
+        texts: Sequence[str] = [sentences] if isinstance(sentences, str) else list(sentences)
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InputError(f"sentence {index} is {type(text).__name__}, not str")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        if output_value not in ("sentence_embedding", "token_embeddings"):
+            raise InputError(f"unknown output_value {output_value!r}")
+        from tqdm import tqdm  # imported on use: nothing heavy at import
+
+        results: list[FloatArray] = [np.empty(0, np.float32)] * len(texts)
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(
+            starts, desc="Batches", disable=not show_progress_bar, file=sys.stderr, leave=False
+        ):
+            indices = order[start : start + batch_size]
+            batch = self.tokenizer(
+                [texts[i] for i in indices],
+                padding=True,
+                truncation=True,
+                max_length=self.max_seq_length,
+            )
+            mask = batch["attention_mask"]
+            hidden = self.encoder(batch["input_ids"], mask, batch["token_type_ids"])
+            if output_value == "token_embeddings":
+                lengths = mask.sum(axis=1)
+                for row, index in enumerate(indices):
+                    results[index] = hidden.last_hidden_state[row, : lengths[row]].copy()
+                continue
+            embeddings = self.pooling(hidden.last_hidden_state, mask)
+            if self.normalize or normalize_embeddings:
+                embeddings = normalize(embeddings)
+            for row, index in enumerate(indices):
+                results[index] = embeddings[row]
+        if output_value == "token_embeddings" or not convert_to_numpy:
+            return results[0] if single else results
+        if single:
+            return results[0]
+        if not results:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack(results)
+
+    def save_pretrained(self, directory: PathLike) -> Path:
+        """Write the oxiformer format (config.json, tokenizer files, weights.npz) plus the
+        sentence-transformers pipeline files; ``from_pretrained`` loads it back identically."""
+        from oxiformer.saving import save_model
+
+        out = save_model(directory, self.encoder, self.tokenizer, {})
+        modules: list[dict[str, Any]] = [
+            {"idx": 0, "name": "0", "path": "", "type": _TRANSFORMER},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": _POOLING},
+        ]
+        (out / "1_Pooling").mkdir(exist_ok=True)
+        pooling_config = self.pooling.to_config(self.encoder.hidden_size)
+        (out / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config, indent=2))
+        if self.normalize:
+            modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": _NORMALIZE})
+            (out / "2_Normalize").mkdir(exist_ok=True)
+        (out / "modules.json").write_text(json.dumps(modules, indent=2))
+        st_config = {"max_seq_length": self.max_seq_length}
+        (out / "sentence_bert_config.json").write_text(json.dumps(st_config, indent=2))
+        return out
