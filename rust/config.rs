@@ -156,7 +156,10 @@ impl EncoderConfig {
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps >= 0.0) {
             return Err(Error::config(
                 source_name,
-                format!("'layer_norm_eps' must be finite and >= 0, got {}", self.layer_norm_eps),
+                format!(
+                    "'layer_norm_eps' must be finite and >= 0, got {}",
+                    self.layer_norm_eps
+                ),
             ));
         }
         Ok(())
@@ -190,7 +193,10 @@ mod tests {
     #[test]
     fn rejects_bad_configs() {
         let cases = [
-            (r#"{"hidden_size": 8}"#, "missing required field 'vocab_size'"),
+            (
+                r#"{"hidden_size": 8}"#,
+                "missing required field 'vocab_size'",
+            ),
             (
                 r#"{"vocab_size": 10, "hidden_size": 9, "num_hidden_layers": 1,
                    "num_attention_heads": 2, "intermediate_size": 16}"#,

@@ -40,7 +40,9 @@ pub fn pool() -> Result<Arc<ThreadPool>> {
             return Ok(Arc::clone(pool));
         }
     }
-    let mut guard = POOL.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = POOL
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(pool) = guard.as_ref() {
         return Ok(Arc::clone(pool));
     }
@@ -52,9 +54,13 @@ pub fn pool() -> Result<Arc<ThreadPool>> {
 /// Resize the pool. Work already running keeps the old pool until it ends.
 pub fn set_num_threads(num_threads: usize) -> Result<()> {
     if num_threads == 0 {
-        return Err(Error::Threads("the number of threads must be at least 1".into()));
+        return Err(Error::Threads(
+            "the number of threads must be at least 1".into(),
+        ));
     }
-    let mut guard = POOL.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = POOL
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if guard.as_ref().map(|pool| pool.current_num_threads()) != Some(num_threads) {
         *guard = Some(build(num_threads)?);
     }
