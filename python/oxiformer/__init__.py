@@ -6,6 +6,7 @@ Nothing heavy happens at import: models and tokenizers load on request.
 from __future__ import annotations
 
 from oxiformer._core import get_num_threads, set_num_threads
+from oxiformer.tokenizer import Encoding, Tokenizer
 from oxiformer.errors import (
     ConfigError,
     InputError,
@@ -18,8 +19,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "Encoding",
     "InputError",
     "OxiformerError",
+    "Tokenizer",
     "TokenizerError",
     "WeightsError",
     "__version__",

@@ -311,6 +311,11 @@ impl Tokenizer {
         self.token_to_id(&self.special.pad)
     }
 
+    /// Number of special tokens the template adds to a text or a pair.
+    pub fn added_special_count(&self, pair: bool) -> usize {
+        self.template.added_tokens(pair)
+    }
+
     /// Whether `id` is a special token (skipped by `decode`).
     pub fn is_special_id(&self, id: u32) -> bool {
         self.added.by_id(id).is_some_and(|token| token.special)
