@@ -6,18 +6,18 @@ Nothing heavy happens at import: models and tokenizers load on request.
 from __future__ import annotations
 
 from oxiformer._core import get_num_threads, set_num_threads
+from oxiformer.classifiers import (
+    SequenceClassifier,
+    SequenceClassifierOutput,
+    TokenClassifier,
+    TokenClassifierOutput,
+)
 from oxiformer.errors import (
     ConfigError,
     InputError,
     OxiformerError,
     TokenizerError,
     WeightsError,
-)
-from oxiformer.classifiers import (
-    SequenceClassifier,
-    SequenceClassifierOutput,
-    TokenClassifier,
-    TokenClassifierOutput,
 )
 from oxiformer.model import Encoder, EncoderOutput
 from oxiformer.sentence import SentenceEncoder

@@ -1,7 +1,442 @@
-//! Python bindings of the tokenizer.
+//! Python bindings of the tokenizer: a thin skin over `crate::tokenizer`.
+//! Texts are read while attached (strings with lone surrogates are a
+//! `TokenizerError`), then the batch runs detached on the oxiformer pool.
 
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray2};
 use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString};
 
-pub(crate) fn register(_module: &Bound<'_, PyModule>) -> PyResult<()> {
+use crate::error::Error;
+use crate::tokenizer::{
+    files, Encoding, Input, NormalizerOptions, Padding, PaddingLength, Tokenizer, Truncation,
+    TruncationStrategy,
+};
+
+/// Read a Python str as UTF-8; `what` names it in the error.
+fn text<'a>(value: &'a Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Cow<'a, str>> {
+    let string = value.cast::<PyString>().map_err(|_| {
+        Error::Tokenizer(format!("{} must be a str, not {}", what(), type_name(value)))
+    })?;
+    string.to_cow().map_err(|err| {
+        Error::Tokenizer(format!(
+            "{} cannot be encoded as UTF-8 (a lone surrogate?): {err}",
+            what()
+        ))
+        .into()
+    })
+}
+
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map(|name| name.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn texts<'a>(list: &'a Bound<'_, PyList>, name: &str) -> PyResult<Vec<Cow<'a, str>>> {
+    let mut out = Vec::with_capacity(list.len());
+    for (index, item) in list.iter().enumerate() {
+        let string = item.cast::<PyString>().map_err(|_| {
+            Error::Tokenizer(format!("{name}[{index}] must be a str, not {}", type_name(&item)))
+        })?;
+        let value = string.to_cow().map_err(|err| {
+            Error::Tokenizer(format!(
+                "{name}[{index}] cannot be encoded as UTF-8 (a lone surrogate?): {err}"
+            ))
+        })?;
+        out.push(Cow::Owned(value.into_owned()));
+    }
+    Ok(out)
+}
+
+fn truncation(strategy: Option<&str>, max_length: Option<usize>) -> PyResult<Option<Truncation>> {
+    let Some(strategy) = strategy else {
+        return Ok(None);
+    };
+    let strategy = TruncationStrategy::parse(strategy)?;
+    let max_length = max_length
+        .ok_or_else(|| Error::Tokenizer("truncation needs a max_length".to_string()))?;
+    Ok(Some(Truncation {
+        max_length,
+        strategy,
+    }))
+}
+
+/// One encoded text or pair (HF tokenizers naming).
+#[pyclass(name = "Encoding", module = "oxiformer._core", frozen)]
+pub struct PyEncoding {
+    inner: Encoding,
+    tokenizer: Arc<Tokenizer>,
+}
+
+#[pymethods]
+impl PyEncoding {
+    #[getter]
+    fn ids(&self) -> Vec<u32> {
+        self.inner.ids.clone()
+    }
+
+    #[getter]
+    fn type_ids(&self) -> Vec<u32> {
+        self.inner.type_ids.clone()
+    }
+
+    #[getter]
+    fn attention_mask(&self) -> Vec<u32> {
+        self.inner.attention_mask.clone()
+    }
+
+    #[getter]
+    fn special_tokens_mask(&self) -> Vec<u32> {
+        self.inner.special_tokens_mask.clone()
+    }
+
+    #[getter]
+    fn offsets(&self) -> Vec<(u32, u32)> {
+        self.inner.offsets.clone()
+    }
+
+    #[getter]
+    fn sequence_ids(&self) -> Vec<Option<u8>> {
+        self.inner.sequence_ids.clone()
+    }
+
+    #[getter]
+    fn tokens(&self) -> Vec<String> {
+        self.inner
+            .ids
+            .iter()
+            .map(|&id| self.tokenizer.id_to_token(id).unwrap_or("").to_string())
+            .collect()
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Encoding(num_tokens={})", self.inner.len())
+    }
+}
+
+/// The Rust tokenizer.
+#[pyclass(name = "Tokenizer", module = "oxiformer._core", frozen)]
+pub struct PyTokenizer {
+    inner: Arc<Tokenizer>,
+}
+
+impl PyTokenizer {
+    fn wrap(&self, inner: Encoding) -> PyEncoding {
+        PyEncoding {
+            inner,
+            tokenizer: Arc::clone(&self.inner),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_batch(
+        &self,
+        py: Python<'_>,
+        texts_list: &Bound<'_, PyList>,
+        pairs_list: Option<&Bound<'_, PyList>>,
+        add_special_tokens: bool,
+        truncation_strategy: Option<&str>,
+        max_length: Option<usize>,
+        padding: Option<&str>,
+        pad_to_multiple_of: Option<usize>,
+    ) -> PyResult<Vec<Encoding>> {
+        let firsts = texts(texts_list, "texts")?;
+        let seconds = match pairs_list {
+            Some(list) => {
+                if list.len() != firsts.len() {
+                    return Err(Error::Tokenizer(format!(
+                        "{} texts but {} pair texts",
+                        firsts.len(),
+                        list.len()
+                    ))
+                    .into());
+                }
+                Some(texts(list, "text_pair")?)
+            }
+            None => None,
+        };
+        let truncation = truncation(truncation_strategy, max_length)?;
+        let padding = match padding {
+            None => None,
+            Some(kind) => {
+                let length = match kind {
+                    "longest" => PaddingLength::Longest,
+                    "max_length" => PaddingLength::Fixed(max_length.ok_or_else(|| {
+                        Error::Tokenizer("padding='max_length' needs a max_length".to_string())
+                    })?),
+                    other => {
+                        return Err(Error::Tokenizer(format!(
+                            "unknown padding '{other}' (expected longest or max_length)"
+                        ))
+                        .into())
+                    }
+                };
+                let pad_id = self.inner.pad_token_id().ok_or_else(|| {
+                    Error::Tokenizer(format!(
+                        "padding needs a pad token, and '{}' is not in the vocabulary",
+                        self.inner.special_tokens().pad
+                    ))
+                })?;
+                Some(Padding {
+                    length,
+                    pad_to_multiple_of,
+                    pad_id,
+                    pad_type_id: 0,
+                })
+            }
+        };
+        let inputs: Vec<Input<'_>> = match &seconds {
+            Some(seconds) => firsts
+                .iter()
+                .zip(seconds)
+                .map(|(first, second)| (first.as_ref(), Some(second.as_ref())))
+                .collect(),
+            None => firsts.iter().map(|first| (first.as_ref(), None)).collect(),
+        };
+        let tokenizer = &self.inner;
+        let encodings = py.detach(|| {
+            tokenizer.encode_batch(&inputs, add_special_tokens, truncation, padding)
+        })?;
+        Ok(encodings)
+    }
+}
+
+#[pymethods]
+impl PyTokenizer {
+    /// Load a vocab.txt with the BERT pipeline.
+    #[staticmethod]
+    #[pyo3(signature = (path, lowercase=true, strip_accents=None, handle_chinese_chars=true, clean_text=true))]
+    fn from_vocab(
+        path: PathBuf,
+        lowercase: bool,
+        strip_accents: Option<bool>,
+        handle_chinese_chars: bool,
+        clean_text: bool,
+    ) -> PyResult<Self> {
+        let options = NormalizerOptions {
+            clean_text,
+            handle_chinese_chars,
+            strip_accents,
+            lowercase,
+        };
+        Ok(PyTokenizer {
+            inner: Arc::new(files::from_vocab_file(&path, options)?),
+        })
+    }
+
+    /// Load a model directory (tokenizer.json, or vocab.txt + tokenizer_config.json).
+    #[staticmethod]
+    fn from_dir(path: PathBuf) -> PyResult<Self> {
+        Ok(PyTokenizer {
+            inner: Arc::new(files::from_dir(&path)?),
+        })
+    }
+
+    /// Parse the text of an HF tokenizer.json.
+    #[staticmethod]
+    fn from_json(text: &str) -> PyResult<Self> {
+        Ok(PyTokenizer {
+            inner: Arc::new(files::from_tokenizer_json(text, "tokenizer.json")?),
+        })
+    }
+
+    /// Write vocab.txt, tokenizer.json and tokenizer_config.json into `path`.
+    fn save(&self, path: PathBuf) -> PyResult<()> {
+        Ok(files::save(&self.inner, &path)?)
+    }
+
+    #[pyo3(signature = (text, pair=None, add_special_tokens=true))]
+    fn encode(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyAny>,
+        pair: Option<&Bound<'_, PyAny>>,
+        add_special_tokens: bool,
+    ) -> PyResult<PyEncoding> {
+        let first = self::text(text, &|| "text".to_string())?;
+        let second = match pair {
+            Some(pair) => Some(self::text(pair, &|| "pair".to_string())?),
+            None => None,
+        };
+        let tokenizer = &self.inner;
+        let input = (first.as_ref(), second.as_deref());
+        let encoding = py.detach(|| tokenizer.encode(input, add_special_tokens, None))?;
+        Ok(self.wrap(encoding))
+    }
+
+    #[pyo3(signature = (texts, pairs=None, add_special_tokens=true, truncation=None, max_length=None, padding=None, pad_to_multiple_of=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn encode_batch(
+        &self,
+        py: Python<'_>,
+        texts: &Bound<'_, PyList>,
+        pairs: Option<&Bound<'_, PyList>>,
+        add_special_tokens: bool,
+        truncation: Option<&str>,
+        max_length: Option<usize>,
+        padding: Option<&str>,
+        pad_to_multiple_of: Option<usize>,
+    ) -> PyResult<Vec<PyEncoding>> {
+        let encodings = self.run_batch(
+            py,
+            texts,
+            pairs,
+            add_special_tokens,
+            truncation,
+            max_length,
+            padding,
+            pad_to_multiple_of,
+        )?;
+        Ok(encodings
+            .into_iter()
+            .map(|encoding| self.wrap(encoding))
+            .collect())
+    }
+
+    /// Encode a batch into int64 arrays (input_ids, token_type_ids,
+    /// attention_mask), each (batch, seq). Every row must have the same length.
+    #[pyo3(signature = (texts, pairs=None, add_special_tokens=true, truncation=None, max_length=None, padding=None, pad_to_multiple_of=None))]
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn encode_arrays<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyList>,
+        pairs: Option<&Bound<'py, PyList>>,
+        add_special_tokens: bool,
+        truncation: Option<&str>,
+        max_length: Option<usize>,
+        padding: Option<&str>,
+        pad_to_multiple_of: Option<usize>,
+    ) -> PyResult<(
+        Bound<'py, PyArray2<i64>>,
+        Bound<'py, PyArray2<i64>>,
+        Bound<'py, PyArray2<i64>>,
+    )> {
+        let encodings = self.run_batch(
+            py,
+            texts,
+            pairs,
+            add_special_tokens,
+            truncation,
+            max_length,
+            padding,
+            pad_to_multiple_of,
+        )?;
+        let rows = encodings.len();
+        let length = encodings.first().map_or(0, Encoding::len);
+        if let Some((index, ragged)) = encodings
+            .iter()
+            .enumerate()
+            .find(|(_, encoding)| encoding.len() != length)
+        {
+            return Err(Error::Tokenizer(format!(
+                "text 0 has {length} tokens but text {index} has {}: use padding=True \
+                 (and truncation) to get arrays",
+                ragged.len()
+            ))
+            .into());
+        }
+        let flat = |field: fn(&Encoding) -> &Vec<u32>| -> PyResult<Array2<i64>> {
+            let values: Vec<i64> = encodings
+                .iter()
+                .flat_map(|encoding| field(encoding).iter().map(|&value| i64::from(value)))
+                .collect();
+            Array2::from_shape_vec((rows, length), values)
+                .map_err(|err| Error::Tokenizer(err.to_string()).into())
+        };
+        let ids = flat(|encoding| &encoding.ids)?;
+        let type_ids = flat(|encoding| &encoding.type_ids)?;
+        let mask = flat(|encoding| &encoding.attention_mask)?;
+        Ok((
+            ids.into_pyarray(py),
+            type_ids.into_pyarray(py),
+            mask.into_pyarray(py),
+        ))
+    }
+
+    /// Tokens of a text (no special tokens added).
+    fn tokenize(&self, py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+        let text = self::text(text, &|| "text".to_string())?;
+        let tokenizer = &self.inner;
+        let tokens = py.detach(|| tokenizer.tokenize(&text));
+        Ok(tokens
+            .iter()
+            .map(|token| tokenizer.id_to_token(token.id).unwrap_or("").to_string())
+            .collect())
+    }
+
+    #[pyo3(signature = (ids, skip_special_tokens=true))]
+    fn decode(&self, ids: Vec<i64>, skip_special_tokens: bool) -> String {
+        let ids: Vec<u32> = ids
+            .into_iter()
+            .filter_map(|id| u32::try_from(id).ok())
+            .collect();
+        self.inner.decode(&ids, skip_special_tokens)
+    }
+
+    fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    fn id_to_token(&self, id: i64) -> Option<String> {
+        let id = u32::try_from(id).ok()?;
+        self.inner.id_to_token(id).map(str::to_string)
+    }
+
+    #[getter]
+    fn vocab_size(&self) -> usize {
+        self.inner.vocab_size()
+    }
+
+    #[getter]
+    fn model_max_length(&self) -> Option<usize> {
+        self.inner.model_max_length()
+    }
+
+    /// Role tokens: unk, sep, cls, pad, mask.
+    #[getter]
+    fn special_tokens(&self) -> (String, String, String, String, String) {
+        let special = self.inner.special_tokens();
+        (
+            special.unk.clone(),
+            special.sep.clone(),
+            special.cls.clone(),
+            special.pad.clone(),
+            special.mask.clone(),
+        )
+    }
+
+    /// Normalizer options: (clean_text, handle_chinese_chars, strip_accents, lowercase).
+    #[getter]
+    fn normalizer(&self) -> (bool, bool, Option<bool>, bool) {
+        let options = self.inner.normalizer_options();
+        (
+            options.clean_text,
+            options.handle_chinese_chars,
+            options.strip_accents,
+            options.lowercase,
+        )
+    }
+
+    /// Number of special tokens added to a single text or a pair.
+    fn num_special_tokens_to_add(&self, pair: bool) -> usize {
+        self.inner.added_special_count(pair)
+    }
+}
+
+pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<PyTokenizer>()?;
+    module.add_class::<PyEncoding>()?;
     Ok(())
 }

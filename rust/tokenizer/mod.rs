@@ -1,2 +1,436 @@
 //! The BERT WordPiece tokenizer (normalizer, pre-tokenizer, WordPiece), with
-//! offsets carried through every stage. Mirrors HF tokenizers' BERT pipeline.
+//! offsets carried through every stage. Mirrors HF tokenizers' BERT pipeline:
+//!
+//! raw text -> added tokens split out ([`added`]) -> normalize ([`normalize`])
+//! -> words ([`pretokenize`]) -> pieces ([`wordpiece`]) -> truncation,
+//! template and padding ([`encoding`]).
+//!
+//! The stages are streamed (normalized chars go straight into the word
+//! splitter, words straight into WordPiece) with buffers reused per thread,
+//! so a text costs no allocation beyond its output.
+
+pub mod added;
+pub mod decode;
+pub mod encoding;
+pub mod files;
+pub mod normalize;
+pub mod pretokenize;
+pub mod vocab;
+pub mod wordpiece;
+
+use rayon::prelude::*;
+
+pub use added::{AddedToken, AddedVocabulary, Piece};
+pub use encoding::{
+    Encoding, Padding, PaddingLength, Template, TemplatePiece, Truncation, TruncationStrategy,
+};
+pub use normalize::NormalizerOptions;
+pub use vocab::Vocab;
+pub use wordpiece::{Token, WordPiece};
+
+use crate::error::{Error, Result};
+use normalize::Normalizer;
+use pretokenize::{WordBuffer, WordSplitter};
+
+/// The special tokens a BERT model uses, by role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecialTokens {
+    pub unk: String,
+    pub sep: String,
+    pub cls: String,
+    pub pad: String,
+    pub mask: String,
+}
+
+impl Default for SpecialTokens {
+    fn default() -> Self {
+        SpecialTokens {
+            unk: "[UNK]".into(),
+            sep: "[SEP]".into(),
+            cls: "[CLS]".into(),
+            pad: "[PAD]".into(),
+            mask: "[MASK]".into(),
+        }
+    }
+}
+
+/// How `decode` joins tokens (HF `decoders.WordPiece`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecoderOptions {
+    pub prefix: String,
+    pub cleanup: bool,
+}
+
+/// A BERT WordPiece tokenizer.
+#[derive(Clone, Debug)]
+pub struct Tokenizer {
+    pub(crate) vocab: Vocab,
+    pub(crate) model: WordPiece,
+    pub(crate) normalizer: NormalizerOptions,
+    pub(crate) added: AddedVocabulary,
+    pub(crate) template: Template,
+    /// `None`: tokens joined with spaces (no decoder in tokenizer.json).
+    pub(crate) decoder: Option<DecoderOptions>,
+    pub(crate) special: SpecialTokens,
+    /// The most tokens the model takes (None: unknown).
+    pub(crate) model_max_length: Option<usize>,
+}
+
+/// Per-thread scratch space.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    normalizer: Normalizer,
+    words: WordBuffer,
+    pieces: Vec<Piece>,
+}
+
+/// One input: a text or a pair of texts.
+pub type Input<'a> = (&'a str, Option<&'a str>);
+
+impl Tokenizer {
+    /// Assemble a tokenizer from its parts. `special` names the role tokens;
+    /// `[UNK]` must be in the vocabulary.
+    pub fn new(
+        vocab: Vocab,
+        normalizer: NormalizerOptions,
+        added: AddedVocabulary,
+        template: Template,
+        special: SpecialTokens,
+        max_input_chars_per_word: usize,
+    ) -> Result<Self> {
+        let unk_id = vocab
+            .id(&special.unk)
+            .or_else(|| added.by_content(&special.unk).map(|token| token.id))
+            .ok_or_else(|| {
+                Error::Tokenizer(format!(
+                    "the unknown token '{}' is not in the vocabulary",
+                    special.unk
+                ))
+            })?;
+        Ok(Tokenizer {
+            vocab,
+            model: WordPiece {
+                unk_id,
+                max_input_chars_per_word,
+            },
+            normalizer,
+            added,
+            template,
+            decoder: Some(DecoderOptions {
+                prefix: "##".into(),
+                cleanup: true,
+            }),
+            special,
+            model_max_length: None,
+        })
+    }
+
+    pub fn vocab(&self) -> &Vocab {
+        &self.vocab
+    }
+
+    pub fn normalizer_options(&self) -> NormalizerOptions {
+        self.normalizer
+    }
+
+    pub fn special_tokens(&self) -> &SpecialTokens {
+        &self.special
+    }
+
+    pub fn added_tokens(&self) -> &[AddedToken] {
+        self.added.tokens()
+    }
+
+    pub fn model_max_length(&self) -> Option<usize> {
+        self.model_max_length
+    }
+
+    pub fn set_model_max_length(&mut self, length: Option<usize>) {
+        self.model_max_length = length;
+    }
+
+    pub fn max_input_chars_per_word(&self) -> usize {
+        self.model.max_input_chars_per_word
+    }
+
+    /// Id of a token (added tokens first, as HF).
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.added
+            .by_content(token)
+            .map(|added| added.id)
+            .or_else(|| self.vocab.id(token))
+    }
+
+    /// Token of an id.
+    pub fn id_to_token(&self, id: u32) -> Option<&str> {
+        self.added
+            .by_id(id)
+            .map(|added| added.content.as_str())
+            .or_else(|| self.vocab.token(id))
+    }
+
+    /// One more than the largest id, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        let added = self
+            .added
+            .tokens()
+            .iter()
+            .map(|token| token.id as usize + 1);
+        added.max().unwrap_or(0).max(self.vocab.size())
+    }
+
+    /// Tokens of one text, no special tokens added, appended to `out`.
+    pub fn tokenize_into(&self, text: &str, workspace: &mut Workspace, out: &mut Vec<Token>) {
+        let Workspace {
+            normalizer,
+            words,
+            pieces,
+        } = workspace;
+        normalizer.options = self.normalizer;
+        self.added.split(text, pieces);
+        let mut origin: u32 = 0;
+        let mut done = 0;
+        for &piece in pieces.iter() {
+            let (start, end) = match piece {
+                Piece::Text(start, end) | Piece::Token(_, start, end) => (start, end),
+            };
+            origin += char_count(text.get(done..start).unwrap_or(""));
+            let slice = text.get(start..end).unwrap_or("");
+            let length = char_count(slice);
+            match piece {
+                Piece::Token(id, _, _) => out.push(Token {
+                    id,
+                    start: origin,
+                    end: origin + length,
+                }),
+                Piece::Text(..) => {
+                    let mut splitter = WordSplitter::new(words, |word: &str, origins: &[u32]| {
+                        self.model.tokenize(&self.vocab, word, origins, out);
+                    });
+                    normalizer.run(slice, origin, &mut splitter);
+                    splitter.finish();
+                }
+            }
+            origin += length;
+            done = end;
+        }
+    }
+
+    /// Tokens of one text (no special tokens).
+    pub fn tokenize(&self, text: &str) -> Vec<Token> {
+        let mut out = Vec::new();
+        self.tokenize_into(text, &mut Workspace::default(), &mut out);
+        out
+    }
+
+    /// Encode a text or pair: tokens, truncation, template.
+    pub fn encode_with(
+        &self,
+        input: Input<'_>,
+        add_special_tokens: bool,
+        truncation: Option<Truncation>,
+        workspace: &mut Workspace,
+    ) -> Result<Encoding> {
+        let (text, pair) = input;
+        let mut first = Vec::new();
+        self.tokenize_into(text, workspace, &mut first);
+        let mut second = pair.map(|pair| {
+            let mut tokens = Vec::new();
+            self.tokenize_into(pair, workspace, &mut tokens);
+            tokens
+        });
+        if let Some(truncation) = truncation {
+            let added = if add_special_tokens {
+                self.template.added_tokens(second.is_some())
+            } else {
+                0
+            };
+            let max_length = truncation.max_length.checked_sub(added).ok_or_else(|| {
+                Error::Tokenizer(format!(
+                    "max_length {} leaves no room for the {added} special tokens",
+                    truncation.max_length
+                ))
+            })?;
+            encoding::truncate(&mut first, second.as_mut(), max_length, truncation.strategy)?;
+        }
+        Ok(self
+            .template
+            .apply(&first, second.as_deref(), add_special_tokens))
+    }
+
+    /// Encode one text or pair.
+    pub fn encode(
+        &self,
+        input: Input<'_>,
+        add_special_tokens: bool,
+        truncation: Option<Truncation>,
+    ) -> Result<Encoding> {
+        self.encode_with(
+            input,
+            add_special_tokens,
+            truncation,
+            &mut Workspace::default(),
+        )
+    }
+
+    /// Encode a batch on the oxiformer thread pool, then pad. The result does
+    /// not depend on the number of threads.
+    pub fn encode_batch(
+        &self,
+        inputs: &[Input<'_>],
+        add_special_tokens: bool,
+        truncation: Option<Truncation>,
+        padding: Option<Padding>,
+    ) -> Result<Vec<Encoding>> {
+        let encode = |workspace: &mut Workspace, input: &Input<'_>| {
+            self.encode_with(*input, add_special_tokens, truncation, workspace)
+        };
+        let mut encodings = if inputs.len() < 2 {
+            let mut workspace = Workspace::default();
+            inputs
+                .iter()
+                .map(|input| encode(&mut workspace, input))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            crate::threads::run(|| {
+                inputs
+                    .par_iter()
+                    .with_min_len(8)
+                    .map_init(Workspace::default, encode)
+                    .collect::<Result<Vec<_>>>()
+            })??
+        };
+        if let Some(padding) = padding {
+            encoding::pad(&mut encodings, &padding);
+        }
+        Ok(encodings)
+    }
+
+    /// The pad token id (None if the vocabulary has no pad token).
+    pub fn pad_token_id(&self) -> Option<u32> {
+        self.token_to_id(&self.special.pad)
+    }
+
+    /// Number of special tokens the template adds to a text or a pair.
+    pub fn added_special_count(&self, pair: bool) -> usize {
+        self.template.added_tokens(pair)
+    }
+
+    /// Whether `id` is a special token (skipped by `decode`).
+    pub fn is_special_id(&self, id: u32) -> bool {
+        self.added.by_id(id).is_some_and(|token| token.special)
+    }
+}
+
+#[inline]
+fn char_count(text: &str) -> u32 {
+    let count = if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().count()
+    };
+    u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tokenizer(lowercase: bool) -> Tokenizer {
+        let text = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n##s\nworld\n!\nhe\n##llo\nwor\n##ld\ncafe\nCafé\n";
+        let vocab = Vocab::from_vocab_txt(text, "##", "test").unwrap();
+        files::bert_from_vocab(
+            vocab,
+            NormalizerOptions {
+                lowercase,
+                ..NormalizerOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn encode_single_with_specials() {
+        let tokenizer = tokenizer(true);
+        let encoding = tokenizer
+            .encode(("Hello worlds!", None), true, None)
+            .unwrap();
+        assert_eq!(encoding.ids, [2, 5, 7, 6, 8, 3]);
+        assert_eq!(
+            encoding.offsets,
+            [(0, 0), (0, 5), (6, 11), (11, 12), (12, 13), (0, 0)]
+        );
+    }
+
+    #[test]
+    fn special_tokens_in_text() {
+        let tokenizer = tokenizer(true);
+        let encoding = tokenizer.encode(("é[MASK]x", None), false, None).unwrap();
+        assert_eq!(encoding.ids, [1, 4, 1]);
+        assert_eq!(encoding.offsets, [(0, 1), (1, 7), (7, 8)]);
+    }
+
+    #[test]
+    fn cased_and_uncased() {
+        assert_eq!(
+            tokenizer(true)
+                .encode(("Café", None), false, None)
+                .unwrap()
+                .ids,
+            [13]
+        );
+        assert_eq!(
+            tokenizer(false)
+                .encode(("Café", None), false, None)
+                .unwrap()
+                .ids,
+            [14]
+        );
+    }
+
+    #[test]
+    fn batch_equals_single_and_pads() {
+        let tokenizer = tokenizer(true);
+        let texts: Vec<String> = (0..40).map(|i| "hello ".repeat(i % 7)).collect();
+        let inputs: Vec<Input<'_>> = texts
+            .iter()
+            .map(|text| (text.as_str(), Some("world")))
+            .collect();
+        let padding = Padding {
+            length: PaddingLength::Longest,
+            pad_to_multiple_of: None,
+            pad_id: 0,
+            pad_type_id: 0,
+        };
+        let batch = tokenizer
+            .encode_batch(&inputs, true, None, Some(padding))
+            .unwrap();
+        let longest = batch.iter().map(Encoding::len).max().unwrap();
+        for (input, encoding) in inputs.iter().zip(&batch) {
+            let mut single = tokenizer.encode(*input, true, None).unwrap();
+            single.pad(longest, 0, 0);
+            assert_eq!(&single, encoding);
+        }
+    }
+
+    #[test]
+    fn truncation_counts_specials() {
+        let tokenizer = tokenizer(true);
+        let truncation = Truncation {
+            max_length: 4,
+            strategy: TruncationStrategy::LongestFirst,
+        };
+        let encoding = tokenizer
+            .encode(("hello hello hello", None), true, Some(truncation))
+            .unwrap();
+        assert_eq!(encoding.ids, [2, 5, 5, 3]);
+        let too_small = Truncation {
+            max_length: 1,
+            ..truncation
+        };
+        assert!(tokenizer
+            .encode(("hello", None), true, Some(too_small))
+            .is_err());
+    }
+}

@@ -1,0 +1,373 @@
+//! From tokens to model inputs: truncation, the special-token template
+//! (`[CLS] A [SEP] B [SEP]`), type ids and padding.
+//!
+//! Mirrors HF tokenizers `utils/truncation.rs` (truncate before the
+//! template, keeping room for its special tokens), `processors/template.rs`
+//! and `utils/padding.rs` (right padding, `pad_to_multiple_of`).
+
+use super::wordpiece::Token;
+use crate::error::{Error, Result};
+
+/// One encoded text (or pair), HF tokenizers' `Encoding`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Encoding {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+    /// Char offsets into the text each token comes from; (0, 0) for special
+    /// tokens added by the template and for padding.
+    pub offsets: Vec<(u32, u32)>,
+    pub special_tokens_mask: Vec<u32>,
+    pub attention_mask: Vec<u32>,
+    /// Which input each token comes from: Some(0), Some(1), None for specials.
+    pub sequence_ids: Vec<Option<u8>>,
+}
+
+impl Encoding {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    fn push(&mut self, id: u32, type_id: u32, offsets: (u32, u32), special: bool, seq: Option<u8>) {
+        self.ids.push(id);
+        self.type_ids.push(type_id);
+        self.offsets.push(offsets);
+        self.special_tokens_mask.push(u32::from(special));
+        self.attention_mask.push(1);
+        self.sequence_ids.push(seq);
+    }
+
+    /// Pad on the right to `length` tokens.
+    pub fn pad(&mut self, length: usize, pad_id: u32, pad_type_id: u32) {
+        while self.ids.len() < length {
+            self.ids.push(pad_id);
+            self.type_ids.push(pad_type_id);
+            self.offsets.push((0, 0));
+            self.special_tokens_mask.push(1);
+            self.attention_mask.push(0);
+            self.sequence_ids.push(None);
+        }
+    }
+}
+
+/// One element of a post-processing template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplatePiece {
+    /// Special token ids with their type id.
+    Special { ids: Vec<u32>, type_id: u32 },
+    /// Input 0 (A) or 1 (B) with the type id its tokens get.
+    Sequence { index: u8, type_id: u32 },
+}
+
+/// The post-processor: templates for a single text and for a pair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    pub single: Vec<TemplatePiece>,
+    pub pair: Vec<TemplatePiece>,
+}
+
+impl Template {
+    /// BERT: `[CLS] A [SEP]` and `[CLS] A [SEP] B [SEP]`, B with type id 1.
+    pub fn bert(cls_id: u32, sep_id: u32) -> Self {
+        let special = |id, type_id| TemplatePiece::Special {
+            ids: vec![id],
+            type_id,
+        };
+        let sequence = |index, type_id| TemplatePiece::Sequence { index, type_id };
+        Template {
+            single: vec![special(cls_id, 0), sequence(0, 0), special(sep_id, 0)],
+            pair: vec![
+                special(cls_id, 0),
+                sequence(0, 0),
+                special(sep_id, 0),
+                sequence(1, 1),
+                special(sep_id, 1),
+            ],
+        }
+    }
+
+    /// No special tokens (a tokenizer.json without post-processor).
+    pub fn none() -> Self {
+        let sequence = |index| TemplatePiece::Sequence { index, type_id: 0 };
+        Template {
+            single: vec![sequence(0)],
+            pair: vec![sequence(0), sequence(1)],
+        }
+    }
+
+    /// Number of special tokens the template adds.
+    pub fn added_tokens(&self, pair: bool) -> usize {
+        let pieces = if pair { &self.pair } else { &self.single };
+        pieces
+            .iter()
+            .map(|piece| match piece {
+                TemplatePiece::Special { ids, .. } => ids.len(),
+                TemplatePiece::Sequence { .. } => 0,
+            })
+            .sum()
+    }
+
+    /// Assemble the encoding of `first` (and `second`).
+    pub fn apply(&self, first: &[Token], second: Option<&[Token]>, add_special: bool) -> Encoding {
+        let total = first.len() + second.map_or(0, <[Token]>::len) + 3;
+        let mut encoding = Encoding {
+            ids: Vec::with_capacity(total),
+            type_ids: Vec::with_capacity(total),
+            offsets: Vec::with_capacity(total),
+            special_tokens_mask: Vec::with_capacity(total),
+            attention_mask: Vec::with_capacity(total),
+            sequence_ids: Vec::with_capacity(total),
+        };
+        let push_sequence = |encoding: &mut Encoding, tokens: &[Token], type_id, seq| {
+            for token in tokens {
+                encoding.push(
+                    token.id,
+                    type_id,
+                    (token.start, token.end),
+                    false,
+                    Some(seq),
+                );
+            }
+        };
+        if !add_special {
+            push_sequence(&mut encoding, first, 0, 0);
+            if let Some(second) = second {
+                push_sequence(&mut encoding, second, 1, 1);
+            }
+            return encoding;
+        }
+        let pieces = if second.is_some() {
+            &self.pair
+        } else {
+            &self.single
+        };
+        for piece in pieces {
+            match piece {
+                TemplatePiece::Special { ids, type_id } => {
+                    for &id in ids {
+                        encoding.push(id, *type_id, (0, 0), true, None);
+                    }
+                }
+                TemplatePiece::Sequence { index, type_id } => {
+                    let tokens = if *index == 0 { Some(first) } else { second };
+                    if let Some(tokens) = tokens {
+                        push_sequence(&mut encoding, tokens, *type_id, *index);
+                    }
+                }
+            }
+        }
+        encoding
+    }
+}
+
+/// How to truncate a pair (HF `TruncationStrategy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TruncationStrategy {
+    LongestFirst,
+    OnlyFirst,
+    OnlySecond,
+}
+
+impl TruncationStrategy {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "longest_first" => Ok(TruncationStrategy::LongestFirst),
+            "only_first" => Ok(TruncationStrategy::OnlyFirst),
+            "only_second" => Ok(TruncationStrategy::OnlySecond),
+            other => Err(Error::Tokenizer(format!(
+                "unknown truncation strategy '{other}' (expected longest_first, only_first \
+                 or only_second)"
+            ))),
+        }
+    }
+}
+
+/// Truncation to `max_length` tokens, special tokens included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Truncation {
+    pub max_length: usize,
+    pub strategy: TruncationStrategy,
+}
+
+/// Truncate the token lists to `max_length` tokens in total (specials
+/// excluded: the caller subtracts them), as HF `truncate_encodings`.
+pub fn truncate(
+    first: &mut Vec<Token>,
+    second: Option<&mut Vec<Token>>,
+    max_length: usize,
+    strategy: TruncationStrategy,
+) -> Result<()> {
+    if max_length == 0 {
+        first.clear();
+        if let Some(second) = second {
+            second.clear();
+        }
+        return Ok(());
+    }
+    let total = first.len() + second.as_ref().map_or(0, |tokens| tokens.len());
+    if total <= max_length {
+        return Ok(());
+    }
+    let to_remove = total - max_length;
+    match (strategy, second) {
+        (TruncationStrategy::LongestFirst, Some(second)) => {
+            let (mut n1, mut n2) = (first.len(), second.len());
+            let swap = n1 > n2;
+            if swap {
+                std::mem::swap(&mut n1, &mut n2);
+            }
+            n2 = if n1 > max_length {
+                n1
+            } else {
+                n1.max(max_length - n1)
+            };
+            if n1 + n2 > max_length {
+                n1 = max_length / 2;
+                n2 = n1 + max_length % 2;
+            }
+            if swap {
+                std::mem::swap(&mut n1, &mut n2);
+            }
+            first.truncate(n1);
+            second.truncate(n2);
+        }
+        (TruncationStrategy::LongestFirst, None) | (TruncationStrategy::OnlyFirst, _) => {
+            if first.len() > to_remove {
+                first.truncate(first.len() - to_remove);
+            } else {
+                return Err(too_short());
+            }
+        }
+        (TruncationStrategy::OnlySecond, Some(second)) => {
+            if second.len() > to_remove {
+                second.truncate(second.len() - to_remove);
+            } else {
+                return Err(too_short());
+            }
+        }
+        (TruncationStrategy::OnlySecond, None) => {
+            return Err(Error::Tokenizer(
+                "truncation 'only_second' needs pairs of texts".to_string(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn too_short() -> Error {
+    Error::Tokenizer(
+        "truncation error: the sequence to truncate is too short to respect max_length".into(),
+    )
+}
+
+/// How to pad a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaddingLength {
+    /// To the longest encoding of the batch.
+    Longest,
+    /// To this many tokens (longer encodings are left as they are).
+    Fixed(usize),
+}
+
+/// Padding of a batch (always on the right).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Padding {
+    pub length: PaddingLength,
+    pub pad_to_multiple_of: Option<usize>,
+    pub pad_id: u32,
+    pub pad_type_id: u32,
+}
+
+/// Pad every encoding of the batch (HF `pad_encodings`).
+pub fn pad(encodings: &mut [Encoding], padding: &Padding) {
+    let mut length = match padding.length {
+        PaddingLength::Longest => encodings.iter().map(Encoding::len).max().unwrap_or(0),
+        PaddingLength::Fixed(length) => length,
+    };
+    if let Some(multiple) = padding.pad_to_multiple_of {
+        if multiple > 0 && length % multiple > 0 {
+            length += multiple - length % multiple;
+        }
+    }
+    for encoding in encodings {
+        encoding.pad(length, padding.pad_id, padding.pad_type_id);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tokens(n: u32) -> Vec<Token> {
+        (0..n)
+            .map(|id| Token {
+                id: 1000 + id,
+                start: id,
+                end: id + 1,
+            })
+            .collect()
+    }
+
+    fn lengths(
+        n1: u32,
+        n2: u32,
+        max: usize,
+        strategy: TruncationStrategy,
+    ) -> Result<(usize, usize)> {
+        let (mut first, mut second) = (tokens(n1), tokens(n2));
+        truncate(&mut first, Some(&mut second), max, strategy)?;
+        Ok((first.len(), second.len()))
+    }
+
+    #[test]
+    fn longest_first_like_hf() {
+        use TruncationStrategy::LongestFirst as L;
+        assert_eq!(lengths(3, 10, 8, L).unwrap(), (3, 5));
+        assert_eq!(lengths(10, 3, 8, L).unwrap(), (5, 3));
+        assert_eq!(lengths(10, 9, 7, L).unwrap(), (4, 3));
+        assert_eq!(lengths(9, 10, 7, L).unwrap(), (3, 4));
+        assert_eq!(lengths(2, 2, 7, L).unwrap(), (2, 2));
+    }
+
+    #[test]
+    fn only_first_and_second() {
+        use TruncationStrategy::{OnlyFirst, OnlySecond};
+        assert_eq!(lengths(10, 3, 8, OnlyFirst).unwrap(), (5, 3));
+        assert_eq!(lengths(3, 10, 8, OnlySecond).unwrap(), (3, 5));
+        assert!(lengths(3, 10, 8, OnlyFirst).is_err());
+        let mut single = tokens(4);
+        assert!(truncate(&mut single, None, 2, OnlySecond).is_err());
+    }
+
+    #[test]
+    fn template_and_padding() {
+        let template = Template::bert(101, 102);
+        assert_eq!(template.added_tokens(false), 2);
+        assert_eq!(template.added_tokens(true), 3);
+        let first = tokens(2);
+        let second = tokens(1);
+        let pair = template.apply(&first, Some(&second), true);
+        assert_eq!(pair.ids, [101, 1000, 1001, 102, 1000, 102]);
+        assert_eq!(pair.type_ids, [0, 0, 0, 0, 1, 1]);
+        assert_eq!(pair.offsets[1], (0, 1));
+        assert_eq!(pair.offsets[3], (0, 0));
+        let single = template.apply(&first, None, true);
+        let mut batch = vec![pair, single];
+        pad(
+            &mut batch,
+            &Padding {
+                length: PaddingLength::Longest,
+                pad_to_multiple_of: Some(4),
+                pad_id: 0,
+                pad_type_id: 0,
+            },
+        );
+        assert_eq!(batch[1].ids, [101, 1000, 1001, 102, 0, 0, 0, 0]);
+        assert_eq!(batch[1].attention_mask, [1, 1, 1, 1, 0, 0, 0, 0]);
+        assert_eq!(batch[0].len(), 8);
+    }
+}

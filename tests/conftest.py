@@ -1,0 +1,41 @@
+"""Session-wide fixtures; plain helpers live in ``helpers.py``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from helpers import FIXTURES, MINILM_GOLDEN, load_golden, load_model, minilm_model_dir
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    return minilm_model_dir()
+
+
+@pytest.fixture(scope="session")
+def minilm_golden() -> dict[str, npt.NDArray[Any]]:
+    return load_golden(MINILM_GOLDEN)
+
+
+@pytest.fixture(scope="session")
+def minilm_model(
+    minilm_dir: Path,
+) -> tuple[dict[str, Any], dict[str, npt.NDArray[np.float32]]]:
+    """(config, encoder tensors) of all-MiniLM-L6-v2, loaded once."""
+    return load_model(minilm_dir)
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Path:
+    return minilm_model_dir()
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.skip(f"fixtures not found at {FIXTURES}")
+    return FIXTURES

@@ -1,0 +1,88 @@
+"""Random Unicode vs HF ``tokenizers``: never a crash, equal wherever HF accepts the input.
+
+Texts mix every Unicode category (combining marks, emoji, CJK, controls, unassigned and
+private-use code points, odd whitespace), special tokens and very long words. Strings with
+lone surrogates cannot be UTF-8 encoded: HF raises a TypeError, oxiformer a TokenizerError.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from oxiformer import Tokenizer, TokenizerError
+from paths import VOCAB_SETTINGS, VOCABS
+
+tokenizers = pytest.importorskip("tokenizers")
+
+SPECIAL_PIECES = ["[CLS]", "[SEP]", "[MASK]", "[UNK]", "[PAD]", "[", "]", "##", " ", "\t", "\n"]
+
+any_char = st.characters(exclude_categories=["Cs"])
+marks = st.characters(categories=["Mn", "Mc", "Me"])
+cjk = st.characters(min_codepoint=0x3400, max_codepoint=0x9FFF)
+emoji = st.characters(min_codepoint=0x1F300, max_codepoint=0x1FAFF)
+controls = st.characters(categories=["Cc", "Cf", "Co", "Cn", "Zs", "Zl", "Zp"])
+latin = st.characters(min_codepoint=0x20, max_codepoint=0x24F)
+
+fragments = st.one_of(
+    st.text(any_char, max_size=8),
+    st.text(st.one_of(latin, marks), max_size=12),
+    st.text(cjk, max_size=4),
+    st.text(emoji, max_size=3),
+    st.text(controls, max_size=3),
+    st.sampled_from(SPECIAL_PIECES),
+    # long words: around max_input_chars_per_word (100)
+    st.integers(95, 130).map(lambda n: "a" * n),
+    st.text(st.sampled_from("abcdéü한中"), min_size=90, max_size=120),
+)
+texts = st.lists(fragments, max_size=12).map("".join)
+
+
+def _load(name: str) -> tuple[Tokenizer, tokenizers.Tokenizer]:
+    filename, options = VOCAB_SETTINGS[name]
+    path: Path = VOCABS / filename
+    if not path.is_file():
+        pytest.skip(f"vocabulary {path} not found")
+    return Tokenizer.from_vocab(path, **options), tokenizers.BertWordPieceTokenizer(
+        str(path), **options
+    )
+
+
+PAIRS = {name: _load(name) for name in VOCAB_SETTINGS} if VOCABS.is_dir() else {}
+
+
+@pytest.mark.parametrize("name", sorted(VOCAB_SETTINGS))
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=texts, pair=st.one_of(st.none(), texts))
+def test_random_text_matches_hf(name: str, text: str, pair: str | None) -> None:
+    if name not in PAIRS:
+        pytest.skip("fixture vocabularies not found")
+    ours, theirs = PAIRS[name]
+    mine = ours.encode(text, pair)
+    expected = theirs.encode(text, pair)
+    assert mine.ids == expected.ids
+    assert mine.type_ids == expected.type_ids
+    assert mine.offsets == expected.offsets
+    assert mine.tokens == expected.tokens
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    head=texts,
+    tail=texts,
+    surrogate=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+)
+def test_lone_surrogates_are_a_clear_error(head: str, tail: str, surrogate: str) -> None:
+    if "uncased" not in PAIRS:
+        pytest.skip("fixture vocabularies not found")
+    ours, theirs = PAIRS["uncased"]
+    text = head + surrogate + tail
+    with pytest.raises(TypeError):
+        theirs.encode(text)
+    with pytest.raises(TokenizerError, match="surrogate"):
+        ours.encode(text)
+    with pytest.raises(TokenizerError, match=r"texts\[1\]"):
+        ours(["ok", text], padding=True)
