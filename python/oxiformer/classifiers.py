@@ -153,7 +153,8 @@ class _Classifier:
         extra["id2label"] = {str(i): label for i, label in enumerate(self.labels)}
         extra["label2id"] = {label: i for i, label in enumerate(self.labels)}
         heads = {"classifier.weight": self.weight, "classifier.bias": self.bias}
-        return save_model(directory, self.encoder, self.tokenizer, heads, extra)
+        architecture = f"BertFor{type(self).__name__.replace('Classifier', 'Classification')}"
+        return save_model(directory, self.encoder, self.tokenizer, heads, extra, architecture)
 
 
 def _has_tokenizer(directory: Path) -> bool:

@@ -7,12 +7,15 @@ from pathlib import Path
 from oxiformer.config import read_config_json
 from oxiformer.model import PathLike
 from oxiformer.pretrained import model_dir
+from oxiformer.weights import find_weights, has_pooler, read_tensors
 
 __all__ = ["convert", "model_kind"]
 
 
 def model_kind(directory: Path) -> str:
-    """``sentence-encoder``, ``sequence-classifier`` or ``token-classifier``."""
+    """``sentence-encoder``, ``sequence-classifier`` or ``token-classifier``: from
+    ``modules.json``, else config.json's ``architectures``, else the weights (a classifier
+    with a pooler classifies sequences, one without classifies tokens)."""
     if (directory / "modules.json").is_file():
         return "sentence-encoder"
     architectures = [str(a) for a in read_config_json(directory).get("architectures") or []]
@@ -20,6 +23,9 @@ def model_kind(directory: Path) -> str:
         return "token-classifier"
     if any(a.endswith("ForSequenceClassification") for a in architectures):
         return "sequence-classifier"
+    tensors = read_tensors(find_weights(directory))
+    if "classifier.weight" in tensors:
+        return "sequence-classifier" if has_pooler(tensors) else "token-classifier"
     return "sentence-encoder"
 
 

@@ -29,6 +29,7 @@ def save_model(
     tokenizer: Tokenizer | None,
     head_tensors: Mapping[str, npt.NDArray[np.float32]],
     extra_config: Mapping[str, Any] | None = None,
+    architecture: str = "BertModel",
 ) -> Path:
     """Write ``directory``: config.json (the encoder's configuration in HF field names plus
     ``extra_config``, e.g. ``id2label``), the tokenizer's files and ``weights.npz`` (the
@@ -38,7 +39,7 @@ def save_model(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"{out}: cannot create the output directory ({err})") from err
-    config: dict[str, Any] = {"model_type": "bert", "architectures": ["BertModel"]}
+    config: dict[str, Any] = {"model_type": "bert", "architectures": [architecture]}
     config.update(extra_config or {})
     config.update(encoder.config)
     config["hidden_act"] = _HF_ACTIVATION.get(encoder.config["hidden_act"], "gelu")
