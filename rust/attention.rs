@@ -5,11 +5,9 @@ use rayon::prelude::*;
 
 use crate::ops::{matmul, softmax_rows, MatRef, Parallelism};
 
-/// Sizes of one attention call.
+/// Sizes shared by every sequence of one attention call.
 #[derive(Debug, Clone, Copy)]
 pub struct AttentionShape {
-    pub batch: usize,
-    pub seq_len: usize,
     pub num_heads: usize,
     pub head_size: usize,
 }
@@ -18,6 +16,36 @@ impl AttentionShape {
     pub fn hidden_size(&self) -> usize {
         self.num_heads * self.head_size
     }
+}
+
+/// The rows of one sequence inside the token buffers: `start..start + len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub len: usize,
+}
+
+/// Spans of a padded batch: `batch` rows of `seq_len` tokens each.
+pub fn padded_spans(batch: usize, seq_len: usize) -> Vec<Span> {
+    (0..batch)
+        .map(|b| Span {
+            start: b * seq_len,
+            len: seq_len,
+        })
+        .collect()
+}
+
+/// Spans of packed sequences of the given lengths, back to back.
+pub fn packed_spans(lengths: &[usize]) -> Vec<Span> {
+    let mut start = 0;
+    lengths
+        .iter()
+        .map(|&len| {
+            let span = Span { start, len };
+            start += len;
+            span
+        })
+        .collect()
 }
 
 /// The additive mask HF builds from `attention_mask`: 0 where attended,
@@ -30,79 +58,105 @@ pub fn mask_bias(attention_mask: &[i64]) -> Vec<f32> {
         .collect()
 }
 
-/// Attention over a fused projection `qkv (B*T, 3*H)` (Q, then K, then V
-/// columns, heads contiguous inside each) with `bias (B*T)` from [`mask_bias`].
-/// Writes the concatenated heads to `out (B*T, H)`.
-pub fn multi_head_attention(qkv: &[f32], bias: &[f32], shape: AttentionShape, out: &mut [f32]) {
-    let AttentionShape {
-        batch,
-        seq_len,
-        num_heads,
-        head_size,
-    } = shape;
+/// Attention of one (sequence, head): `context (T, d) = softmax(Q K^T / sqrt(d) + bias) V`.
+fn attend_one(
+    qkv: &[f32],
+    span: Span,
+    head: usize,
+    bias: Option<&[f32]>,
+    shape: AttentionShape,
+    scores: &mut Vec<f32>,
+    context: &mut [f32],
+) {
+    let (len, head_size) = (span.len, shape.head_size);
     let hidden = shape.hidden_size();
-    let qkv_stride = 3 * hidden;
-    assert_eq!(qkv.len(), batch * seq_len * qkv_stride, "qkv buffer size");
-    assert_eq!(bias.len(), batch * seq_len, "mask size");
-    assert_eq!(out.len(), batch * seq_len * hidden, "output buffer size");
-    if batch == 0 || seq_len == 0 || hidden == 0 {
+    let stride = 3 * hidden;
+    let base = span.start * stride + head * head_size;
+    let query = MatRef::new(&qkv[base..], len, head_size, stride, 1);
+    // K^T (d, T): a transposed view of the key rows.
+    let key_t = MatRef::new(&qkv[base + hidden..], head_size, len, 1, stride);
+    let value = MatRef::new(&qkv[base + 2 * hidden..], len, head_size, stride, 1);
+    scores.resize(len * len, 0.0);
+    let scale = 1.0 / (head_size as f32).sqrt();
+    // (T, T) = Q K^T / sqrt(d)
+    matmul(query, key_t, scores, len, scale, false, Parallelism::Single);
+    if let Some(bias) = bias {
+        let row_bias = &bias[span.start..span.start + len];
+        for row in scores.chunks_exact_mut(len) {
+            for (score, &mask) in row.iter_mut().zip(row_bias) {
+                *score += mask;
+            }
+        }
+    }
+    softmax_rows(scores, len);
+    // (T, d) = P V
+    let probs = MatRef::row_major(scores, len, len);
+    matmul(
+        probs,
+        value,
+        context,
+        head_size,
+        1.0,
+        false,
+        Parallelism::Single,
+    );
+}
+
+/// Multi-head attention over a fused projection `qkv (N, 3*H)` (Q, then K,
+/// then V columns, heads contiguous inside each), one independent attention
+/// per span (a padded batch row, or one packed sequence), parallel over
+/// spans x heads. `bias (N)` from [`mask_bias`] masks keys; packed sequences
+/// need none. Writes the concatenated heads to `out (N, H)`.
+pub fn multi_head_attention(
+    qkv: &[f32],
+    spans: &[Span],
+    bias: Option<&[f32]>,
+    shape: AttentionShape,
+    out: &mut [f32],
+) {
+    let hidden = shape.hidden_size();
+    let head_size = shape.head_size;
+    let rows = out.len() / hidden.max(1);
+    assert_eq!(qkv.len(), rows * 3 * hidden, "qkv buffer size");
+    assert!(bias.is_none_or(|b| b.len() == rows), "mask size");
+    assert!(
+        spans.iter().all(|span| span.start + span.len <= rows),
+        "span outside the token buffer"
+    );
+    if rows == 0 || hidden == 0 {
         return;
     }
-    let scale = 1.0 / (head_size as f32).sqrt();
-    // (B, heads, T, d): one contiguous chunk per task, then permuted into (B*T, H).
-    let mut per_head = vec![0.0f32; batch * num_heads * seq_len * head_size];
-    per_head
-        .par_chunks_mut(seq_len * head_size)
-        .enumerate()
-        .for_each_init(
-            || vec![0.0f32; seq_len * seq_len],
-            |scores, (task, context)| {
-                let (b, h) = (task / num_heads, task % num_heads);
-                let base = b * seq_len * qkv_stride + h * head_size;
-                let query = MatRef::new(&qkv[base..], seq_len, head_size, qkv_stride, 1);
-                // K^T (d, T): a transposed view of the key rows.
-                let key_t = MatRef::new(&qkv[base + hidden..], head_size, seq_len, 1, qkv_stride);
-                let value =
-                    MatRef::new(&qkv[base + 2 * hidden..], seq_len, head_size, qkv_stride, 1);
-                // (T, T) = Q K^T / sqrt(d)
-                matmul(
-                    query,
-                    key_t,
-                    scores,
-                    seq_len,
-                    scale,
-                    false,
-                    Parallelism::Single,
-                );
-                let row_bias = &bias[b * seq_len..(b + 1) * seq_len];
-                for row in scores.chunks_exact_mut(seq_len) {
-                    for (score, &mask) in row.iter_mut().zip(row_bias) {
-                        *score += mask;
-                    }
-                }
-                softmax_rows(scores, seq_len);
-                // (T, d) = P V
-                let probs = MatRef::row_major(scores, seq_len, seq_len);
-                matmul(
-                    probs,
-                    value,
-                    context,
-                    head_size,
-                    1.0,
-                    false,
-                    Parallelism::Single,
-                );
-            },
-        );
-    out.par_chunks_mut(hidden)
-        .enumerate()
-        .for_each(|(token, out_row)| {
-            let (b, t) = (token / seq_len, token % seq_len);
-            for (h, head_out) in out_row.chunks_exact_mut(head_size).enumerate() {
-                let start = ((b * num_heads + h) * seq_len + t) * head_size;
-                head_out.copy_from_slice(&per_head[start..start + head_size]);
-            }
+    // (span, head, T, d): one contiguous chunk per task, then copied into (N, H).
+    let mut per_head = vec![0.0f32; rows * hidden];
+    let mut tasks = Vec::with_capacity(spans.len() * shape.num_heads);
+    let mut rest: &mut [f32] = &mut per_head;
+    for span in spans {
+        for head in 0..shape.num_heads {
+            let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(span.len * head_size);
+            tasks.push((*span, head, chunk));
+            rest = tail;
+        }
+    }
+    tasks
+        .into_par_iter()
+        .for_each_init(Vec::new, |scores, (span, head, context)| {
+            attend_one(qkv, span, head, bias, shape, scores, context);
         });
+    let mut offset = 0;
+    for span in spans {
+        let block = &per_head[offset..offset + span.len * hidden];
+        let out_rows = &mut out[span.start * hidden..(span.start + span.len) * hidden];
+        out_rows
+            .par_chunks_mut(hidden)
+            .enumerate()
+            .for_each(|(t, out_row)| {
+                for (h, head_out) in out_row.chunks_exact_mut(head_size).enumerate() {
+                    let start = (h * span.len + t) * head_size;
+                    head_out.copy_from_slice(&block[start..start + head_size]);
+                }
+            });
+        offset += span.len * hidden;
+    }
 }
 
 #[cfg(test)]
@@ -110,10 +164,14 @@ mod tests {
     use super::*;
 
     /// Straightforward attention in f64 for one (batch, head).
-    fn naive(qkv: &[f32], mask: &[i64], shape: AttentionShape) -> Vec<f32> {
+    fn naive(
+        qkv: &[f32],
+        mask: &[i64],
+        batch: usize,
+        seq_len: usize,
+        shape: AttentionShape,
+    ) -> Vec<f32> {
         let AttentionShape {
-            batch,
-            seq_len,
             num_heads,
             head_size,
         } = shape;
@@ -151,21 +209,27 @@ mod tests {
 
     #[test]
     fn matches_naive_with_padding_and_empty_rows() {
+        let (batch, seq_len) = (3, 5);
         let shape = AttentionShape {
-            batch: 3,
-            seq_len: 5,
             num_heads: 2,
             head_size: 3,
         };
-        let len = shape.batch * shape.seq_len * 3 * shape.hidden_size();
+        let len = batch * seq_len * 3 * shape.hidden_size();
         let qkv: Vec<f32> = (0..len)
             .map(|i| ((i * 7919) % 97) as f32 / 40.0 - 1.2)
             .collect();
         // row 0 full, row 1 padded after 2 tokens, row 2 fully masked (uniform, as HF).
         let mask: Vec<i64> = vec![1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0];
-        let expected = naive(&qkv, &mask, shape);
+        let expected = naive(&qkv, &mask, batch, seq_len, shape);
         let mut out = vec![0.0; expected.len()];
-        multi_head_attention(&qkv, &mask_bias(&mask), shape, &mut out);
+        let bias = mask_bias(&mask);
+        multi_head_attention(
+            &qkv,
+            &padded_spans(batch, seq_len),
+            Some(&bias),
+            shape,
+            &mut out,
+        );
         let diff = out
             .iter()
             .zip(&expected)
@@ -173,5 +237,56 @@ mod tests {
             .fold(0.0f32, f32::max);
         println!("attention max abs diff {diff:e}");
         assert!(diff < 1e-5);
+    }
+
+    #[test]
+    fn packed_sequences_equal_their_padded_rows() {
+        let shape = AttentionShape {
+            num_heads: 3,
+            head_size: 2,
+        };
+        let hidden = shape.hidden_size();
+        let lengths = [4usize, 1, 3];
+        let seq_len = 4;
+        let padded_qkv: Vec<f32> = (0..lengths.len() * seq_len * 3 * hidden)
+            .map(|i| ((i * 31) % 23) as f32 / 10.0 - 1.0)
+            .collect();
+        let mask: Vec<i64> = lengths
+            .iter()
+            .flat_map(|&len| (0..seq_len).map(move |t| i64::from(t < len)))
+            .collect();
+        let bias = mask_bias(&mask);
+        let mut padded = vec![0.0; lengths.len() * seq_len * hidden];
+        let spans = padded_spans(lengths.len(), seq_len);
+        multi_head_attention(&padded_qkv, &spans, Some(&bias), shape, &mut padded);
+        // The same tokens without the padding rows.
+        let packed_qkv: Vec<f32> = padded_qkv
+            .chunks_exact(3 * hidden)
+            .zip(&mask)
+            .filter(|(_, &keep)| keep == 1)
+            .flat_map(|(row, _)| row.iter().copied())
+            .collect();
+        let total: usize = lengths.iter().sum();
+        let mut packed = vec![0.0; total * hidden];
+        multi_head_attention(
+            &packed_qkv,
+            &packed_spans(&lengths),
+            None,
+            shape,
+            &mut packed,
+        );
+        let kept: Vec<f32> = padded
+            .chunks_exact(hidden)
+            .zip(&mask)
+            .filter(|(_, &keep)| keep == 1)
+            .flat_map(|(row, _)| row.iter().copied())
+            .collect();
+        let diff = kept
+            .iter()
+            .zip(&packed)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        println!("packed vs padded attention max abs diff {diff:e}");
+        assert!(diff < 1e-6);
     }
 }

@@ -3,8 +3,10 @@
 //! (`BertLayer`, `BertPooler`, `BertModel` in transformers'
 //! `models/bert/modeling_bert.py`); weight names are HF's.
 
-use crate::attention::{mask_bias, multi_head_attention, AttentionShape};
-use crate::config::{Activation, EncoderConfig};
+use crate::attention::{
+    mask_bias, multi_head_attention, packed_spans, padded_spans, AttentionShape, Span,
+};
+use crate::config::EncoderConfig;
 use crate::embeddings::Embeddings;
 use crate::error::{Error, Result};
 use crate::linear::Linear;
@@ -123,19 +125,20 @@ impl Layer {
         })
     }
 
-    /// `hidden (B*T, H)` in place.
+    /// `hidden (N, H)` in place; `spans` are the sequences among the N rows.
     fn forward(
         &self,
         hidden: &mut [f32],
-        bias: &[f32],
+        spans: &[Span],
+        bias: Option<&[f32]>,
         shape: AttentionShape,
-        activation: Activation,
-        eps: f64,
+        config: &EncoderConfig,
         work: &mut Workspace,
     ) {
-        let rows = shape.batch * shape.seq_len;
+        let rows = hidden.len() / config.hidden_size;
+        let (activation, eps) = (config.hidden_act, config.layer_norm_eps);
         self.qkv.forward(hidden, rows, &mut work.qkv);
-        multi_head_attention(&work.qkv, bias, shape, &mut work.context);
+        multi_head_attention(&work.qkv, spans, bias, shape, &mut work.context);
         self.attention_output
             .forward(&work.context, rows, &mut work.attention_out);
         let norm = &self.attention_norm;
@@ -162,14 +165,19 @@ pub struct Pooler {
 }
 
 impl Pooler {
-    fn forward(&self, hidden: &[f32], batch: usize, seq_len: usize) -> Vec<f32> {
+    /// (sequences, H) from the first token of each span of `hidden (N, H)`.
+    fn forward(&self, hidden: &[f32], spans: &[Span]) -> Vec<f32> {
         let size = self.dense.in_features();
-        let first_tokens: Vec<f32> = hidden
-            .chunks_exact(seq_len * size)
-            .flat_map(|sequence| sequence[..size].iter().copied())
+        let first_tokens: Vec<f32> = spans
+            .iter()
+            .flat_map(|span| {
+                hidden[span.start * size..(span.start + 1) * size]
+                    .iter()
+                    .copied()
+            })
             .collect();
-        let mut pooled = vec![0.0; batch * self.dense.out_features()];
-        self.dense.forward(&first_tokens, batch, &mut pooled);
+        let mut pooled = vec![0.0; spans.len() * self.dense.out_features()];
+        self.dense.forward(&first_tokens, spans.len(), &mut pooled);
         pooled.iter_mut().for_each(|value| *value = value.tanh());
         pooled
     }
@@ -247,63 +255,49 @@ impl Encoder {
         self.pooler.is_some()
     }
 
-    /// Check inputs of shape (batch, seq_len) before any compute.
-    fn validate(
+    /// Ids and token types in range (shared by the padded and packed paths).
+    fn validate_tokens(
         &self,
         input_ids: &[i64],
-        attention_mask: &[i64],
         token_type_ids: &[i64],
-        batch: usize,
-        seq_len: usize,
+        row_len: usize,
     ) -> Result<()> {
-        let tokens = batch
-            .checked_mul(seq_len)
-            .ok_or_else(|| Error::input("batch x sequence length overflows"))?;
-        for (name, values) in [
-            ("input_ids", input_ids),
-            ("attention_mask", attention_mask),
-            ("token_type_ids", token_type_ids),
-        ] {
-            if values.len() != tokens {
-                return Err(Error::input(format!(
-                    "{name} has {} values, expected batch {batch} x sequence {seq_len}",
-                    values.len()
-                )));
-            }
-        }
         let config = &self.config;
-        if seq_len > config.max_position_embeddings {
+        if token_type_ids.len() != input_ids.len() {
             return Err(Error::input(format!(
-                "sequence length {seq_len} exceeds max_position_embeddings {}",
-                config.max_position_embeddings
+                "token_type_ids has {} values, input_ids {}",
+                token_type_ids.len(),
+                input_ids.len()
             )));
         }
-        let check_range = |name: &str, values: &[i64], limit: usize, what: &str| -> Result<()> {
-            match values
-                .iter()
-                .position(|&v| v < 0 || v as u64 >= limit as u64)
-            {
-                None => Ok(()),
-                Some(index) => Err(Error::input(format!(
-                    "{name}[{}, {}] = {} is outside [0, {limit}) ({what})",
-                    index / seq_len.max(1),
-                    index % seq_len.max(1),
-                    values[index]
-                ))),
-            }
-        };
-        check_range("input_ids", input_ids, config.vocab_size, "vocab_size")?;
-        check_range("attention_mask", attention_mask, 2, "a mask holds 0 or 1")?;
+        check_range(
+            "input_ids",
+            input_ids,
+            config.vocab_size,
+            "vocab_size",
+            row_len,
+        )?;
         check_range(
             "token_type_ids",
             token_type_ids,
             config.type_vocab_size.max(1),
             "type_vocab_size",
-        )?;
+            row_len,
+        )
+    }
+
+    fn check_length(&self, len: usize) -> Result<()> {
+        let limit = self.config.max_position_embeddings;
+        if len > limit {
+            return Err(Error::input(format!(
+                "sequence length {len} exceeds max_position_embeddings {limit}"
+            )));
+        }
         Ok(())
     }
 
-    /// Run the encoder on (batch, seq_len) inputs, on the oxiformer pool.
+    /// Run the encoder on a padded batch: (batch, seq_len) inputs, HF's
+    /// semantics for the mask (padded rows are computed and returned too).
     pub fn forward(
         &self,
         input_ids: &[i64],
@@ -313,59 +307,107 @@ impl Encoder {
         seq_len: usize,
         output_hidden_states: bool,
     ) -> Result<EncoderOutput> {
-        self.validate(input_ids, attention_mask, token_type_ids, batch, seq_len)?;
+        let tokens = batch
+            .checked_mul(seq_len)
+            .ok_or_else(|| Error::input("batch x sequence length overflows"))?;
+        if input_ids.len() != tokens || attention_mask.len() != tokens {
+            return Err(Error::input(format!(
+                "input_ids and attention_mask must hold batch {batch} x sequence {seq_len} values"
+            )));
+        }
+        if seq_len == 0 && batch > 0 {
+            return Err(Error::input("the sequences are empty (sequence length 0)"));
+        }
+        self.check_length(seq_len)?;
+        self.validate_tokens(input_ids, token_type_ids, seq_len)?;
+        check_range(
+            "attention_mask",
+            attention_mask,
+            2,
+            "a mask holds 0 or 1",
+            seq_len,
+        )?;
+        let positions: Vec<usize> = (0..tokens).map(|token| token % seq_len.max(1)).collect();
+        let spans = padded_spans(batch, seq_len);
+        let bias = mask_bias(attention_mask);
         threads::run(|| {
-            self.forward_validated(
+            self.run(
                 input_ids,
-                attention_mask,
                 token_type_ids,
-                batch,
-                seq_len,
+                &positions,
+                &spans,
+                Some(&bias),
                 output_hidden_states,
             )
         })
     }
 
-    fn forward_validated(
+    /// Run the encoder on packed sequences: the tokens of every sequence back
+    /// to back (`lengths` gives each sequence's length), no padding and no
+    /// mask. Attention runs per sequence; everything else on all tokens at
+    /// once. `last_hidden_state` is (sum(lengths), H); `pooler_output`, one
+    /// row per sequence. Equals the padded path on the unpadded positions.
+    pub fn forward_packed(
         &self,
         input_ids: &[i64],
-        attention_mask: &[i64],
         token_type_ids: &[i64],
-        batch: usize,
-        seq_len: usize,
+        lengths: &[usize],
+        output_hidden_states: bool,
+    ) -> Result<EncoderOutput> {
+        let mut total = 0usize;
+        for (index, &len) in lengths.iter().enumerate() {
+            if len == 0 {
+                return Err(Error::input(format!("packed sequence {index} is empty")));
+            }
+            self.check_length(len)?;
+            total = total
+                .checked_add(len)
+                .ok_or_else(|| Error::input("total length overflows"))?;
+        }
+        if input_ids.len() != total {
+            return Err(Error::input(format!(
+                "input_ids has {} tokens, the lengths add up to {total}",
+                input_ids.len()
+            )));
+        }
+        self.validate_tokens(input_ids, token_type_ids, 0)?;
+        let positions: Vec<usize> = lengths.iter().flat_map(|&len| 0..len).collect();
+        let spans = packed_spans(lengths);
+        threads::run(|| {
+            self.run(
+                input_ids,
+                token_type_ids,
+                &positions,
+                &spans,
+                None,
+                output_hidden_states,
+            )
+        })
+    }
+
+    /// Embeddings, every layer, the pooler: on the current pool, inputs valid.
+    fn run(
+        &self,
+        input_ids: &[i64],
+        token_type_ids: &[i64],
+        positions: &[usize],
+        spans: &[Span],
+        bias: Option<&[f32]>,
         output_hidden_states: bool,
     ) -> EncoderOutput {
         let config = &self.config;
-        let tokens = batch * seq_len;
+        let tokens = input_ids.len();
         let mut hidden = vec![0.0f32; tokens * config.hidden_size];
-        if tokens == 0 {
-            return EncoderOutput {
-                last_hidden_state: hidden,
-                pooler_output: self.pooler.as_ref().map(|_| vec![0.0; 0]),
-                hidden_states: output_hidden_states
-                    .then(|| vec![Vec::new(); config.num_hidden_layers + 1]),
-            };
-        }
         self.embeddings
-            .forward(input_ids, token_type_ids, seq_len, &mut hidden);
+            .forward(input_ids, token_type_ids, positions, &mut hidden);
         let mut hidden_states = output_hidden_states.then(|| vec![hidden.clone()]);
-        let bias = mask_bias(attention_mask);
         let shape = AttentionShape {
-            batch,
-            seq_len,
             num_heads: config.num_attention_heads,
             head_size: config.head_size(),
         };
         let mut work = Workspace::new(config, tokens);
         for layer in &self.layers {
-            layer.forward(
-                &mut hidden,
-                &bias,
-                shape,
-                config.hidden_act,
-                config.layer_norm_eps,
-                &mut work,
-            );
+            layer.forward(&mut hidden, spans, bias, shape, config, &mut work);
             if let Some(states) = hidden_states.as_mut() {
                 states.push(hidden.clone());
             }
@@ -373,11 +415,32 @@ impl Encoder {
         let pooler_output = self
             .pooler
             .as_ref()
-            .map(|pooler| pooler.forward(&hidden, batch, seq_len));
+            .map(|pooler| pooler.forward(&hidden, spans));
         EncoderOutput {
             last_hidden_state: hidden,
             pooler_output,
             hidden_states,
+        }
+    }
+}
+
+/// An error naming the first value of `values` outside `[0, limit)`; positions
+/// are reported as (row, column) when `row_len > 0`, else as a flat index.
+fn check_range(name: &str, values: &[i64], limit: usize, what: &str, row_len: usize) -> Result<()> {
+    match values
+        .iter()
+        .position(|&v| v < 0 || v as u64 >= limit as u64)
+    {
+        None => Ok(()),
+        Some(index) => {
+            let at = match index.checked_div(row_len) {
+                Some(row) => format!("[{row}, {}]", index % row_len),
+                None => format!("[{index}]"),
+            };
+            Err(Error::input(format!(
+                "{name}{at} = {} is outside [0, {limit}) ({what})",
+                values[index]
+            )))
         }
     }
 }

@@ -101,12 +101,13 @@ impl Embeddings {
         })
     }
 
-    /// `out (B*T, H)` for already validated `input_ids`, `token_type_ids` (B*T).
+    /// `out (N, H)` for already validated `input_ids`, `token_type_ids` and
+    /// `positions` (N each).
     pub fn forward(
         &self,
         input_ids: &[i64],
         token_type_ids: &[i64],
-        seq_len: usize,
+        positions: &[usize],
         out: &mut [f32],
     ) {
         let hidden = self.hidden_size;
@@ -122,7 +123,7 @@ impl Embeddings {
                         *value += t;
                     }
                 }
-                let position_start = (token % seq_len) * hidden;
+                let position_start = positions[token] * hidden;
                 let positions = &self.position[position_start..position_start + hidden];
                 for (value, &p) in row.iter_mut().zip(positions) {
                     *value += p;

@@ -37,6 +37,17 @@ class Encoder:
         npt.NDArray[np.float32] | None,
         list[npt.NDArray[np.float32]] | None,
     ]: ...
+    def forward_packed(
+        self,
+        input_ids: npt.NDArray[np.int64],
+        token_type_ids: npt.NDArray[np.int64],
+        lengths: npt.NDArray[np.int64],
+        output_hidden_states: bool = False,
+    ) -> tuple[
+        npt.NDArray[np.float32],
+        npt.NDArray[np.float32] | None,
+        list[npt.NDArray[np.float32]] | None,
+    ]: ...
 
 class Encoding:
     @property

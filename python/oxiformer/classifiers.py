@@ -37,7 +37,8 @@ TextInput = Union[str, TextPair]
 def softmax(logits: FloatArray) -> FloatArray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
-    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+    probs: FloatArray = (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return probs
 
 
 def cross_entropy(
@@ -233,7 +234,7 @@ class SequenceClassifier(_Classifier):
                 )
             else:
                 encoded = tokenizer(
-                    list(batch),
+                    [item for item in batch if isinstance(item, str)],
                     padding=True,
                     truncation=True,
                     max_length=self.max_length,

@@ -20,7 +20,7 @@ from oxiformer.config import config_path, load_config
 from oxiformer.errors import InputError
 from oxiformer.weights import find_weights, has_pooler, read_tensors, select_encoder_tensors
 
-__all__ = ["Encoder", "EncoderOutput"]
+__all__ = ["Encoder", "EncoderOutput", "PackedEncoderOutput", "pack"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 FloatArray = npt.NDArray[np.float32]
@@ -37,6 +37,43 @@ class EncoderOutput:
     """(batch, hidden): dense + tanh on the first token, when the model has a pooler."""
     hidden_states: tuple[FloatArray, ...] | None = None
     """The embeddings output, then each layer's output, when asked for."""
+
+
+@dataclass(frozen=True)
+class PackedEncoderOutput:
+    """The encoder's output on packed sequences: every sequence's tokens back to back."""
+
+    last_hidden_state: FloatArray
+    """(total tokens, hidden) float32."""
+    lengths: IntArray
+    """(sequences,) tokens of each sequence."""
+    pooler_output: FloatArray | None = None
+    """(sequences, hidden), when the model has a pooler."""
+    hidden_states: tuple[FloatArray, ...] | None = None
+    """(total tokens, hidden) each: the embeddings output, then each layer's output."""
+
+    @property
+    def offsets(self) -> IntArray:
+        """(sequences,) index of each sequence's first token."""
+        return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+
+    def split(self) -> list[FloatArray]:
+        """One (length, hidden) view per sequence."""
+        return np.split(self.last_hidden_state, np.cumsum(self.lengths)[:-1])
+
+
+def pack(
+    input_ids: IntArray, attention_mask: IntArray, token_type_ids: IntArray
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Right-padded (batch, seq) arrays -> (ids, token types, lengths) of packed sequences.
+
+    Every mask row must be ones then zeros (right padding): positions would differ otherwise.
+    """
+    lengths = attention_mask.sum(axis=1).astype(np.int64)
+    prefix = np.arange(attention_mask.shape[1])[None, :] < lengths[:, None]
+    if not np.array_equal(attention_mask.astype(bool), prefix):
+        raise InputError("packing needs right-padded rows (each mask row ones, then zeros)")
+    return input_ids[prefix], token_type_ids[prefix], lengths
 
 
 def _as_ids(name: str, value: Any, shape: tuple[int, ...] | None = None) -> IntArray:
@@ -152,6 +189,34 @@ class Encoder:
         last, pooled, states = self._core.forward(ids, mask, types, output_hidden_states)
         return EncoderOutput(
             last_hidden_state=last,
+            pooler_output=pooled,
+            hidden_states=None if states is None else tuple(states),
+        )
+
+    def encode_packed(
+        self,
+        input_ids: npt.ArrayLike,
+        lengths: npt.ArrayLike,
+        token_type_ids: npt.ArrayLike | None = None,
+        output_hidden_states: bool = False,
+    ) -> PackedEncoderOutput:
+        """Run packed sequences: ``input_ids`` (total,) holds every sequence's tokens back to
+        back, ``lengths`` (sequences,) their lengths. No padding is computed: attention runs
+        per sequence, everything else on all tokens at once. Equals calling the encoder on the
+        padded batch, at the unpadded positions (float sums may be ordered differently)."""
+        ids = np.ascontiguousarray(_as_ids("input_ids", np.asarray(input_ids)[None, :])[0])
+        sizes = np.ascontiguousarray(_as_ids("lengths", np.asarray(lengths)[None, :])[0])
+        types = (
+            np.zeros_like(ids)
+            if token_type_ids is None
+            else np.ascontiguousarray(
+                _as_ids("token_type_ids", np.asarray(token_type_ids)[None, :], (1, ids.size))[0]
+            )
+        )
+        hidden, pooled, states = self._core.forward_packed(ids, types, sizes, output_hidden_states)
+        return PackedEncoderOutput(
+            last_hidden_state=hidden,
+            lengths=sizes,
             pooler_output=pooled,
             hidden_states=None if states is None else tuple(states),
         )

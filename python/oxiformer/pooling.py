@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from oxiformer.errors import ConfigError
 
-__all__ = ["Pooling", "normalize"]
+__all__ = ["Pooling", "normalize", "pool_packed"]
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -83,7 +83,26 @@ class Pooling:
         return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
 
 
+def pool_packed(pooling: Pooling, hidden: FloatArray, lengths: npt.NDArray[np.int64]) -> FloatArray:
+    """The same poolings on packed sequences: ``hidden`` (total, H), ``lengths`` (S,)."""
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    counts = lengths.astype(np.float32)[:, None]  # (S, 1)
+    parts: list[npt.NDArray[np.floating[Any]]] = []
+    for mode in pooling.modes:
+        if mode == "cls_token":
+            parts.append(hidden[starts])
+        elif mode == "max_tokens":
+            parts.append(np.maximum.reduceat(hidden, starts, axis=0))
+        elif mode == "mean_tokens":
+            parts.append(np.add.reduceat(hidden, starts, axis=0) / counts)
+        else:  # mean_sqrt_len_tokens
+            parts.append(np.add.reduceat(hidden, starts, axis=0) / np.sqrt(counts))
+    pooled: FloatArray = np.concatenate(parts, axis=1).astype(np.float32, copy=False)
+    return pooled
+
+
 def normalize(embeddings: FloatArray) -> FloatArray:
     """L2-normalize the last axis (``torch.nn.functional.normalize``, eps 1e-12)."""
     norms = np.linalg.norm(embeddings, axis=-1, keepdims=True)
-    return (embeddings / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    unit: FloatArray = (embeddings / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    return unit

@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from oxiformer.errors import ConfigError, InputError
-from oxiformer.model import Encoder, PathLike
-from oxiformer.pooling import Pooling, normalize
+from oxiformer.model import Encoder, PathLike, pack
+from oxiformer.pooling import Pooling, normalize, pool_packed
 from oxiformer.pretrained import model_dir
 from oxiformer.tokenizer import Tokenizer
 
@@ -163,14 +163,16 @@ class SentenceEncoder:
                 truncation=True,
                 max_length=self.max_seq_length,
             )
-            mask = batch["attention_mask"]
-            hidden = self.encoder(batch["input_ids"], mask, batch["token_type_ids"])
+            # Packed: only the real tokens are computed, no padding.
+            ids, types, lengths = pack(
+                batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+            )
+            hidden = self.encoder.encode_packed(ids, lengths, types)
             if output_value == "token_embeddings":
-                lengths = mask.sum(axis=1)
-                for row, index in enumerate(indices):
-                    results[index] = hidden.last_hidden_state[row, : lengths[row]].copy()
+                for index, tokens in zip(indices, hidden.split()):
+                    results[index] = tokens.copy()
                 continue
-            embeddings = self.pooling(hidden.last_hidden_state, mask)
+            embeddings = pool_packed(self.pooling, hidden.last_hidden_state, lengths)
             if self.normalize or normalize_embeddings:
                 embeddings = normalize(embeddings)
             for row, index in enumerate(indices):

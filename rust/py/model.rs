@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use numpy::{
-    IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray2, PyReadonlyArrayDyn,
-    PyUntypedArrayMethods,
+    IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyReadonlyArrayDyn, PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -70,6 +70,12 @@ fn sinusoidal_positions(
     let table = py.detach(|| sinusoidal_table(num_positions, dim));
     table.into_pyarray(py).reshape([num_positions, dim])
 }
+
+type PackedOutput<'py> = (
+    Bound<'py, PyArray2<f32>>,
+    Option<Bound<'py, PyArray2<f32>>>,
+    Option<Vec<Bound<'py, PyArray2<f32>>>>,
+);
 
 type ForwardOutput<'py> = (
     Bound<'py, PyArray3<f32>>,
@@ -173,6 +179,47 @@ impl PyEncoder {
         let hidden_states = output
             .hidden_states
             .map(|states| states.into_iter().map(to_3d).collect::<PyResult<Vec<_>>>())
+            .transpose()?;
+        Ok((last_hidden_state, pooler_output, hidden_states))
+    }
+
+    /// Packed sequences: `input_ids`, `token_type_ids` (N,) back to back, `lengths` (S,).
+    /// `(last_hidden_state (N, H), pooler_output (S, H) | None, hidden_states | None)`.
+    #[pyo3(signature = (input_ids, token_type_ids, lengths, output_hidden_states = false))]
+    fn forward_packed<'py>(
+        &self,
+        py: Python<'py>,
+        input_ids: PyReadonlyArray1<'py, i64>,
+        token_type_ids: PyReadonlyArray1<'py, i64>,
+        lengths: PyReadonlyArray1<'py, i64>,
+        output_hidden_states: bool,
+    ) -> PyResult<PackedOutput<'py>> {
+        let contiguous = |name: &str| Error::input(format!("{name} must be contiguous"));
+        let ids = input_ids.as_slice().map_err(|_| contiguous("input_ids"))?;
+        let types = token_type_ids
+            .as_slice()
+            .map_err(|_| contiguous("token_type_ids"))?;
+        let lengths = lengths
+            .as_slice()
+            .map_err(|_| contiguous("lengths"))?
+            .iter()
+            .map(|&len| {
+                usize::try_from(len).map_err(|_| Error::input(format!("negative length {len}")))
+            })
+            .collect::<Result<Vec<usize>, Error>>()?;
+        let encoder = Arc::clone(&self.inner);
+        let output =
+            py.detach(|| encoder.forward_packed(ids, types, &lengths, output_hidden_states))?;
+        let hidden = encoder.config().hidden_size;
+        let to_2d = |data: Vec<f32>| -> PyResult<Bound<'py, PyArray2<f32>>> {
+            let rows = data.len() / hidden.max(1);
+            data.into_pyarray(py).reshape([rows, hidden])
+        };
+        let last_hidden_state = to_2d(output.last_hidden_state)?;
+        let pooler_output = output.pooler_output.map(to_2d).transpose()?;
+        let hidden_states = output
+            .hidden_states
+            .map(|states| states.into_iter().map(to_2d).collect::<PyResult<Vec<_>>>())
             .transpose()?;
         Ok((last_hidden_state, pooler_output, hidden_states))
     }

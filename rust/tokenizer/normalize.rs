@@ -267,7 +267,12 @@ impl Normalizer {
         let mut pending = std::mem::take(&mut self.pending);
         let mut queue = std::mem::take(&mut self.queue);
         queue.clear();
-        queue.extend(pending.iter().filter(|mark| mark.first).map(|mark| mark.origin));
+        queue.extend(
+            pending
+                .iter()
+                .filter(|mark| mark.first)
+                .map(|mark| mark.origin),
+        );
         pending.sort_by_key(|mark| mark.class);
         let mut consumed = queue.iter();
         let mut last = self.last_origin;

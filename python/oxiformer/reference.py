@@ -1,0 +1,313 @@
+"""The BERT encoder forward pass in plain NumPy: the oracle the Rust core is tested against.
+
+Slow and readable on purpose. It mirrors Hugging Face ``transformers``' ``BertModel`` with eager
+attention (``modeling_bert.py``): embeddings, then ``num_hidden_layers`` post-LayerNorm layers,
+then the optional pooler. Shapes are written as ``# (B, T, H)``: batch, sequence, hidden.
+Everything runs in the ``dtype`` asked for (float32 or float64); only erf and the sinusoidal
+table are evaluated in float64 and rounded.
+
+``tensors`` are the encoder's tensors under their HF names without the ``bert.`` prefix, as
+returned by :func:`oxiformer.weights.select_encoder_tensors`; ``config`` is the normalized
+configuration of :func:`oxiformer.config.load_config`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from oxiformer.errors import InputError
+
+__all__ = [
+    "attention",
+    "embeddings",
+    "encoder_layer",
+    "erf",
+    "forward",
+    "gelu",
+    "gelu_tanh",
+    "layer_norm",
+    "linear",
+    "relu",
+    "sinusoidal_positions",
+    "softmax",
+]
+
+Array = npt.NDArray[np.floating[Any]]
+Tensors = Mapping[str, npt.NDArray[Any]]
+
+# W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23
+# (1969), as implemented in his SPECFUN routine CALERF: erf on |x| <= 0.46875, erfc beyond.
+_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
+          3.20937758913846947e03, 1.85777706184603153e-1)  # fmt: skip
+_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
+          2.84423683343917062e03)  # fmt: skip
+_ERFC_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
+           2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
+           2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)  # fmt: skip
+_ERFC_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+           1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+           3.43936767414372164e03, 1.23033935480374942e03)  # fmt: skip
+_ERFC_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+           1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)  # fmt: skip
+_ERFC_Q = (2.56852019228982242e00, 1.87295284992346725e00, 5.27905102951428412e-1,
+           6.05183413124413191e-2, 2.33520497626869185e-3)  # fmt: skip
+_ONE_OVER_SQRT_PI = 5.6418958354775628695e-1
+_ERFC_XBIG = 26.543
+
+
+def erf(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The error function, elementwise, in float64 (Cody's rational approximations)."""
+    values = np.asarray(x, dtype=np.float64)
+    y = np.abs(values)
+    result: npt.NDArray[np.float64] = values.copy()  # NaN stays NaN
+    small = y <= 0.46875
+    result[small] = _erf_small(values[small])
+    middle = (y > 0.46875) & (y <= 4.0)
+    result[middle] = np.copysign(0.5 - _erfc_middle(y[middle]) + 0.5, values[middle])
+    large = y > 4.0
+    result[large] = np.copysign(0.5 - _erfc_large(y[large]) + 0.5, values[large])
+    return result
+
+
+def _erf_small(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """erf(x) = x * R(x^2) for |x| <= 0.46875."""
+    ysq = x * x
+    num, den = _ERF_A[4] * ysq, ysq
+    for a, b in zip(_ERF_A[:3], _ERF_B[:3]):
+        num, den = (num + a) * ysq, (den + b) * ysq
+    return x * (num + _ERF_A[3]) / (den + _ERF_B[3])
+
+
+def _erfc_middle(y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """erfc(y) = exp(-y^2) * R(y) for 0.46875 < y <= 4."""
+    num, den = _ERFC_C[8] * y, y
+    for c, d in zip(_ERFC_C[:7], _ERFC_D[:7]):
+        num, den = (num + c) * y, (den + d) * y
+    return _exp_minus_square(y) * (num + _ERFC_C[7]) / (den + _ERFC_D[7])
+
+
+def _erfc_large(y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """erfc(y) = exp(-y^2) / y * (1/sqrt(pi) + R(1/y^2) / y^2) for y > 4.
+
+    Beyond Cody's XBIG = 26.543 erfc(y) underflows: it is 0 there (and y^2 may overflow).
+    """
+    y = np.minimum(y, _ERFC_XBIG)  # the values past XBIG are replaced by 0 below
+    inv_sq = 1.0 / (y * y)
+    num, den = _ERFC_P[5] * inv_sq, inv_sq
+    for p, q in zip(_ERFC_P[:4], _ERFC_Q[:4]):
+        num, den = (num + p) * inv_sq, (den + q) * inv_sq
+    tail = (_ONE_OVER_SQRT_PI - inv_sq * (num + _ERFC_P[4]) / (den + _ERFC_Q[4])) / y
+    return np.where(y < _ERFC_XBIG, _exp_minus_square(y) * tail, 0.0)
+
+
+def _exp_minus_square(y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """exp(-y^2) as exp(-r^2) * exp(-(y - r)(y + r)), r = y rounded down to 1/16.
+
+    The split keeps y^2 from being rounded before the exponential (Cody's trick).
+    """
+    rounded = np.floor(y * 16.0) / 16.0
+    with np.errstate(under="ignore"):
+        return np.exp(-rounded * rounded) * np.exp(-(y - rounded) * (y + rounded))
+
+
+def gelu(x: Array) -> Array:
+    """GELU with the exact erf: x * Phi(x) (HF ``gelu``)."""
+    phi = 0.5 * (1.0 + erf(x.astype(np.float64) / math.sqrt(2.0)))
+    return x * phi.astype(x.dtype)
+
+
+def gelu_tanh(x: Array) -> Array:
+    """GELU, tanh approximation (HF ``gelu_new`` / ``gelu_pytorch_tanh``)."""
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def relu(x: Array) -> Array:
+    return np.maximum(x, 0)
+
+
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "gelu": gelu,
+    "gelu_tanh": gelu_tanh,
+    "relu": relu,
+}
+
+
+def linear(x: Array, weight: Array, bias: Array) -> Array:
+    """``x @ weight.T + bias``; ``weight`` is (out, in) as in ``torch.nn.Linear``."""
+    rows = x.reshape(-1, x.shape[-1])  # (N, in): one 2-D matmul is much faster than a stack
+    out: Array = (rows @ weight.T + bias).reshape(*x.shape[:-1], weight.shape[0])  # (..., out)
+    return out
+
+
+def layer_norm(x: Array, weight: Array, bias: Array, eps: float) -> Array:
+    """LayerNorm over the last axis, with the biased variance as ``torch.nn.LayerNorm``."""
+    mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
+    centered = x - mean
+    variance = (centered * centered).mean(axis=-1, keepdims=True)  # (..., 1)
+    normalized: Array = centered / np.sqrt(variance + x.dtype.type(eps))
+    return normalized * weight + bias
+
+
+def softmax(x: Array, axis: int = -1) -> Array:
+    shifted = np.exp(x - x.max(axis=axis, keepdims=True))
+    probs: Array = shifted / shifted.sum(axis=axis, keepdims=True)
+    return probs
+
+
+def attention(q: Array, k: Array, v: Array, mask_bias: Array, num_heads: int) -> Array:
+    """Multi-head scaled dot-product attention.
+
+    ``q``, ``k``, ``v``: (B, T, H); ``mask_bias``: (B, T), added to every query's scores
+    over the keys (0 to attend, a huge negative number to ignore).
+    """
+    batch, seq, hidden = q.shape
+    head_size = hidden // num_heads
+
+    def split_heads(x: Array) -> Array:
+        heads: Array = x.reshape(batch, seq, num_heads, head_size).transpose(0, 2, 1, 3)
+        return heads  # (B, N, T, D)
+
+    # einsum rather than a stack of small matmuls: same sums, and no BLAS threads to stall.
+    scale = q.dtype.type(head_size**-0.5)
+    scores = np.einsum("bntd,bnsd->bnts", split_heads(q), split_heads(k)) * scale  # (B, N, T, T)
+    scores = scores + mask_bias[:, None, None, :]
+    probs = softmax(scores, axis=-1)  # (B, N, T, T)
+    context = np.einsum("bnts,bnsd->bntd", probs, split_heads(v))  # (B, N, T, D)
+    merged: Array = context.transpose(0, 2, 1, 3).reshape(batch, seq, hidden)  # (B, T, H)
+    return merged
+
+
+def sinusoidal_positions(num_positions: int, dim: int) -> npt.NDArray[np.float64]:
+    """The fixed encoding of "Attention Is All You Need": sin at even, cos at odd columns."""
+    positions = np.arange(num_positions, dtype=np.float64)[:, None]  # (P, 1)
+    columns = np.arange(dim)
+    angles = positions / np.power(10000.0, 2 * (columns // 2) / dim)  # (P, dim)
+    table = np.empty((num_positions, dim), dtype=np.float64)
+    table[:, 0::2] = np.sin(angles[:, 0::2])
+    table[:, 1::2] = np.cos(angles[:, 1::2])
+    return table
+
+
+def embeddings(
+    tensors: Tensors,
+    config: Mapping[str, Any],
+    input_ids: npt.NDArray[np.integer[Any]],
+    token_type_ids: npt.NDArray[np.integer[Any]],
+    dtype: type[np.floating[Any]],
+) -> Array:
+    """Word + token type + position embeddings, then LayerNorm (HF ``BertEmbeddings``)."""
+    seq = input_ids.shape[1]
+    words = tensors["embeddings.word_embeddings.weight"]  # (V, H)
+    hidden = words[input_ids].astype(dtype)  # (B, T, H); look up first, then convert
+    if config["type_vocab_size"] > 0:
+        token_types = _param(tensors, "embeddings.token_type_embeddings.weight", dtype)
+        hidden = hidden + token_types[token_type_ids]  # (B, T, H)
+    if config["position_embedding_type"] == "sinusoidal":
+        positions = sinusoidal_positions(seq, config["hidden_size"]).astype(dtype)  # (T, H)
+    else:
+        positions = _param(tensors, "embeddings.position_embeddings.weight", dtype)[:seq]
+    hidden = hidden + positions  # (B, T, H)
+    return _layer_norm_named(tensors, "embeddings.LayerNorm", hidden, config)
+
+
+def encoder_layer(
+    tensors: Tensors, config: Mapping[str, Any], index: int, hidden: Array, mask_bias: Array
+) -> Array:
+    """One post-LayerNorm layer (HF ``BertLayer``): attention block, then feed-forward block."""
+    prefix = f"encoder.layer.{index}."
+
+    def dense(name: str, x: Array) -> Array:
+        weight = _param(tensors, prefix + name + ".weight", hidden.dtype.type)
+        return linear(x, weight, _param(tensors, prefix + name + ".bias", hidden.dtype.type))
+
+    q = dense("attention.self.query", hidden)  # (B, T, H)
+    k = dense("attention.self.key", hidden)  # (B, T, H)
+    v = dense("attention.self.value", hidden)  # (B, T, H)
+    context = attention(q, k, v, mask_bias, config["num_attention_heads"])  # (B, T, H)
+    attended: Array = dense("attention.output.dense", context) + hidden  # (B, T, H)
+    attended = _layer_norm_named(tensors, prefix + "attention.output.LayerNorm", attended, config)
+    activation = ACTIVATIONS[config["hidden_act"]]
+    intermediate = activation(dense("intermediate.dense", attended))  # (B, T, I)
+    output = dense("output.dense", intermediate) + attended  # (B, T, H)
+    return _layer_norm_named(tensors, prefix + "output.LayerNorm", output, config)
+
+
+def forward(
+    tensors: Tensors,
+    config: Mapping[str, Any],
+    input_ids: npt.ArrayLike,
+    attention_mask: npt.ArrayLike | None = None,
+    token_type_ids: npt.ArrayLike | None = None,
+    *,
+    dtype: type[np.floating[Any]] = np.float32,
+    with_pooler: bool = False,
+) -> dict[str, Any]:
+    """Run the encoder on ``input_ids`` (B, T).
+
+    Returns ``last_hidden_state`` (B, T, H), ``hidden_states`` (the embeddings output, then
+    the output of each layer) and, with ``with_pooler``, ``pooler_output`` (B, H).
+    The mask defaults to all ones and token types to zeros. Padding is masked as in HF eager
+    attention: ``(1 - mask) * finfo(dtype).min`` is added to the scores, so a row with no
+    position to attend to attends uniformly to all of them.
+    """
+    ids = _ids(input_ids, "input_ids", None)
+    mask = _ids(attention_mask, "attention_mask", ids) if attention_mask is not None else None
+    types = _ids(token_type_ids, "token_type_ids", ids) if token_type_ids is not None else None
+    if ids.min(initial=0) < 0 or ids.max(initial=0) >= config["vocab_size"]:
+        raise InputError(f"input_ids must lie in [0, {config['vocab_size']})")
+    if ids.shape[1] > config["max_position_embeddings"]:
+        raise InputError(
+            f"sequence length {ids.shape[1]} exceeds max_position_embeddings "
+            f"{config['max_position_embeddings']}"
+        )
+    if types is None:
+        types = np.zeros_like(ids)
+    elif config["type_vocab_size"] > 0 and (
+        types.min(initial=0) < 0 or types.max(initial=0) >= config["type_vocab_size"]
+    ):
+        raise InputError(f"token_type_ids must lie in [0, {config['type_vocab_size']})")
+    if mask is None:
+        mask = np.ones_like(ids)
+    mask_bias = (1 - mask.astype(dtype)) * np.finfo(dtype).min  # (B, T)
+
+    hidden = embeddings(tensors, config, ids, types, dtype)  # (B, T, H)
+    hidden_states = [hidden]
+    for index in range(config["num_hidden_layers"]):
+        hidden = encoder_layer(tensors, config, index, hidden, mask_bias)  # (B, T, H)
+        hidden_states.append(hidden)
+    outputs: dict[str, Any] = {"last_hidden_state": hidden, "hidden_states": hidden_states}
+    if with_pooler:
+        first = hidden[:, 0]  # (B, H)
+        weight = _param(tensors, "pooler.dense.weight", dtype)
+        outputs["pooler_output"] = np.tanh(
+            linear(first, weight, _param(tensors, "pooler.dense.bias", dtype))
+        )  # (B, H)
+    return outputs
+
+
+def _param(tensors: Tensors, name: str, dtype: type[np.floating[Any]]) -> Array:
+    return tensors[name].astype(dtype, copy=False)
+
+
+def _layer_norm_named(tensors: Tensors, prefix: str, x: Array, config: Mapping[str, Any]) -> Array:
+    weight = _param(tensors, prefix + ".weight", x.dtype.type)
+    bias = _param(tensors, prefix + ".bias", x.dtype.type)
+    return layer_norm(x, weight, bias, config["layer_norm_eps"])
+
+
+def _ids(
+    values: npt.ArrayLike, name: str, like: npt.NDArray[np.integer[Any]] | None
+) -> npt.NDArray[np.int64]:
+    array = np.asarray(values)
+    if array.dtype.kind not in "iub":
+        raise InputError(f"{name} must be an integer array, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise InputError(f"{name} must be 2-D (batch, seq), got shape {array.shape}")
+    if like is not None and array.shape != like.shape:
+        raise InputError(f"{name} has shape {array.shape}, input_ids {like.shape}")
+    return array.astype(np.int64)
