@@ -81,17 +81,7 @@ impl Linear {
     /// `out (rows, out) = input (rows, in) W^T`, without the bias (for callers
     /// that fuse the bias into the next step).
     pub fn forward_no_bias(&self, input: &[f32], rows: usize, out: &mut [f32]) {
-        let input = MatRef::row_major(input, rows, self.in_features);
-        let weight_t = MatRef::row_major(&self.weight_t, self.in_features, self.out_features);
-        matmul(
-            input,
-            weight_t,
-            out,
-            self.out_features,
-            1.0,
-            false,
-            Parallelism::Pool,
-        );
+        self.multiply(input, rows, out, false);
     }
 
     /// `out (rows, out) = input (rows, in) W^T + b`.
@@ -99,16 +89,14 @@ impl Linear {
         for row in out.chunks_exact_mut(self.out_features).take(rows) {
             row.copy_from_slice(&self.bias);
         }
+        self.multiply(input, rows, out, true);
+    }
+
+    /// `out = input W^T`, or `out += input W^T` when `accumulate`.
+    fn multiply(&self, input: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
         let input = MatRef::row_major(input, rows, self.in_features);
         let weight_t = MatRef::row_major(&self.weight_t, self.in_features, self.out_features);
-        matmul(
-            input,
-            weight_t,
-            out,
-            self.out_features,
-            1.0,
-            true,
-            Parallelism::Pool,
-        );
+        let (stride, parallelism) = (self.out_features, Parallelism::Pool);
+        matmul(input, weight_t, out, stride, 1.0, accumulate, parallelism);
     }
 }
