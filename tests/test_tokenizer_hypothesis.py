@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from oxiformer import Tokenizer, TokenizerError
 from paths import VOCAB_SETTINGS, VOCABS
 

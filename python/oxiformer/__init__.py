@@ -6,7 +6,6 @@ Nothing heavy happens at import: models and tokenizers load on request.
 from __future__ import annotations
 
 from oxiformer._core import get_num_threads, set_num_threads
-from oxiformer.tokenizer import Encoding, Tokenizer
 from oxiformer.errors import (
     ConfigError,
     InputError,
@@ -14,6 +13,7 @@ from oxiformer.errors import (
     TokenizerError,
     WeightsError,
 )
+from oxiformer.tokenizer import Encoding, Tokenizer
 
 __version__ = "0.1.0"
 

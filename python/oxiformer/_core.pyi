@@ -1,10 +1,10 @@
 # Hand-written stubs of the Rust extension (rust/py/). Keep in step with it.
 
-def set_num_threads(num_threads: int) -> None: ...
-def get_num_threads() -> int: ...
-
 import numpy as np
 import numpy.typing as npt
+
+def set_num_threads(num_threads: int) -> None: ...
+def get_num_threads() -> int: ...
 
 class Encoding:
     @property

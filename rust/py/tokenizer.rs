@@ -20,7 +20,11 @@ use crate::tokenizer::{
 /// Read a Python str as UTF-8; `what` names it in the error.
 fn text<'a>(value: &'a Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Cow<'a, str>> {
     let string = value.cast::<PyString>().map_err(|_| {
-        Error::Tokenizer(format!("{} must be a str, not {}", what(), type_name(value)))
+        Error::Tokenizer(format!(
+            "{} must be a str, not {}",
+            what(),
+            type_name(value)
+        ))
     })?;
     string.to_cow().map_err(|err| {
         Error::Tokenizer(format!(
@@ -43,7 +47,10 @@ fn texts<'a>(list: &'a Bound<'_, PyList>, name: &str) -> PyResult<Vec<Cow<'a, st
     let mut out = Vec::with_capacity(list.len());
     for (index, item) in list.iter().enumerate() {
         let string = item.cast::<PyString>().map_err(|_| {
-            Error::Tokenizer(format!("{name}[{index}] must be a str, not {}", type_name(&item)))
+            Error::Tokenizer(format!(
+                "{name}[{index}] must be a str, not {}",
+                type_name(&item)
+            ))
         })?;
         let value = string.to_cow().map_err(|err| {
             Error::Tokenizer(format!(
@@ -60,8 +67,8 @@ fn truncation(strategy: Option<&str>, max_length: Option<usize>) -> PyResult<Opt
         return Ok(None);
     };
     let strategy = TruncationStrategy::parse(strategy)?;
-    let max_length = max_length
-        .ok_or_else(|| Error::Tokenizer("truncation needs a max_length".to_string()))?;
+    let max_length =
+        max_length.ok_or_else(|| Error::Tokenizer("truncation needs a max_length".to_string()))?;
     Ok(Some(Truncation {
         max_length,
         strategy,
@@ -205,9 +212,8 @@ impl PyTokenizer {
             None => firsts.iter().map(|first| (first.as_ref(), None)).collect(),
         };
         let tokenizer = &self.inner;
-        let encodings = py.detach(|| {
-            tokenizer.encode_batch(&inputs, add_special_tokens, truncation, padding)
-        })?;
+        let encodings =
+            py.detach(|| tokenizer.encode_batch(&inputs, add_special_tokens, truncation, padding))?;
         Ok(encodings)
     }
 }
