@@ -1,11 +1,14 @@
 # Hand-written stubs of the Rust extension (rust/py/). Keep in step with it.
 
+from typing import final
+
 import numpy as np
 import numpy.typing as npt
 
 def set_num_threads(num_threads: int) -> None: ...
 def get_num_threads() -> int: ...
 
+@final
 class Encoding:
     @property
     def ids(self) -> list[int]: ...
@@ -23,6 +26,7 @@ class Encoding:
     def tokens(self) -> list[str]: ...
     def __len__(self) -> int: ...
 
+@final
 class Tokenizer:
     @staticmethod
     def from_vocab(
