@@ -347,8 +347,8 @@ impl PyTokenizer {
             .find(|(_, encoding)| encoding.len() != length)
         {
             return Err(Error::Tokenizer(format!(
-                "text 0 has {length} tokens but text {index} has {}: use padding=True \
-                 (and truncation) to get arrays",
+                "rows differ in length (text 0: {length} tokens, text {index}: {}): pad them \
+                 (padding=True, or padding='max_length' with truncation=True) to get arrays",
                 ragged.len()
             ))
             .into());

@@ -15,6 +15,7 @@ pub mod encoding;
 pub mod files;
 pub mod normalize;
 pub mod pretokenize;
+pub mod trie;
 pub mod vocab;
 pub mod wordpiece;
 
@@ -82,6 +83,9 @@ pub struct Workspace {
     normalizer: Normalizer,
     words: WordBuffer,
     pieces: Vec<Piece>,
+    /// Tokens of the first and second text, reused across inputs.
+    first: Vec<Token>,
+    second: Vec<Token>,
 }
 
 /// One input: a text or a pair of texts.
@@ -185,6 +189,7 @@ impl Tokenizer {
             normalizer,
             words,
             pieces,
+            ..
         } = workspace;
         normalizer.options = self.normalizer;
         self.added.split(text, pieces);
@@ -232,13 +237,36 @@ impl Tokenizer {
         workspace: &mut Workspace,
     ) -> Result<Encoding> {
         let (text, pair) = input;
-        let mut first = Vec::new();
+        let mut first = std::mem::take(&mut workspace.first);
+        let mut second_buffer = std::mem::take(&mut workspace.second);
+        first.clear();
+        second_buffer.clear();
         self.tokenize_into(text, workspace, &mut first);
         let mut second = pair.map(|pair| {
-            let mut tokens = Vec::new();
-            self.tokenize_into(pair, workspace, &mut tokens);
-            tokens
+            self.tokenize_into(pair, workspace, &mut second_buffer);
+            second_buffer
         });
+        let encoding = self.finish_encoding(
+            first.as_mut(),
+            second.as_mut(),
+            add_special_tokens,
+            truncation,
+        );
+        workspace.first = first;
+        if let Some(second) = second {
+            workspace.second = second;
+        }
+        encoding
+    }
+
+    /// Truncate and apply the template.
+    fn finish_encoding(
+        &self,
+        first: &mut Vec<Token>,
+        mut second: Option<&mut Vec<Token>>,
+        add_special_tokens: bool,
+        truncation: Option<Truncation>,
+    ) -> Result<Encoding> {
         if let Some(truncation) = truncation {
             let added = if add_special_tokens {
                 self.template.added_tokens(second.is_some())
@@ -251,11 +279,18 @@ impl Tokenizer {
                     truncation.max_length
                 ))
             })?;
-            encoding::truncate(&mut first, second.as_mut(), max_length, truncation.strategy)?;
+            encoding::truncate(
+                first,
+                second.as_deref_mut(),
+                max_length,
+                truncation.strategy,
+            )?;
         }
-        Ok(self
-            .template
-            .apply(&first, second.as_deref(), add_special_tokens))
+        Ok(self.template.apply(
+            first,
+            second.as_deref().map(Vec::as_slice),
+            add_special_tokens,
+        ))
     }
 
     /// Encode one text or pair.
