@@ -8,48 +8,107 @@
 use super::wordpiece::Token;
 use crate::error::{Error, Result};
 
-/// One encoded text (or pair), HF tokenizers' `Encoding`.
+/// One token of an encoding, everything the model and the offsets need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodedToken {
+    pub id: u32,
+    pub type_id: u32,
+    /// Char offsets `[start, end)` into the text the token comes from;
+    /// (0, 0) for special tokens added by the template and for padding.
+    pub start: u32,
+    pub end: u32,
+    /// Added by the template or padding (HF `special_tokens_mask`).
+    pub special: bool,
+    /// Padding (attention mask 0).
+    pub padding: bool,
+    /// Which input the token comes from: 0, 1, or `NO_SEQUENCE`.
+    pub sequence: u8,
+}
+
+/// `EncodedToken::sequence` of special and padding tokens.
+pub const NO_SEQUENCE: u8 = u8::MAX;
+
+/// One encoded text (or pair), HF tokenizers' `Encoding`: one allocation,
+/// the per-field lists are views.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Encoding {
-    pub ids: Vec<u32>,
-    pub type_ids: Vec<u32>,
-    /// Char offsets into the text each token comes from; (0, 0) for special
-    /// tokens added by the template and for padding.
-    pub offsets: Vec<(u32, u32)>,
-    pub special_tokens_mask: Vec<u32>,
-    pub attention_mask: Vec<u32>,
-    /// Which input each token comes from: Some(0), Some(1), None for specials.
-    pub sequence_ids: Vec<Option<u8>>,
+    pub tokens: Vec<EncodedToken>,
 }
 
 impl Encoding {
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.tokens.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.tokens.is_empty()
     }
 
-    fn push(&mut self, id: u32, type_id: u32, offsets: (u32, u32), special: bool, seq: Option<u8>) {
-        self.ids.push(id);
-        self.type_ids.push(type_id);
-        self.offsets.push(offsets);
-        self.special_tokens_mask.push(u32::from(special));
-        self.attention_mask.push(1);
-        self.sequence_ids.push(seq);
+    pub fn ids(&self) -> Vec<u32> {
+        self.tokens.iter().map(|token| token.id).collect()
+    }
+
+    pub fn type_ids(&self) -> Vec<u32> {
+        self.tokens.iter().map(|token| token.type_id).collect()
+    }
+
+    pub fn offsets(&self) -> Vec<(u32, u32)> {
+        self.tokens
+            .iter()
+            .map(|token| (token.start, token.end))
+            .collect()
+    }
+
+    pub fn attention_mask(&self) -> Vec<u32> {
+        self.tokens
+            .iter()
+            .map(|token| u32::from(!token.padding))
+            .collect()
+    }
+
+    pub fn special_tokens_mask(&self) -> Vec<u32> {
+        self.tokens
+            .iter()
+            .map(|token| u32::from(token.special))
+            .collect()
+    }
+
+    pub fn sequence_ids(&self) -> Vec<Option<u8>> {
+        self.tokens
+            .iter()
+            .map(|token| (token.sequence != NO_SEQUENCE).then_some(token.sequence))
+            .collect()
+    }
+
+    fn push(&mut self, id: u32, type_id: u32, offsets: (u32, u32), special: bool, sequence: u8) {
+        self.tokens.push(EncodedToken {
+            id,
+            type_id,
+            start: offsets.0,
+            end: offsets.1,
+            special,
+            padding: false,
+            sequence,
+        });
     }
 
     /// Pad on the right to `length` tokens.
     pub fn pad(&mut self, length: usize, pad_id: u32, pad_type_id: u32) {
-        while self.ids.len() < length {
-            self.ids.push(pad_id);
-            self.type_ids.push(pad_type_id);
-            self.offsets.push((0, 0));
-            self.special_tokens_mask.push(1);
-            self.attention_mask.push(0);
-            self.sequence_ids.push(None);
+        if self.tokens.len() >= length {
+            return;
         }
+        self.tokens.resize(
+            length,
+            EncodedToken {
+                id: pad_id,
+                type_id: pad_type_id,
+                start: 0,
+                end: 0,
+                special: true,
+                padding: true,
+                sequence: NO_SEQUENCE,
+            },
+        );
     }
 }
 
@@ -112,24 +171,13 @@ impl Template {
 
     /// Assemble the encoding of `first` (and `second`).
     pub fn apply(&self, first: &[Token], second: Option<&[Token]>, add_special: bool) -> Encoding {
-        let total = first.len() + second.map_or(0, <[Token]>::len) + 3;
+        let total = first.len() + second.map_or(0, <[Token]>::len) + self.added_tokens(true);
         let mut encoding = Encoding {
-            ids: Vec::with_capacity(total),
-            type_ids: Vec::with_capacity(total),
-            offsets: Vec::with_capacity(total),
-            special_tokens_mask: Vec::with_capacity(total),
-            attention_mask: Vec::with_capacity(total),
-            sequence_ids: Vec::with_capacity(total),
+            tokens: Vec::with_capacity(total),
         };
         let push_sequence = |encoding: &mut Encoding, tokens: &[Token], type_id, seq| {
             for token in tokens {
-                encoding.push(
-                    token.id,
-                    type_id,
-                    (token.start, token.end),
-                    false,
-                    Some(seq),
-                );
+                encoding.push(token.id, type_id, (token.start, token.end), false, seq);
             }
         };
         if !add_special {
@@ -148,7 +196,7 @@ impl Template {
             match piece {
                 TemplatePiece::Special { ids, type_id } => {
                     for &id in ids {
-                        encoding.push(id, *type_id, (0, 0), true, None);
+                        encoding.push(id, *type_id, (0, 0), true, NO_SEQUENCE);
                     }
                 }
                 TemplatePiece::Sequence { index, type_id } => {
@@ -351,10 +399,12 @@ mod tests {
         let first = tokens(2);
         let second = tokens(1);
         let pair = template.apply(&first, Some(&second), true);
-        assert_eq!(pair.ids, [101, 1000, 1001, 102, 1000, 102]);
-        assert_eq!(pair.type_ids, [0, 0, 0, 0, 1, 1]);
-        assert_eq!(pair.offsets[1], (0, 1));
-        assert_eq!(pair.offsets[3], (0, 0));
+        assert_eq!(pair.ids(), [101, 1000, 1001, 102, 1000, 102]);
+        assert_eq!(pair.type_ids(), [0, 0, 0, 0, 1, 1]);
+        assert_eq!(pair.offsets()[1], (0, 1));
+        assert_eq!(pair.offsets()[3], (0, 0));
+        assert_eq!(pair.sequence_ids()[4], Some(1));
+        assert_eq!(pair.special_tokens_mask(), [1, 0, 0, 1, 0, 1]);
         let single = template.apply(&first, None, true);
         let mut batch = vec![pair, single];
         pad(
@@ -366,8 +416,8 @@ mod tests {
                 pad_type_id: 0,
             },
         );
-        assert_eq!(batch[1].ids, [101, 1000, 1001, 102, 0, 0, 0, 0]);
-        assert_eq!(batch[1].attention_mask, [1, 1, 1, 1, 0, 0, 0, 0]);
+        assert_eq!(batch[1].ids(), [101, 1000, 1001, 102, 0, 0, 0, 0]);
+        assert_eq!(batch[1].attention_mask(), [1, 1, 1, 1, 0, 0, 0, 0]);
         assert_eq!(batch[0].len(), 8);
     }
 }

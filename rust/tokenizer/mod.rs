@@ -23,7 +23,8 @@ use rayon::prelude::*;
 
 pub use added::{AddedToken, AddedVocabulary, Piece};
 pub use encoding::{
-    Encoding, Padding, PaddingLength, Template, TemplatePiece, Truncation, TruncationStrategy,
+    EncodedToken, Encoding, Padding, PaddingLength, Template, TemplatePiece, Truncation,
+    TruncationStrategy,
 };
 pub use normalize::NormalizerOptions;
 pub use vocab::Vocab;
@@ -391,9 +392,9 @@ mod tests {
         let encoding = tokenizer
             .encode(("Hello worlds!", None), true, None)
             .unwrap();
-        assert_eq!(encoding.ids, [2, 5, 7, 6, 8, 3]);
+        assert_eq!(encoding.ids(), [2, 5, 7, 6, 8, 3]);
         assert_eq!(
-            encoding.offsets,
+            encoding.offsets(),
             [(0, 0), (0, 5), (6, 11), (11, 12), (12, 13), (0, 0)]
         );
     }
@@ -402,8 +403,8 @@ mod tests {
     fn special_tokens_in_text() {
         let tokenizer = tokenizer(true);
         let encoding = tokenizer.encode(("é[MASK]x", None), false, None).unwrap();
-        assert_eq!(encoding.ids, [1, 4, 1]);
-        assert_eq!(encoding.offsets, [(0, 1), (1, 7), (7, 8)]);
+        assert_eq!(encoding.ids(), [1, 4, 1]);
+        assert_eq!(encoding.offsets(), [(0, 1), (1, 7), (7, 8)]);
     }
 
     #[test]
@@ -412,14 +413,14 @@ mod tests {
             tokenizer(true)
                 .encode(("Café", None), false, None)
                 .unwrap()
-                .ids,
+                .ids(),
             [13]
         );
         assert_eq!(
             tokenizer(false)
                 .encode(("Café", None), false, None)
                 .unwrap()
-                .ids,
+                .ids(),
             [14]
         );
     }
@@ -459,7 +460,7 @@ mod tests {
         let encoding = tokenizer
             .encode(("hello hello hello", None), true, Some(truncation))
             .unwrap();
-        assert_eq!(encoding.ids, [2, 5, 5, 3]);
+        assert_eq!(encoding.ids(), [2, 5, 5, 3]);
         let too_small = Truncation {
             max_length: 1,
             ..truncation
