@@ -88,7 +88,7 @@ impl WordPiece {
             let last = end
                 .checked_sub(1)
                 .and_then(|index| origins.get(index))
-                .map_or(first, |&origin| origin + 1);
+                .map_or(first, |&origin| origin.saturating_add(1));
             (first, last)
         };
         if word.is_empty() {
