@@ -266,3 +266,41 @@ def test_errors(tok: Tokenizer, tmp_path: Path) -> None:
         tok(["a", 3])  # type: ignore[list-item]
     with pytest.raises(TokenizerError, match="2 texts but 1"):
         tok(["a", "b"], ["c"])
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"lstrip": True},
+        {"rstrip": True},
+        {"lstrip": True, "rstrip": True},
+        {"single_word": True},
+    ],
+)
+def test_added_token_flags_vs_hf(minilm: Path, tmp_path: Path, flags: dict[str, bool]) -> None:
+    document = json.loads((minilm / "tokenizer.json").read_text("utf-8"))
+    for token in document["added_tokens"]:
+        if token["content"] == "[MASK]":
+            token.update(flags)
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(document), "utf-8")
+    ours = Tokenizer.from_json(path.read_text("utf-8"))
+    theirs = tokenizers.Tokenizer.from_file(str(path))
+    theirs.no_padding()
+    theirs.no_truncation()
+    for text in [
+        "a [MASK] b",
+        "a   [MASK]   b",
+        "a[MASK]b",
+        "[MASK]",
+        " [MASK] [MASK]  ",
+        "x[MASK] y",
+        "é [MASK]é",
+        "\t[MASK]\n",
+    ]:
+        mine, their = ours.encode(text), theirs.encode(text)
+        # HF's token *string* for a stripped match includes the absorbed spaces
+        # (" [MASK] "); ours is the token itself. Ids and offsets are equal.
+        assert mine.ids == their.ids
+        assert mine.offsets == their.offsets
+        assert mine.type_ids == their.type_ids
