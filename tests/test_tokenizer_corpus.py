@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 import corpus
-from paths import VOCAB_SETTINGS, VOCABS
+import pytest
 from oxiformer import Tokenizer
+from paths import VOCAB_SETTINGS, VOCABS
 
 tokenizers = pytest.importorskip("tokenizers")
 
