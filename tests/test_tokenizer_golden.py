@@ -85,6 +85,9 @@ def test_pairs_with_offsets_vs_hf(
     for pair, mine, their in zip(pairs, ours, theirs):
         assert mine.offsets == their.offsets, pair
         _same(mine, their)
+    plain = tok.encode_batch(pairs, add_special_tokens=False)
+    for mine, their in zip(plain, hf.encode_batch(pairs, add_special_tokens=False)):
+        _same(mine, their)
     print(f"{len(pairs)} pairs equal to HF (ids, type ids, offsets, tokens)")
 
 
@@ -304,3 +307,19 @@ def test_added_token_flags_vs_hf(minilm: Path, tmp_path: Path, flags: dict[str, 
         assert mine.ids == their.ids
         assert mine.offsets == their.offsets
         assert mine.type_ids == their.type_ids
+
+
+def test_no_post_processor_no_decoder_vs_hf(minilm: Path, tmp_path: Path, texts: list[str]) -> None:
+    document = json.loads((minilm / "tokenizer.json").read_text("utf-8"))
+    document["post_processor"] = None
+    document["decoder"] = None
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(document), "utf-8")
+    ours = Tokenizer.from_json(path.read_text("utf-8"))
+    theirs = tokenizers.Tokenizer.from_file(str(path))
+    theirs.no_padding()
+    theirs.no_truncation()
+    pairs = list(zip(texts[:10], texts[10:20]))
+    for mine, their in zip(ours.encode_batch(pairs), theirs.encode_batch(pairs)):
+        _same(mine, their)
+        assert ours.decode(mine.ids) == theirs.decode(their.ids)
