@@ -323,3 +323,23 @@ def test_no_post_processor_no_decoder_vs_hf(minilm: Path, tmp_path: Path, texts:
     for mine, their in zip(ours.encode_batch(pairs), theirs.encode_batch(pairs)):
         _same(mine, their)
         assert ours.decode(mine.ids) == theirs.decode(their.ids)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"lowercase": True, "strip_accents": False},
+        {"lowercase": False, "strip_accents": True},
+        {"lowercase": True, "handle_chinese_chars": False},
+        {"lowercase": False, "strip_accents": None, "handle_chinese_chars": False},
+    ],
+)
+def test_normalizer_options_vs_hf(
+    fixtures: Path, texts: list[str], options: dict[str, bool | None]
+) -> None:
+    vocab = fixtures / "vocabs" / "bert-base-cased.txt"
+    ours = Tokenizer.from_vocab(vocab, **options)  # type: ignore[arg-type]
+    theirs = tokenizers.BertWordPieceTokenizer(str(vocab), **options)
+    extra = ["İstanbul ÇA Ǆ ﬁ Ωmega", "中文字符和かなカナ、한국어", "e\u0301\u0316 a\u0344"]
+    for text in texts + extra:
+        _same(ours.encode(text), theirs.encode(text))
