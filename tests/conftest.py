@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from paths import FIXTURES, minilm_dir
+from fixture_paths import FIXTURES, minilm_dir
 
 
 @pytest.fixture(scope="session")
