@@ -13,8 +13,8 @@ from pathlib import Path
 
 import corpus
 import pytest
+from helpers import VOCAB_SETTINGS, VOCABS
 from oxiformer import Tokenizer
-from paths import VOCAB_SETTINGS, VOCABS
 
 tokenizers = pytest.importorskip("tokenizers")
 

@@ -21,13 +21,13 @@ def texts(fixtures: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def tok(minilm: Path) -> Tokenizer:
-    return Tokenizer.from_pretrained(minilm)
+def tok(minilm_dir: Path) -> Tokenizer:
+    return Tokenizer.from_pretrained(minilm_dir)
 
 
 @pytest.fixture(scope="module")
-def hf(minilm: Path) -> tokenizers.Tokenizer:
-    oracle = tokenizers.Tokenizer.from_file(str(minilm / "tokenizer.json"))
+def hf(minilm_dir: Path) -> tokenizers.Tokenizer:
+    oracle = tokenizers.Tokenizer.from_file(str(minilm_dir / "tokenizer.json"))
     oracle.no_padding()
     oracle.no_truncation()
     return oracle
@@ -85,6 +85,9 @@ def test_pairs_with_offsets_vs_hf(
     for pair, mine, their in zip(pairs, ours, theirs):
         assert mine.offsets == their.offsets, pair
         _same(mine, their)
+    plain = tok.encode_batch(pairs, add_special_tokens=False)
+    for mine, their in zip(plain, hf.encode_batch(pairs, add_special_tokens=False)):
+        _same(mine, their)
     print(f"{len(pairs)} pairs equal to HF (ids, type ids, offsets, tokens)")
 
 
@@ -107,9 +110,9 @@ def test_special_tokens_in_text(tok: Tokenizer, hf: tokenizers.Tokenizer, text: 
 @pytest.mark.parametrize("strategy", ["longest_first", "only_first", "only_second"])
 @pytest.mark.parametrize("max_length", [3, 4, 5, 8, 13, 20, 64])
 def test_truncation_vs_hf(
-    tok: Tokenizer, minilm: Path, texts: list[str], strategy: str, max_length: int
+    tok: Tokenizer, minilm_dir: Path, texts: list[str], strategy: str, max_length: int
 ) -> None:
-    oracle = tokenizers.Tokenizer.from_file(str(minilm / "tokenizer.json"))
+    oracle = tokenizers.Tokenizer.from_file(str(minilm_dir / "tokenizer.json"))
     oracle.no_padding()
     oracle.enable_truncation(max_length, strategy=strategy)
     pairs = [(texts[i], texts[j]) for i in (1, 5, 11, 34) for j in (2, 7, 30)]
@@ -132,9 +135,9 @@ def test_truncation_vs_hf(
 
 @pytest.mark.parametrize("multiple", [None, 8, 7])
 def test_padding_vs_hf(
-    tok: Tokenizer, minilm: Path, texts: list[str], multiple: int | None
+    tok: Tokenizer, minilm_dir: Path, texts: list[str], multiple: int | None
 ) -> None:
-    oracle = tokenizers.Tokenizer.from_file(str(minilm / "tokenizer.json"))
+    oracle = tokenizers.Tokenizer.from_file(str(minilm_dir / "tokenizer.json"))
     oracle.no_truncation()
     oracle.enable_padding(pad_to_multiple_of=multiple)
     expected = oracle.encode_batch(texts[:10])
@@ -223,12 +226,12 @@ def test_save_round_trip(tok: Tokenizer, texts: list[str], tmp_path: Path) -> No
 
 
 def test_vocab_txt_dir_matches_tokenizer_json(
-    minilm: Path, texts: list[str], tmp_path: Path
+    minilm_dir: Path, texts: list[str], tmp_path: Path
 ) -> None:
     for name in ("vocab.txt", "tokenizer_config.json", "config.json"):
-        shutil.copy(minilm / name, tmp_path / name)
+        shutil.copy(minilm_dir / name, tmp_path / name)
     from_txt = Tokenizer.from_pretrained(tmp_path)
-    from_json = Tokenizer.from_pretrained(minilm)
+    from_json = Tokenizer.from_pretrained(minilm_dir)
     assert from_txt.model_max_length == 512
     for a, b in zip(from_txt.encode_batch(texts), from_json.encode_batch(texts)):
         assert a.ids == b.ids and a.offsets == b.offsets
@@ -277,8 +280,8 @@ def test_errors(tok: Tokenizer, tmp_path: Path) -> None:
         {"single_word": True},
     ],
 )
-def test_added_token_flags_vs_hf(minilm: Path, tmp_path: Path, flags: dict[str, bool]) -> None:
-    document = json.loads((minilm / "tokenizer.json").read_text("utf-8"))
+def test_added_token_flags_vs_hf(minilm_dir: Path, tmp_path: Path, flags: dict[str, bool]) -> None:
+    document = json.loads((minilm_dir / "tokenizer.json").read_text("utf-8"))
     for token in document["added_tokens"]:
         if token["content"] == "[MASK]":
             token.update(flags)
@@ -304,3 +307,41 @@ def test_added_token_flags_vs_hf(minilm: Path, tmp_path: Path, flags: dict[str, 
         assert mine.ids == their.ids
         assert mine.offsets == their.offsets
         assert mine.type_ids == their.type_ids
+
+
+def test_no_post_processor_no_decoder_vs_hf(
+    minilm_dir: Path, tmp_path: Path, texts: list[str]
+) -> None:
+    document = json.loads((minilm_dir / "tokenizer.json").read_text("utf-8"))
+    document["post_processor"] = None
+    document["decoder"] = None
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(document), "utf-8")
+    ours = Tokenizer.from_json(path.read_text("utf-8"))
+    theirs = tokenizers.Tokenizer.from_file(str(path))
+    theirs.no_padding()
+    theirs.no_truncation()
+    pairs = list(zip(texts[:10], texts[10:20]))
+    for mine, their in zip(ours.encode_batch(pairs), theirs.encode_batch(pairs)):
+        _same(mine, their)
+        assert ours.decode(mine.ids) == theirs.decode(their.ids)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"lowercase": True, "strip_accents": False},
+        {"lowercase": False, "strip_accents": True},
+        {"lowercase": True, "handle_chinese_chars": False},
+        {"lowercase": False, "strip_accents": None, "handle_chinese_chars": False},
+    ],
+)
+def test_normalizer_options_vs_hf(
+    fixtures: Path, texts: list[str], options: dict[str, bool | None]
+) -> None:
+    vocab = fixtures / "vocabs" / "bert-base-cased.txt"
+    ours = Tokenizer.from_vocab(vocab, **options)  # type: ignore[arg-type]
+    theirs = tokenizers.BertWordPieceTokenizer(str(vocab), **options)
+    extra = ["İstanbul ÇA Ǆ ﬁ Ωmega", "中文字符和かなカナ、한국어", "e\u0301\u0316 a\u0344"]
+    for text in texts + extra:
+        _same(ours.encode(text), theirs.encode(text))

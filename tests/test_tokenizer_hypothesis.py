@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import VOCAB_SETTINGS, VOCABS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oxiformer import Tokenizer, TokenizerError
-from paths import VOCAB_SETTINGS, VOCABS
 
 tokenizers = pytest.importorskip("tokenizers")
 

@@ -146,9 +146,13 @@ impl Template {
         }
     }
 
-    /// No special tokens (a tokenizer.json without post-processor).
+    /// No special tokens (a tokenizer.json without post-processor): the
+    /// texts concatenated, type ids 0 and 1 as HF encodes them.
     pub fn none() -> Self {
-        let sequence = |index| TemplatePiece::Sequence { index, type_id: 0 };
+        let sequence = |index: u8| TemplatePiece::Sequence {
+            index,
+            type_id: u32::from(index),
+        };
         Template {
             single: vec![sequence(0)],
             pair: vec![sequence(0), sequence(1)],
@@ -178,13 +182,6 @@ impl Template {
                 encoding.push(token.id, type_id, (token.start, token.end), false, seq);
             }
         };
-        if !add_special {
-            push_sequence(&mut encoding, first, 0, 0);
-            if let Some(second) = second {
-                push_sequence(&mut encoding, second, 1, 1);
-            }
-            return encoding;
-        }
         let pieces = if second.is_some() {
             &self.pair
         } else {
@@ -193,6 +190,10 @@ impl Template {
         for piece in pieces {
             match piece {
                 TemplatePiece::Special { ids, type_id } => {
+                    // Without special tokens the template still sets type ids.
+                    if !add_special {
+                        continue;
+                    }
                     for &id in ids {
                         encoding.push(id, *type_id, (0, 0), true, NO_SEQUENCE);
                     }

@@ -2,8 +2,10 @@
 //! offsets carried through every stage. Mirrors HF tokenizers' BERT pipeline:
 //!
 //! raw text -> added tokens split out ([`added`]) -> normalize ([`normalize`])
-//! -> words ([`pretokenize`]) -> pieces ([`wordpiece`]) -> truncation,
-//! template and padding ([`encoding`]).
+//! -> words ([`pretokenize`]) -> pieces ([`wordpiece`], longest match by
+//! [`trie`]) -> truncation ([`truncation`]) -> template and padding
+//! ([`encoding`]). Files: [`files`], [`tokenizer_json`]; ids back to text:
+//! [`decode`].
 //!
 //! The stages are streamed (normalized chars go straight into the word
 //! splitter, words straight into WordPiece) with buffers reused per thread,
