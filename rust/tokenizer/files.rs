@@ -72,6 +72,7 @@ fn bert_with_specials(
         special,
         MAX_INPUT_CHARS_PER_WORD,
     )
+    .map_err(|err| error(origin, err))
 }
 
 /// Load a `vocab.txt`.
@@ -347,7 +348,8 @@ pub fn from_tokenizer_json(text: &str, origin: &str) -> Result<Tokenizer> {
         template,
         special,
         max_chars,
-    )?;
+    )
+    .map_err(|err| error(origin, err))?;
     tokenizer.decoder = parse_decoder(root.get("decoder"), origin)?;
     Ok(tokenizer)
 }
