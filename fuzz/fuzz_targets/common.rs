@@ -12,8 +12,8 @@ const WORDS: &[&str] = &[
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "he", "##llo", "wor", "##ld",
     "un", "##aff", "##able", "##s", "##ing", "cafe", "café", "Café", "naïve", "ß", "ss", "İ", "i",
     "##̇", "中", "国", "##国", "한", "##국", "😀", "##😀", "'", "!", ".", ",", "-", "##-", "$", "1",
-    "##2", "##3", "12", "a", "b", "c", "d", "e", "##a", "##b", "##c", "##e", "abc", "x",
-    "Hello", "HELLO", "ﬁ", "fi", "Ω", "ω", "σ", "ς", "##ς", "\u{2028}", "ab", "é", "e\u{301}",
+    "##2", "##3", "12", "a", "b", "c", "d", "e", "##a", "##b", "##c", "##e", "abc", "x", "Hello",
+    "HELLO", "ﬁ", "fi", "Ω", "ω", "σ", "ς", "##ς", "\u{2028}", "ab", "é", "e\u{301}",
 ];
 
 /// A tokenizer.json document. `variant` picks the vocabulary prefix, the
@@ -35,14 +35,22 @@ pub fn tokenizer_json(variant: u8, normalizer: (bool, bool, Option<bool>, bool))
         let n = WORDS.len();
         added[4] = json!({"id": 4, "content": "[MASK]", "single_word": false, "lstrip": true,
                           "rstrip": false, "normalized": false, "special": true});
-        added.push(json!({"id": n, "content": "<s w>", "single_word": true, "lstrip": false,
-                          "rstrip": true, "normalized": false, "special": false}));
-        added.push(json!({"id": n + 1, "content": "ab", "single_word": false, "lstrip": false,
-                          "rstrip": false, "normalized": false, "special": false}));
-        added.push(json!({"id": n + 2, "content": "abc", "single_word": true, "lstrip": true,
-                          "rstrip": true, "normalized": false, "special": true}));
-        added.push(json!({"id": n + 3, "content": "é", "single_word": false, "lstrip": false,
-                          "rstrip": false, "normalized": false, "special": false}));
+        added.push(
+            json!({"id": n, "content": "<s w>", "single_word": true, "lstrip": false,
+                          "rstrip": true, "normalized": false, "special": false}),
+        );
+        added.push(
+            json!({"id": n + 1, "content": "ab", "single_word": false, "lstrip": false,
+                          "rstrip": false, "normalized": false, "special": false}),
+        );
+        added.push(
+            json!({"id": n + 2, "content": "abc", "single_word": true, "lstrip": true,
+                          "rstrip": true, "normalized": false, "special": true}),
+        );
+        added.push(
+            json!({"id": n + 3, "content": "é", "single_word": false, "lstrip": false,
+                          "rstrip": false, "normalized": false, "special": false}),
+        );
     }
     let post_processor = match variant {
         0 => json!({"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]}),

@@ -28,8 +28,15 @@ fuzz_target!(|data: &[u8]| {
     let (first, second) = if options[1] & 2 != 0 {
         // Cut at a char boundary chosen by byte 3.
         let chars = text.chars().count();
-        let cut = if chars == 0 { 0 } else { usize::from(options[3]) % (chars + 1) };
-        let at = text.char_indices().nth(cut).map_or(text.len(), |(at, _)| at);
+        let cut = if chars == 0 {
+            0
+        } else {
+            usize::from(options[3]) % (chars + 1)
+        };
+        let at = text
+            .char_indices()
+            .nth(cut)
+            .map_or(text.len(), |(at, _)| at);
         (&text[..at], Some(&text[at..]))
     } else {
         (&text[..], None)
@@ -93,7 +100,11 @@ fuzz_target!(|data: &[u8]| {
         pad_id: 0,
         pad_type_id: u32::from(options[3] & 1),
     });
-    let inputs = [(first, second), ("hello", None), (second.unwrap_or(""), Some(first))];
+    let inputs = [
+        (first, second),
+        ("hello", None),
+        (second.unwrap_or(""), Some(first)),
+    ];
     if let Ok(batch) = tokenizer.encode_batch(&inputs, add_special, truncation, padding) {
         assert_eq!(batch.len(), inputs.len());
         for (input, padded) in inputs.iter().zip(&batch) {
@@ -106,8 +117,11 @@ fuzz_target!(|data: &[u8]| {
             }
             assert_eq!(&single, padded);
         }
-        if let Some(Padding { length: PaddingLength::Longest, pad_to_multiple_of: None, .. }) =
-            padding
+        if let Some(Padding {
+            length: PaddingLength::Longest,
+            pad_to_multiple_of: None,
+            ..
+        }) = padding
         {
             let longest = batch.iter().map(Encoding::len).max().unwrap_or(0);
             assert!(batch.iter().all(|encoding| encoding.len() == longest));

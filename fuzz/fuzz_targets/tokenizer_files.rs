@@ -22,7 +22,10 @@ const TEXTS: &[(&str, Option<&str>)] = &[
 fn exercise(tokenizer: &Tokenizer, extra: &str) {
     let vocab_size = tokenizer.vocab_size();
     let extra = extra.get(..extra.len().min(256)).unwrap_or("");
-    let texts = TEXTS.iter().copied().chain([(extra, None), (extra, Some(extra))]);
+    let texts = TEXTS
+        .iter()
+        .copied()
+        .chain([(extra, None), (extra, Some(extra))]);
     for (text, pair) in texts {
         match tokenizer.encode((text, pair), true, None) {
             Ok(encoding) => {
