@@ -10,6 +10,7 @@ controls, NULs, whitespace or special-token strings.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,10 @@ import numpy.typing as npt
 import oxiformer
 import pytest
 from helpers import TINY_BERT_SEQCLS, load_model, max_abs_diff
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from oxiformer import InputError, OxiformerError, TokenizerError, reference
+from paths import VOCABS
 
 VOCAB = 30522
 
@@ -286,3 +290,33 @@ def test_negative_lengths_are_refused_not_wrapped(sentence: oxiformer.SentenceEn
         sentence.tokenizer(["a b"], truncation=True, max_length=-1)
     with pytest.raises((TokenizerError, OverflowError)):
         sentence.tokenizer(["a b"], padding=True, pad_to_multiple_of=-8)
+
+
+# ---- extreme texts against HF tokenizers --------------------------------------------------------
+
+PIECES = st.one_of(
+    st.sampled_from(["\x00", "\x01", "\x7f", "\u200b", "\ufeff", "\r\n", "\u3000", " " * 7]),
+    st.sampled_from(["[CLS]", "[SEP]", "[MASK]", "[UNK]", "[PAD]", "[SEP][SEP]", "[MASK"]),
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=6),
+    st.tuples(st.sampled_from(["a", "é", "中", "😀", "x\u0301"]), st.integers(1, 100_000)).map(
+        lambda piece: piece[0] * piece[1]
+    ),
+)
+
+
+@functools.cache
+def uncased_pair() -> tuple[oxiformer.Tokenizer, Any]:
+    tokenizers = pytest.importorskip("tokenizers")
+    vocab = VOCABS / "bert-base-uncased.txt"
+    return oxiformer.Tokenizer.from_vocab(vocab), tokenizers.BertWordPieceTokenizer(
+        str(vocab), lowercase=True
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(PIECES, max_size=8).map("".join))
+def test_extreme_texts_match_hf(text: str) -> None:
+    ours, theirs = uncased_pair()
+    mine, expected = ours.encode(text), theirs.encode(text)
+    assert mine.ids == expected.ids
+    assert mine.offsets == expected.offsets
