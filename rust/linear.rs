@@ -1,6 +1,7 @@
 //! A dense layer `y = x W^T + b` with the weight in HF layout `(out, in)`.
 
 use crate::error::Result;
+use crate::ops::skinny::{self, skinny_matmul};
 use crate::ops::{matmul, MatRef, Parallelism};
 use crate::weights::TensorMap;
 
@@ -9,6 +10,9 @@ pub struct Linear {
     /// W^T: (in, out), row-major (HF stores (out, in); transposed once at load,
     /// which spares `gemm` a packing pass over the weight on every call).
     weight_t: Vec<f32>,
+    /// W^T again, as bands of 16 columns for the few-rows path (`ops::skinny`):
+    /// latency over memory, it doubles the layer's weight memory.
+    weight_bands: Vec<f32>,
     /// (out)
     bias: Vec<f32>,
     in_features: usize,
@@ -31,12 +35,18 @@ impl Linear {
                 weight_t[col * out_features + row] = value;
             }
         }
-        Ok(Linear {
+        Ok(Linear::new(weight_t, bias, in_features, out_features))
+    }
+
+    fn new(weight_t: Vec<f32>, bias: Vec<f32>, in_features: usize, out_features: usize) -> Self {
+        let weight_bands = skinny::pack_bands(&weight_t, in_features, out_features);
+        Linear {
             weight_t,
+            weight_bands,
             bias,
             in_features,
             out_features,
-        })
+        }
     }
 
     /// Stack several layers that read the same input into one, outputs side by
@@ -58,12 +68,7 @@ impl Linear {
             bias.extend_from_slice(&part.bias);
             offset += part.out_features;
         }
-        Linear {
-            weight_t,
-            bias,
-            in_features,
-            out_features,
-        }
+        Linear::new(weight_t, bias, in_features, out_features)
     }
 
     pub fn in_features(&self) -> usize {
@@ -81,17 +86,7 @@ impl Linear {
     /// `out (rows, out) = input (rows, in) W^T`, without the bias (for callers
     /// that fuse the bias into the next step).
     pub fn forward_no_bias(&self, input: &[f32], rows: usize, out: &mut [f32]) {
-        let input = MatRef::row_major(input, rows, self.in_features);
-        let weight_t = MatRef::row_major(&self.weight_t, self.in_features, self.out_features);
-        matmul(
-            input,
-            weight_t,
-            out,
-            self.out_features,
-            1.0,
-            false,
-            Parallelism::Pool,
-        );
+        self.multiply(input, rows, out, false);
     }
 
     /// `out (rows, out) = input (rows, in) W^T + b`.
@@ -99,16 +94,19 @@ impl Linear {
         for row in out.chunks_exact_mut(self.out_features).take(rows) {
             row.copy_from_slice(&self.bias);
         }
+        self.multiply(input, rows, out, true);
+    }
+
+    /// `out = input W^T`, or `out += input W^T` when `accumulate`.
+    fn multiply(&self, input: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
+        let (k, n) = (self.in_features, self.out_features);
+        if rows <= skinny::MAX_ROWS {
+            skinny_matmul(input, &self.weight_bands, out, rows, k, n, accumulate);
+            return;
+        }
         let input = MatRef::row_major(input, rows, self.in_features);
         let weight_t = MatRef::row_major(&self.weight_t, self.in_features, self.out_features);
-        matmul(
-            input,
-            weight_t,
-            out,
-            self.out_features,
-            1.0,
-            true,
-            Parallelism::Pool,
-        );
+        let (stride, parallelism) = (self.out_features, Parallelism::Pool);
+        matmul(input, weight_t, out, stride, 1.0, accumulate, parallelism);
     }
 }

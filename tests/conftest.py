@@ -30,11 +30,6 @@ def minilm_model(
 
 
 @pytest.fixture(scope="session")
-def minilm() -> Path:
-    return minilm_model_dir()
-
-
-@pytest.fixture(scope="session")
 def fixtures() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"fixtures not found at {FIXTURES}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import gzip
 import re
 import subprocess
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGES = (
@@ -91,7 +91,7 @@ def _lines(text: str) -> list[str]:
     return lines
 
 
-@lru_cache(maxsize=None)
+@cache
 def package_lines(package: str) -> tuple[str, ...]:
     """The corpus lines from one package (empty if it is not installed)."""
     out: list[str] = []

@@ -17,6 +17,15 @@ from oxiformer.weights import find_weights, read_tensors, select_encoder_tensors
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 TINY_BERT_SEQCLS = FIXTURES / "tiny-bert" / "seqcls"
 MINILM_GOLDEN = FIXTURES / "minilm" / "golden.npz"
+VOCABS = FIXTURES / "vocabs"
+
+#: name -> (vocab file, options shared by ``oxiformer.Tokenizer.from_vocab`` and
+#: ``tokenizers.BertWordPieceTokenizer``)
+VOCAB_SETTINGS: dict[str, tuple[str, dict[str, bool]]] = {
+    "uncased": ("bert-base-uncased.txt", {"lowercase": True}),
+    "cased": ("bert-base-cased.txt", {"lowercase": False, "strip_accents": False}),
+    "chinese": ("bert-base-chinese.txt", {"lowercase": True}),
+}
 
 
 def minilm_model_dir() -> Path:

@@ -114,3 +114,11 @@ def test_wrong_config_directory(tmp_path: Path) -> None:
     result = run("embed", "x", "--model", str(tmp_path))
     assert result.returncode == 1
     assert str(tmp_path / "config.json") in result.stderr
+
+
+def test_bench_prints_a_markdown_table() -> None:
+    result = run("--threads", "1", "bench", "--sentences", "8", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "threads: 1" in result.stdout
+    assert "| encoder 32x128 |" in result.stdout
+    assert "| 8 sentences end to end |" in result.stdout

@@ -17,11 +17,10 @@ import numpy as np
 import numpy.typing as npt
 import oxiformer
 import pytest
-from helpers import TINY_BERT_SEQCLS, load_model, max_abs_diff
+from helpers import TINY_BERT_SEQCLS, VOCABS, load_model, max_abs_diff
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oxiformer import InputError, OxiformerError, TokenizerError, reference
-from paths import VOCABS
 
 VOCAB = 30522
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 import corpus
-from paths import VOCAB_SETTINGS, VOCABS
+import pytest
+from helpers import VOCAB_SETTINGS, VOCABS
 from oxiformer import Tokenizer
 
 tokenizers = pytest.importorskip("tokenizers")

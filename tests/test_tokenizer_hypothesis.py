@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import VOCAB_SETTINGS, VOCABS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from oxiformer import Tokenizer, TokenizerError
-from paths import VOCAB_SETTINGS, VOCABS
 
 tokenizers = pytest.importorskip("tokenizers")
 
@@ -86,3 +85,44 @@ def test_lone_surrogates_are_a_clear_error(head: str, tail: str, surrogate: str)
         ours.encode(text)
     with pytest.raises(TokenizerError, match=r"texts\[1\]"):
         ours(["ok", text], padding=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batch=st.lists(st.tuples(texts, texts), min_size=1, max_size=6),
+    max_length=st.integers(3, 40),
+    strategy=st.sampled_from(["longest_first", "only_first", "only_second"]),
+    multiple=st.sampled_from([None, 1, 4, 7]),
+)
+def test_random_batches_truncated_and_padded_like_hf(
+    batch: list[tuple[str, str]], max_length: int, strategy: str, multiple: int | None
+) -> None:
+    if "uncased" not in PAIRS:
+        pytest.skip("fixture vocabularies not found")
+    ours, theirs = PAIRS["uncased"]
+    theirs.enable_truncation(max_length, strategy=strategy)
+    theirs.enable_padding(pad_to_multiple_of=multiple)
+    firsts = [first for first, _ in batch]
+    seconds = [second for _, second in batch]
+    try:
+        expected = theirs.encode_batch(batch)
+    except Exception:
+        expected = None
+    finally:
+        theirs.no_truncation()  # the oracle is shared with the other tests
+        theirs.no_padding()
+    if expected is None:
+        with pytest.raises(TokenizerError, match="truncation"):
+            ours(firsts, seconds, padding=True, truncation=strategy, max_length=max_length)
+        return
+    out = ours(
+        firsts,
+        seconds,
+        padding=True,
+        truncation=strategy,
+        max_length=max_length,
+        pad_to_multiple_of=multiple,
+    )
+    assert out["input_ids"].tolist() == [encoding.ids for encoding in expected]
+    assert out["token_type_ids"].tolist() == [encoding.type_ids for encoding in expected]
+    assert out["attention_mask"].tolist() == [encoding.attention_mask for encoding in expected]

@@ -8,7 +8,8 @@
 #[allow(dead_code)]
 mod common;
 
-use _core::tokenizer::files::{bert_from_vocab, from_tokenizer_json, to_tokenizer_json};
+use _core::tokenizer::files::{bert_from_vocab, from_tokenizer_json};
+use _core::tokenizer::tokenizer_json::to_tokenizer_json;
 use _core::tokenizer::{NormalizerOptions, Tokenizer, Vocab};
 use libfuzzer_sys::fuzz_target;
 

@@ -1,7 +1,7 @@
 # Hand-written stubs of the Rust extension (rust/py/). Keep in step with it.
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +14,7 @@ def parse_config(config: _Config, source: str = "config.json") -> dict[str, Any]
 def expected_tensors(config: _Config, with_pooler: bool = False) -> dict[str, tuple[int, ...]]: ...
 def sinusoidal_positions(num_positions: int, dim: int) -> npt.NDArray[np.float32]: ...
 
+@final
 class Encoder:
     def __init__(
         self,
@@ -49,6 +50,7 @@ class Encoder:
         list[npt.NDArray[np.float32]] | None,
     ]: ...
 
+@final
 class Encoding:
     @property
     def ids(self) -> list[int]: ...
@@ -66,6 +68,7 @@ class Encoding:
     def tokens(self) -> list[str]: ...
     def __len__(self) -> int: ...
 
+@final
 class Tokenizer:
     @staticmethod
     def from_vocab(

@@ -23,6 +23,7 @@ from oxiformer.tokenizer import Tokenizer
 from oxiformer.weights import find_weights, read_tensors
 
 __all__ = [
+    "ClassifierOutput",
     "SequenceClassifier",
     "SequenceClassifierOutput",
     "TokenClassifier",
@@ -163,13 +164,20 @@ def _has_tokenizer(directory: Path) -> bool:
 
 
 @dataclass(frozen=True)
-class SequenceClassifierOutput:
+class ClassifierOutput:
+    """What a classifier returns (HF names)."""
+
     logits: FloatArray
-    """(batch, num_labels)"""
+    """(batch, num_labels) for sequences, (batch, seq, num_labels) for tokens"""
     probs: FloatArray
-    """softmax of the logits (sigmoid for multi-label models)"""
+    """softmax over the labels (sigmoid for multi-label sequence models)"""
     loss: float | None = None
-    """mean cross-entropy (or MSE / BCE, as HF picks by problem type), when labels are given"""
+    """when labels are given: mean cross-entropy over labels != -100 (MSE for regression,
+    BCE for multi-label sequence models, as HF picks by problem type)"""
+
+
+SequenceClassifierOutput = ClassifierOutput
+TokenClassifierOutput = ClassifierOutput
 
 
 class SequenceClassifier(_Classifier):
@@ -244,16 +252,6 @@ class SequenceClassifier(_Classifier):
                 best = int(np.argmax(row))
                 results.append({"label": self.labels[best], "score": float(row[best])})
         return results
-
-
-@dataclass(frozen=True)
-class TokenClassifierOutput:
-    logits: FloatArray
-    """(batch, seq, num_labels)"""
-    probs: FloatArray
-    """softmax over labels"""
-    loss: float | None = None
-    """mean cross-entropy over labels != -100, when labels are given"""
 
 
 class TokenClassifier(_Classifier):

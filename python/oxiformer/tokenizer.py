@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 import numpy.typing as npt
@@ -40,7 +40,7 @@ _TRUNCATION = {
 }
 
 
-def _as_list(texts: Union[str, Sequence[str]], name: str) -> list[str]:
+def _as_list(texts: str | Sequence[str], name: str) -> list[str]:
     if isinstance(texts, str):
         return [texts]
     if not isinstance(texts, Sequence):
@@ -66,7 +66,7 @@ class Tokenizer:
         cls,
         path: PathLike,
         lowercase: bool = True,
-        strip_accents: Optional[bool] = None,
+        strip_accents: bool | None = None,
         handle_chinese_chars: bool = True,
     ) -> Tokenizer:
         """A BERT tokenizer over a ``vocab.txt`` (as ``tokenizers.BertWordPieceTokenizer``).
@@ -96,22 +96,23 @@ class Tokenizer:
     # -- encoding -------------------------------------------------------------------------
 
     def encode(
-        self, text: str, pair: Optional[str] = None, add_special_tokens: bool = True
+        self, text: str, pair: str | None = None, add_special_tokens: bool = True
     ) -> Encoding:
         """Encode one text (or pair): ``.ids .type_ids .attention_mask .offsets .tokens``."""
         return self._core.encode(text, pair, add_special_tokens)
 
     def encode_batch(
         self,
-        inputs: Sequence[Union[str, tuple[str, str], list[str]]],
+        inputs: Sequence[str | tuple[str, str] | list[str]],
         add_special_tokens: bool = True,
     ) -> list[Encoding]:
         """Encode texts, or (text, pair) tuples, in parallel. No padding, no truncation."""
         inputs = list(inputs)
         if not inputs:
             return []
-        if all(isinstance(item, str) for item in inputs):
-            return self._core.encode_batch(inputs, None, add_special_tokens)
+        texts = [item for item in inputs if isinstance(item, str)]
+        if len(texts) == len(inputs):
+            return self._core.encode_batch(texts, None, add_special_tokens)
         firsts: list[str] = []
         seconds: list[str] = []
         for index, item in enumerate(inputs):
@@ -126,12 +127,12 @@ class Tokenizer:
 
     def __call__(
         self,
-        texts: Union[str, Sequence[str]],
-        text_pair: Union[str, Sequence[str], None] = None,
-        padding: Union[bool, str] = False,
-        truncation: Union[bool, str, None] = None,
-        max_length: Optional[int] = None,
-        pad_to_multiple_of: Optional[int] = None,
+        texts: str | Sequence[str],
+        text_pair: str | Sequence[str] | None = None,
+        padding: bool | str = False,
+        truncation: bool | str | None = None,
+        max_length: int | None = None,
+        pad_to_multiple_of: int | None = None,
         add_special_tokens: bool = True,
     ) -> dict[str, npt.NDArray[np.int64]]:
         """Encode a batch as transformers does, into int64 arrays of shape (batch, seq).
@@ -181,7 +182,7 @@ class Tokenizer:
         """The WordPiece tokens of a text, without special tokens."""
         return self._core.tokenize(text)
 
-    def convert_tokens_to_ids(self, tokens: Union[str, Sequence[str]]) -> Union[int, list[int]]:
+    def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> int | list[int]:
         """Ids of tokens; unknown tokens give the ``[UNK]`` id (as transformers)."""
         unk = self.unk_token_id
         if isinstance(tokens, str):
@@ -190,7 +191,7 @@ class Tokenizer:
         ids = [self._core.token_to_id(token) for token in tokens]
         return [unk if found is None else found for found in ids]
 
-    def convert_ids_to_tokens(self, ids: Union[int, Sequence[int]]) -> Union[str, list[str]]:
+    def convert_ids_to_tokens(self, ids: int | Sequence[int]) -> str | list[str]:
         """Tokens of ids (``[UNK]`` for ids without a token)."""
         unk = self._core.special_tokens[0]
         if isinstance(ids, int):
@@ -199,15 +200,15 @@ class Tokenizer:
         tokens = [self._core.id_to_token(int(index)) for index in ids]
         return [unk if token is None else token for token in tokens]
 
-    def token_to_id(self, token: str) -> Optional[int]:
+    def token_to_id(self, token: str) -> int | None:
         return self._core.token_to_id(token)
 
-    def id_to_token(self, index: int) -> Optional[str]:
+    def id_to_token(self, index: int) -> str | None:
         return self._core.id_to_token(index)
 
     def decode(
         self,
-        ids: Union[Sequence[int], npt.NDArray[np.integer]],
+        ids: Sequence[int] | npt.NDArray[np.integer],
         skip_special_tokens: bool = True,
     ) -> str:
         """Text of ids, as the Hugging Face WordPiece decoder ("##" merged, cleanup)."""
@@ -216,7 +217,7 @@ class Tokenizer:
     # -- properties -----------------------------------------------------------------------
 
     @property
-    def model_max_length(self) -> Optional[int]:
+    def model_max_length(self) -> int | None:
         """The most tokens the model takes (min of model_max_length, max_position_embeddings)."""
         return self._core.model_max_length
 

@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod layernorm;
 pub mod matmul;
+pub mod skinny;
 pub mod softmax;
 pub mod vecmath;
 

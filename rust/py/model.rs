@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use numpy::{
-    IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
-    PyReadonlyArrayDyn, PyUntypedArrayMethods,
+    IntoPyArray, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArray, PyReadonlyArray1,
+    PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::bert::{expected_tensors as encoder_tensors, Encoder};
+use crate::bert::{expected_tensors as encoder_tensors, Encoder, EncoderOutput};
 use crate::config::{EncoderConfig, MAX_SINUSOIDAL_VALUES};
 use crate::embeddings::sinusoidal_table;
 use crate::error::Error;
@@ -78,16 +78,10 @@ fn sinusoidal_positions(
     table.into_pyarray(py).reshape([num_positions, dim])
 }
 
-type PackedOutput<'py> = (
-    Bound<'py, PyArray2<f32>>,
-    Option<Bound<'py, PyArray2<f32>>>,
-    Option<Vec<Bound<'py, PyArray2<f32>>>>,
-);
-
 type ForwardOutput<'py> = (
-    Bound<'py, PyArray3<f32>>,
-    Option<Bound<'py, PyArray2<f32>>>,
-    Option<Vec<Bound<'py, PyArray3<f32>>>>,
+    Bound<'py, PyArrayDyn<f32>>,
+    Option<Bound<'py, PyArrayDyn<f32>>>,
+    Option<Vec<Bound<'py, PyArrayDyn<f32>>>>,
 );
 
 /// The BERT encoder, weights owned by Rust.
@@ -163,31 +157,19 @@ impl PyEncoder {
                 .into());
             }
         }
-        let contiguous = |name: &str| Error::input(format!("{name} must be C-contiguous"));
-        let ids = input_ids.as_slice().map_err(|_| contiguous("input_ids"))?;
-        let mask = attention_mask
-            .as_slice()
-            .map_err(|_| contiguous("attention_mask"))?;
-        let types = token_type_ids
-            .as_slice()
-            .map_err(|_| contiguous("token_type_ids"))?;
+        let ids = contiguous(&input_ids, "input_ids")?;
+        let mask = contiguous(&attention_mask, "attention_mask")?;
+        let types = contiguous(&token_type_ids, "token_type_ids")?;
         let encoder = Arc::clone(&self.inner);
         let output =
             py.detach(|| encoder.forward(ids, mask, types, batch, seq_len, output_hidden_states))?;
-        let hidden = encoder.config().hidden_size;
-        let to_3d = |data: Vec<f32>| -> PyResult<Bound<'py, PyArray3<f32>>> {
-            data.into_pyarray(py).reshape([batch, seq_len, hidden])
-        };
-        let last_hidden_state = to_3d(output.last_hidden_state)?;
-        let pooler_output = output
-            .pooler_output
-            .map(|data| data.into_pyarray(py).reshape([batch, hidden]))
-            .transpose()?;
-        let hidden_states = output
-            .hidden_states
-            .map(|states| states.into_iter().map(to_3d).collect::<PyResult<Vec<_>>>())
-            .transpose()?;
-        Ok((last_hidden_state, pooler_output, hidden_states))
+        to_numpy(
+            py,
+            output,
+            &[batch, seq_len],
+            batch,
+            encoder.config().hidden_size,
+        )
     }
 
     /// Packed sequences: `input_ids`, `token_type_ids` (N,) back to back, `lengths` (S,).
@@ -200,15 +182,10 @@ impl PyEncoder {
         token_type_ids: PyReadonlyArray1<'py, i64>,
         lengths: PyReadonlyArray1<'py, i64>,
         output_hidden_states: bool,
-    ) -> PyResult<PackedOutput<'py>> {
-        let contiguous = |name: &str| Error::input(format!("{name} must be contiguous"));
-        let ids = input_ids.as_slice().map_err(|_| contiguous("input_ids"))?;
-        let types = token_type_ids
-            .as_slice()
-            .map_err(|_| contiguous("token_type_ids"))?;
-        let lengths = lengths
-            .as_slice()
-            .map_err(|_| contiguous("lengths"))?
+    ) -> PyResult<ForwardOutput<'py>> {
+        let ids = contiguous(&input_ids, "input_ids")?;
+        let types = contiguous(&token_type_ids, "token_type_ids")?;
+        let lengths = contiguous(&lengths, "lengths")?
             .iter()
             .map(|&len| {
                 usize::try_from(len).map_err(|_| Error::input(format!("negative length {len}")))
@@ -218,18 +195,42 @@ impl PyEncoder {
         let output =
             py.detach(|| encoder.forward_packed(ids, types, &lengths, output_hidden_states))?;
         let hidden = encoder.config().hidden_size;
-        let to_2d = |data: Vec<f32>| -> PyResult<Bound<'py, PyArray2<f32>>> {
-            let rows = data.len() / hidden.max(1);
-            data.into_pyarray(py).reshape([rows, hidden])
-        };
-        let last_hidden_state = to_2d(output.last_hidden_state)?;
-        let pooler_output = output.pooler_output.map(to_2d).transpose()?;
-        let hidden_states = output
-            .hidden_states
-            .map(|states| states.into_iter().map(to_2d).collect::<PyResult<Vec<_>>>())
-            .transpose()?;
-        Ok((last_hidden_state, pooler_output, hidden_states))
+        to_numpy(py, output, &[ids.len()], lengths.len(), hidden)
     }
+}
+
+/// The values of a C-contiguous array, borrowed.
+fn contiguous<'a, D: numpy::ndarray::Dimension>(
+    array: &'a PyReadonlyArray<'_, i64, D>,
+    name: &str,
+) -> Result<&'a [i64], Error> {
+    array
+        .as_slice()
+        .map_err(|_| Error::input(format!("{name} must be C-contiguous")))
+}
+
+/// Hand the output buffers to numpy without a copy: token outputs shaped
+/// `token_shape + [hidden]`, the pooler output `(sequences, hidden)`.
+fn to_numpy<'py>(
+    py: Python<'py>,
+    output: EncoderOutput,
+    token_shape: &[usize],
+    sequences: usize,
+    hidden: usize,
+) -> PyResult<ForwardOutput<'py>> {
+    let mut shape = token_shape.to_vec();
+    shape.push(hidden);
+    let tokens = |data: Vec<f32>| data.into_pyarray(py).reshape(shape.clone());
+    let last_hidden_state = tokens(output.last_hidden_state)?;
+    let pooler_output = output
+        .pooler_output
+        .map(|data| data.into_pyarray(py).reshape(vec![sequences, hidden]))
+        .transpose()?;
+    let hidden_states = output
+        .hidden_states
+        .map(|states| states.into_iter().map(tokens).collect::<PyResult<Vec<_>>>())
+        .transpose()?;
+    Ok((last_hidden_state, pooler_output, hidden_states))
 }
 
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -13,8 +13,8 @@ use pyo3::types::{PyList, PyString};
 
 use crate::error::Error;
 use crate::tokenizer::{
-    files, Encoding, Input, NormalizerOptions, Padding, PaddingLength, Tokenizer, Truncation,
-    TruncationStrategy,
+    files, EncodedToken, Encoding, Input, NormalizerOptions, Padding, PaddingLength, Tokenizer,
+    Truncation, TruncationStrategy,
 };
 
 /// Longest row padding may produce (far beyond any model's positions).
@@ -89,40 +89,45 @@ pub struct PyEncoding {
 impl PyEncoding {
     #[getter]
     fn ids(&self) -> Vec<u32> {
-        self.inner.ids.clone()
+        self.inner.ids()
     }
 
     #[getter]
     fn type_ids(&self) -> Vec<u32> {
-        self.inner.type_ids.clone()
+        self.inner.type_ids()
     }
 
     #[getter]
     fn attention_mask(&self) -> Vec<u32> {
-        self.inner.attention_mask.clone()
+        self.inner.attention_mask()
     }
 
     #[getter]
     fn special_tokens_mask(&self) -> Vec<u32> {
-        self.inner.special_tokens_mask.clone()
+        self.inner.special_tokens_mask()
     }
 
     #[getter]
     fn offsets(&self) -> Vec<(u32, u32)> {
-        self.inner.offsets.clone()
+        self.inner.offsets()
     }
 
     #[getter]
     fn sequence_ids(&self) -> Vec<Option<u8>> {
-        self.inner.sequence_ids.clone()
+        self.inner.sequence_ids()
     }
 
     #[getter]
     fn tokens(&self) -> Vec<String> {
         self.inner
-            .ids
+            .tokens
             .iter()
-            .map(|&id| self.tokenizer.id_to_token(id).unwrap_or("").to_string())
+            .map(|token| {
+                self.tokenizer
+                    .id_to_token(token.id)
+                    .unwrap_or("")
+                    .to_string()
+            })
             .collect()
     }
 
@@ -363,23 +368,23 @@ impl PyTokenizer {
             .find(|(_, encoding)| encoding.len() != length)
         {
             return Err(Error::Tokenizer(format!(
-                "text 0 has {length} tokens but text {index} has {}: use padding=True \
-                 (and truncation) to get arrays",
+                "rows differ in length (text 0: {length} tokens, text {index}: {}): pad them \
+                 (padding=True, or padding='max_length' with truncation=True) to get arrays",
                 ragged.len()
             ))
             .into());
         }
-        let flat = |field: fn(&Encoding) -> &Vec<u32>| -> PyResult<Array2<i64>> {
+        let flat = |field: fn(&EncodedToken) -> i64| -> PyResult<Array2<i64>> {
             let values: Vec<i64> = encodings
                 .iter()
-                .flat_map(|encoding| field(encoding).iter().map(|&value| i64::from(value)))
+                .flat_map(|encoding| encoding.tokens.iter().map(field))
                 .collect();
             Array2::from_shape_vec((rows, length), values)
                 .map_err(|err| Error::Tokenizer(err.to_string()).into())
         };
-        let ids = flat(|encoding| &encoding.ids)?;
-        let type_ids = flat(|encoding| &encoding.type_ids)?;
-        let mask = flat(|encoding| &encoding.attention_mask)?;
+        let ids = flat(|token| i64::from(token.id))?;
+        let type_ids = flat(|token| i64::from(token.type_id))?;
+        let mask = flat(|token| i64::from(!token.padding))?;
         Ok((
             ids.into_pyarray(py),
             type_ids.into_pyarray(py),

@@ -1,55 +1,112 @@
-//! From tokens to model inputs: truncation, the special-token template
+//! From tokens to model inputs: the special-token template
 //! (`[CLS] A [SEP] B [SEP]`), type ids and padding.
 //!
-//! Mirrors HF tokenizers `utils/truncation.rs` (truncate before the
-//! template, keeping room for its special tokens), `processors/template.rs`
-//! and `utils/padding.rs` (right padding, `pad_to_multiple_of`).
+//! Mirrors HF tokenizers `processors/template.rs` and `utils/padding.rs`
+//! (right padding, `pad_to_multiple_of`). Truncation is in `truncation.rs`.
 
 use super::wordpiece::Token;
-use crate::error::{Error, Result};
 
-/// One encoded text (or pair), HF tokenizers' `Encoding`.
+/// One token of an encoding, everything the model and the offsets need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodedToken {
+    pub id: u32,
+    pub type_id: u32,
+    /// Char offsets `[start, end)` into the text the token comes from;
+    /// (0, 0) for special tokens added by the template and for padding.
+    pub start: u32,
+    pub end: u32,
+    /// Added by the template or padding (HF `special_tokens_mask`).
+    pub special: bool,
+    /// Padding (attention mask 0).
+    pub padding: bool,
+    /// Which input the token comes from: 0, 1, or `NO_SEQUENCE`.
+    pub sequence: u8,
+}
+
+/// `EncodedToken::sequence` of special and padding tokens.
+pub const NO_SEQUENCE: u8 = u8::MAX;
+
+/// One encoded text (or pair), HF tokenizers' `Encoding`: one allocation,
+/// the per-field lists are views.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Encoding {
-    pub ids: Vec<u32>,
-    pub type_ids: Vec<u32>,
-    /// Char offsets into the text each token comes from; (0, 0) for special
-    /// tokens added by the template and for padding.
-    pub offsets: Vec<(u32, u32)>,
-    pub special_tokens_mask: Vec<u32>,
-    pub attention_mask: Vec<u32>,
-    /// Which input each token comes from: Some(0), Some(1), None for specials.
-    pub sequence_ids: Vec<Option<u8>>,
+    pub tokens: Vec<EncodedToken>,
 }
 
 impl Encoding {
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.tokens.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.tokens.is_empty()
     }
 
-    fn push(&mut self, id: u32, type_id: u32, offsets: (u32, u32), special: bool, seq: Option<u8>) {
-        self.ids.push(id);
-        self.type_ids.push(type_id);
-        self.offsets.push(offsets);
-        self.special_tokens_mask.push(u32::from(special));
-        self.attention_mask.push(1);
-        self.sequence_ids.push(seq);
+    pub fn ids(&self) -> Vec<u32> {
+        self.tokens.iter().map(|token| token.id).collect()
+    }
+
+    pub fn type_ids(&self) -> Vec<u32> {
+        self.tokens.iter().map(|token| token.type_id).collect()
+    }
+
+    pub fn offsets(&self) -> Vec<(u32, u32)> {
+        self.tokens
+            .iter()
+            .map(|token| (token.start, token.end))
+            .collect()
+    }
+
+    pub fn attention_mask(&self) -> Vec<u32> {
+        self.tokens
+            .iter()
+            .map(|token| u32::from(!token.padding))
+            .collect()
+    }
+
+    pub fn special_tokens_mask(&self) -> Vec<u32> {
+        self.tokens
+            .iter()
+            .map(|token| u32::from(token.special))
+            .collect()
+    }
+
+    pub fn sequence_ids(&self) -> Vec<Option<u8>> {
+        self.tokens
+            .iter()
+            .map(|token| (token.sequence != NO_SEQUENCE).then_some(token.sequence))
+            .collect()
+    }
+
+    fn push(&mut self, id: u32, type_id: u32, offsets: (u32, u32), special: bool, sequence: u8) {
+        self.tokens.push(EncodedToken {
+            id,
+            type_id,
+            start: offsets.0,
+            end: offsets.1,
+            special,
+            padding: false,
+            sequence,
+        });
     }
 
     /// Pad on the right to `length` tokens.
     pub fn pad(&mut self, length: usize, pad_id: u32, pad_type_id: u32) {
-        while self.ids.len() < length {
-            self.ids.push(pad_id);
-            self.type_ids.push(pad_type_id);
-            self.offsets.push((0, 0));
-            self.special_tokens_mask.push(1);
-            self.attention_mask.push(0);
-            self.sequence_ids.push(None);
+        if self.tokens.len() >= length {
+            return;
         }
+        self.tokens.resize(
+            length,
+            EncodedToken {
+                id: pad_id,
+                type_id: pad_type_id,
+                start: 0,
+                end: 0,
+                special: true,
+                padding: true,
+                sequence: NO_SEQUENCE,
+            },
+        );
     }
 }
 
@@ -89,9 +146,13 @@ impl Template {
         }
     }
 
-    /// No special tokens (a tokenizer.json without post-processor).
+    /// No special tokens (a tokenizer.json without post-processor): the
+    /// texts concatenated, type ids 0 and 1 as HF encodes them.
     pub fn none() -> Self {
-        let sequence = |index| TemplatePiece::Sequence { index, type_id: 0 };
+        let sequence = |index: u8| TemplatePiece::Sequence {
+            index,
+            type_id: u32::from(index),
+        };
         Template {
             single: vec![sequence(0)],
             pair: vec![sequence(0), sequence(1)],
@@ -112,33 +173,15 @@ impl Template {
 
     /// Assemble the encoding of `first` (and `second`).
     pub fn apply(&self, first: &[Token], second: Option<&[Token]>, add_special: bool) -> Encoding {
-        let total = first.len() + second.map_or(0, <[Token]>::len) + 3;
+        let total = first.len() + second.map_or(0, <[Token]>::len) + self.added_tokens(true);
         let mut encoding = Encoding {
-            ids: Vec::with_capacity(total),
-            type_ids: Vec::with_capacity(total),
-            offsets: Vec::with_capacity(total),
-            special_tokens_mask: Vec::with_capacity(total),
-            attention_mask: Vec::with_capacity(total),
-            sequence_ids: Vec::with_capacity(total),
+            tokens: Vec::with_capacity(total),
         };
         let push_sequence = |encoding: &mut Encoding, tokens: &[Token], type_id, seq| {
             for token in tokens {
-                encoding.push(
-                    token.id,
-                    type_id,
-                    (token.start, token.end),
-                    false,
-                    Some(seq),
-                );
+                encoding.push(token.id, type_id, (token.start, token.end), false, seq);
             }
         };
-        if !add_special {
-            push_sequence(&mut encoding, first, 0, 0);
-            if let Some(second) = second {
-                push_sequence(&mut encoding, second, 1, 1);
-            }
-            return encoding;
-        }
         let pieces = if second.is_some() {
             &self.pair
         } else {
@@ -147,8 +190,12 @@ impl Template {
         for piece in pieces {
             match piece {
                 TemplatePiece::Special { ids, type_id } => {
+                    // Without special tokens the template still sets type ids.
+                    if !add_special {
+                        continue;
+                    }
                     for &id in ids {
-                        encoding.push(id, *type_id, (0, 0), true, None);
+                        encoding.push(id, *type_id, (0, 0), true, NO_SEQUENCE);
                     }
                 }
                 TemplatePiece::Sequence { index, type_id } => {
@@ -161,106 +208,6 @@ impl Template {
         }
         encoding
     }
-}
-
-/// How to truncate a pair (HF `TruncationStrategy`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TruncationStrategy {
-    LongestFirst,
-    OnlyFirst,
-    OnlySecond,
-}
-
-impl TruncationStrategy {
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "longest_first" => Ok(TruncationStrategy::LongestFirst),
-            "only_first" => Ok(TruncationStrategy::OnlyFirst),
-            "only_second" => Ok(TruncationStrategy::OnlySecond),
-            other => Err(Error::Tokenizer(format!(
-                "unknown truncation strategy '{other}' (expected longest_first, only_first \
-                 or only_second)"
-            ))),
-        }
-    }
-}
-
-/// Truncation to `max_length` tokens, special tokens included.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Truncation {
-    pub max_length: usize,
-    pub strategy: TruncationStrategy,
-}
-
-/// Truncate the token lists to `max_length` tokens in total (specials
-/// excluded: the caller subtracts them), as HF `truncate_encodings`.
-pub fn truncate(
-    first: &mut Vec<Token>,
-    second: Option<&mut Vec<Token>>,
-    max_length: usize,
-    strategy: TruncationStrategy,
-) -> Result<()> {
-    if max_length == 0 {
-        first.clear();
-        if let Some(second) = second {
-            second.clear();
-        }
-        return Ok(());
-    }
-    let total = first.len() + second.as_ref().map_or(0, |tokens| tokens.len());
-    if total <= max_length {
-        return Ok(());
-    }
-    let to_remove = total - max_length;
-    match (strategy, second) {
-        (TruncationStrategy::LongestFirst, Some(second)) => {
-            let (mut n1, mut n2) = (first.len(), second.len());
-            let swap = n1 > n2;
-            if swap {
-                std::mem::swap(&mut n1, &mut n2);
-            }
-            n2 = if n1 > max_length {
-                n1
-            } else {
-                n1.max(max_length - n1)
-            };
-            if n1 + n2 > max_length {
-                n1 = max_length / 2;
-                n2 = n1 + max_length % 2;
-            }
-            if swap {
-                std::mem::swap(&mut n1, &mut n2);
-            }
-            first.truncate(n1);
-            second.truncate(n2);
-        }
-        (TruncationStrategy::LongestFirst, None) | (TruncationStrategy::OnlyFirst, _) => {
-            if first.len() > to_remove {
-                first.truncate(first.len() - to_remove);
-            } else {
-                return Err(too_short());
-            }
-        }
-        (TruncationStrategy::OnlySecond, Some(second)) => {
-            if second.len() > to_remove {
-                second.truncate(second.len() - to_remove);
-            } else {
-                return Err(too_short());
-            }
-        }
-        (TruncationStrategy::OnlySecond, None) => {
-            return Err(Error::Tokenizer(
-                "truncation 'only_second' needs pairs of texts".to_string(),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn too_short() -> Error {
-    Error::Tokenizer(
-        "truncation error: the sequence to truncate is too short to respect max_length".into(),
-    )
 }
 
 /// How to pad a batch.
@@ -312,37 +259,6 @@ mod tests {
             .collect()
     }
 
-    fn lengths(
-        n1: u32,
-        n2: u32,
-        max: usize,
-        strategy: TruncationStrategy,
-    ) -> Result<(usize, usize)> {
-        let (mut first, mut second) = (tokens(n1), tokens(n2));
-        truncate(&mut first, Some(&mut second), max, strategy)?;
-        Ok((first.len(), second.len()))
-    }
-
-    #[test]
-    fn longest_first_like_hf() {
-        use TruncationStrategy::LongestFirst as L;
-        assert_eq!(lengths(3, 10, 8, L).unwrap(), (3, 5));
-        assert_eq!(lengths(10, 3, 8, L).unwrap(), (5, 3));
-        assert_eq!(lengths(10, 9, 7, L).unwrap(), (4, 3));
-        assert_eq!(lengths(9, 10, 7, L).unwrap(), (3, 4));
-        assert_eq!(lengths(2, 2, 7, L).unwrap(), (2, 2));
-    }
-
-    #[test]
-    fn only_first_and_second() {
-        use TruncationStrategy::{OnlyFirst, OnlySecond};
-        assert_eq!(lengths(10, 3, 8, OnlyFirst).unwrap(), (5, 3));
-        assert_eq!(lengths(3, 10, 8, OnlySecond).unwrap(), (3, 5));
-        assert!(lengths(3, 10, 8, OnlyFirst).is_err());
-        let mut single = tokens(4);
-        assert!(truncate(&mut single, None, 2, OnlySecond).is_err());
-    }
-
     #[test]
     fn template_and_padding() {
         let template = Template::bert(101, 102);
@@ -351,10 +267,12 @@ mod tests {
         let first = tokens(2);
         let second = tokens(1);
         let pair = template.apply(&first, Some(&second), true);
-        assert_eq!(pair.ids, [101, 1000, 1001, 102, 1000, 102]);
-        assert_eq!(pair.type_ids, [0, 0, 0, 0, 1, 1]);
-        assert_eq!(pair.offsets[1], (0, 1));
-        assert_eq!(pair.offsets[3], (0, 0));
+        assert_eq!(pair.ids(), [101, 1000, 1001, 102, 1000, 102]);
+        assert_eq!(pair.type_ids(), [0, 0, 0, 0, 1, 1]);
+        assert_eq!(pair.offsets()[1], (0, 1));
+        assert_eq!(pair.offsets()[3], (0, 0));
+        assert_eq!(pair.sequence_ids()[4], Some(1));
+        assert_eq!(pair.special_tokens_mask(), [1, 0, 0, 1, 0, 1]);
         let single = template.apply(&first, None, true);
         let mut batch = vec![pair, single];
         pad(
@@ -366,8 +284,8 @@ mod tests {
                 pad_type_id: 0,
             },
         );
-        assert_eq!(batch[1].ids, [101, 1000, 1001, 102, 0, 0, 0, 0]);
-        assert_eq!(batch[1].attention_mask, [1, 1, 1, 1, 0, 0, 0, 0]);
+        assert_eq!(batch[1].ids(), [101, 1000, 1001, 102, 0, 0, 0, 0]);
+        assert_eq!(batch[1].attention_mask(), [1, 1, 1, 1, 0, 0, 0, 0]);
         assert_eq!(batch[0].len(), 8);
     }
 }

@@ -2,8 +2,10 @@
 //! offsets carried through every stage. Mirrors HF tokenizers' BERT pipeline:
 //!
 //! raw text -> added tokens split out ([`added`]) -> normalize ([`normalize`])
-//! -> words ([`pretokenize`]) -> pieces ([`wordpiece`]) -> truncation,
-//! template and padding ([`encoding`]).
+//! -> words ([`pretokenize`]) -> pieces ([`wordpiece`], longest match by
+//! [`trie`]) -> truncation ([`truncation`]) -> template and padding
+//! ([`encoding`]). Files: [`files`], [`tokenizer_json`]; ids back to text:
+//! [`decode`].
 //!
 //! The stages are streamed (normalized chars go straight into the word
 //! splitter, words straight into WordPiece) with buffers reused per thread,
@@ -15,16 +17,18 @@ pub mod encoding;
 pub mod files;
 pub mod normalize;
 pub mod pretokenize;
+pub mod tokenizer_json;
+pub mod trie;
+pub mod truncation;
 pub mod vocab;
 pub mod wordpiece;
 
 use rayon::prelude::*;
 
 pub use added::{AddedToken, AddedVocabulary, Piece};
-pub use encoding::{
-    Encoding, Padding, PaddingLength, Template, TemplatePiece, Truncation, TruncationStrategy,
-};
+pub use encoding::{EncodedToken, Encoding, Padding, PaddingLength, Template, TemplatePiece};
 pub use normalize::NormalizerOptions;
+pub use truncation::{Truncation, TruncationStrategy};
 pub use vocab::Vocab;
 pub use wordpiece::{Token, WordPiece};
 
@@ -82,6 +86,9 @@ pub struct Workspace {
     normalizer: Normalizer,
     words: WordBuffer,
     pieces: Vec<Piece>,
+    /// Tokens of the first and second text, reused across inputs.
+    first: Vec<Token>,
+    second: Vec<Token>,
 }
 
 /// One input: a text or a pair of texts.
@@ -185,6 +192,7 @@ impl Tokenizer {
             normalizer,
             words,
             pieces,
+            ..
         } = workspace;
         normalizer.options = self.normalizer;
         self.added.split(text, pieces);
@@ -194,14 +202,14 @@ impl Tokenizer {
             let (start, end) = match piece {
                 Piece::Text(start, end) | Piece::Token(_, start, end) => (start, end),
             };
-            origin += char_count(text.get(done..start).unwrap_or(""));
+            origin = origin.saturating_add(char_count(text.get(done..start).unwrap_or("")));
             let slice = text.get(start..end).unwrap_or("");
             let length = char_count(slice);
             match piece {
                 Piece::Token(id, _, _) => out.push(Token {
                     id,
                     start: origin,
-                    end: origin + length,
+                    end: origin.saturating_add(length),
                 }),
                 Piece::Text(..) => {
                     let mut splitter = WordSplitter::new(words, |word: &str, origins: &[u32]| {
@@ -211,7 +219,7 @@ impl Tokenizer {
                     splitter.finish();
                 }
             }
-            origin += length;
+            origin = origin.saturating_add(length);
             done = end;
         }
     }
@@ -232,13 +240,44 @@ impl Tokenizer {
         workspace: &mut Workspace,
     ) -> Result<Encoding> {
         let (text, pair) = input;
-        let mut first = Vec::new();
+        for part in std::iter::once(text).chain(pair) {
+            if part.len() >= u32::MAX as usize {
+                return Err(Error::Tokenizer(format!(
+                    "a text of {} bytes is too long (offsets are 32-bit)",
+                    part.len()
+                )));
+            }
+        }
+        let mut first = std::mem::take(&mut workspace.first);
+        let mut second_buffer = std::mem::take(&mut workspace.second);
+        first.clear();
+        second_buffer.clear();
         self.tokenize_into(text, workspace, &mut first);
         let mut second = pair.map(|pair| {
-            let mut tokens = Vec::new();
-            self.tokenize_into(pair, workspace, &mut tokens);
-            tokens
+            self.tokenize_into(pair, workspace, &mut second_buffer);
+            second_buffer
         });
+        let encoding = self.finish_encoding(
+            first.as_mut(),
+            second.as_mut(),
+            add_special_tokens,
+            truncation,
+        );
+        workspace.first = first;
+        if let Some(second) = second {
+            workspace.second = second;
+        }
+        encoding
+    }
+
+    /// Truncate and apply the template.
+    fn finish_encoding(
+        &self,
+        first: &mut Vec<Token>,
+        mut second: Option<&mut Vec<Token>>,
+        add_special_tokens: bool,
+        truncation: Option<Truncation>,
+    ) -> Result<Encoding> {
         if let Some(truncation) = truncation {
             let added = if add_special_tokens {
                 self.template.added_tokens(second.is_some())
@@ -251,11 +290,18 @@ impl Tokenizer {
                     truncation.max_length
                 ))
             })?;
-            encoding::truncate(&mut first, second.as_mut(), max_length, truncation.strategy)?;
+            truncation::truncate(
+                first,
+                second.as_deref_mut(),
+                max_length,
+                truncation.strategy,
+            )?;
         }
-        Ok(self
-            .template
-            .apply(&first, second.as_deref(), add_special_tokens))
+        Ok(self.template.apply(
+            first,
+            second.as_deref().map(Vec::as_slice),
+            add_special_tokens,
+        ))
     }
 
     /// Encode one text or pair.
@@ -333,104 +379,4 @@ fn char_count(text: &str) -> u32 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn tokenizer(lowercase: bool) -> Tokenizer {
-        let text = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n##s\nworld\n!\nhe\n##llo\nwor\n##ld\ncafe\nCafé\n";
-        let vocab = Vocab::from_vocab_txt(text, "##", "test").unwrap();
-        files::bert_from_vocab(
-            vocab,
-            NormalizerOptions {
-                lowercase,
-                ..NormalizerOptions::default()
-            },
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn encode_single_with_specials() {
-        let tokenizer = tokenizer(true);
-        let encoding = tokenizer
-            .encode(("Hello worlds!", None), true, None)
-            .unwrap();
-        assert_eq!(encoding.ids, [2, 5, 7, 6, 8, 3]);
-        assert_eq!(
-            encoding.offsets,
-            [(0, 0), (0, 5), (6, 11), (11, 12), (12, 13), (0, 0)]
-        );
-    }
-
-    #[test]
-    fn special_tokens_in_text() {
-        let tokenizer = tokenizer(true);
-        let encoding = tokenizer.encode(("é[MASK]x", None), false, None).unwrap();
-        assert_eq!(encoding.ids, [1, 4, 1]);
-        assert_eq!(encoding.offsets, [(0, 1), (1, 7), (7, 8)]);
-    }
-
-    #[test]
-    fn cased_and_uncased() {
-        assert_eq!(
-            tokenizer(true)
-                .encode(("Café", None), false, None)
-                .unwrap()
-                .ids,
-            [13]
-        );
-        assert_eq!(
-            tokenizer(false)
-                .encode(("Café", None), false, None)
-                .unwrap()
-                .ids,
-            [14]
-        );
-    }
-
-    #[test]
-    fn batch_equals_single_and_pads() {
-        let tokenizer = tokenizer(true);
-        let texts: Vec<String> = (0..40).map(|i| "hello ".repeat(i % 7)).collect();
-        let inputs: Vec<Input<'_>> = texts
-            .iter()
-            .map(|text| (text.as_str(), Some("world")))
-            .collect();
-        let padding = Padding {
-            length: PaddingLength::Longest,
-            pad_to_multiple_of: None,
-            pad_id: 0,
-            pad_type_id: 0,
-        };
-        let batch = tokenizer
-            .encode_batch(&inputs, true, None, Some(padding))
-            .unwrap();
-        let longest = batch.iter().map(Encoding::len).max().unwrap();
-        for (input, encoding) in inputs.iter().zip(&batch) {
-            let mut single = tokenizer.encode(*input, true, None).unwrap();
-            single.pad(longest, 0, 0);
-            assert_eq!(&single, encoding);
-        }
-    }
-
-    #[test]
-    fn truncation_counts_specials() {
-        let tokenizer = tokenizer(true);
-        let truncation = Truncation {
-            max_length: 4,
-            strategy: TruncationStrategy::LongestFirst,
-        };
-        let encoding = tokenizer
-            .encode(("hello hello hello", None), true, Some(truncation))
-            .unwrap();
-        assert_eq!(encoding.ids, [2, 5, 5, 3]);
-        let too_small = Truncation {
-            max_length: 1,
-            ..truncation
-        };
-        assert!(tokenizer
-            .encode(("hello", None), true, Some(too_small))
-            .is_err());
-    }
-}
+mod tests;

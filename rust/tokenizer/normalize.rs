@@ -173,16 +173,13 @@ impl Normalizer {
     /// Normalize `text`, whose first char has index `first_origin` in the
     /// original string, into `sink`.
     pub fn run<S: Sink>(&mut self, text: &str, first_origin: u32, sink: &mut S) {
-        let options = self.options;
-        let strip = options.strips_accents();
-        let mut origin = first_origin;
-        for c in text.chars() {
+        let strip = self.options.strips_accents();
+        for (origin, c) in (first_origin..).zip(text.chars()) {
             if c.is_ascii() {
                 self.ascii(c, origin, strip, sink);
             } else {
                 self.non_ascii(c, origin, strip, sink);
             }
-            origin += 1;
         }
         self.flush(strip, sink);
     }

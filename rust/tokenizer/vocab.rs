@@ -3,6 +3,8 @@
 
 use rustc_hash::FxHashMap;
 
+use super::trie::Trie;
+
 use crate::error::{Error, Result};
 
 /// A WordPiece vocabulary.
@@ -21,6 +23,9 @@ pub struct Vocab {
     longest: usize,
     /// Longest continuation piece, in bytes, prefix excluded.
     longest_continuation: usize,
+    /// Tries for the longest-match search: all tokens, continuation pieces.
+    start_trie: Trie,
+    continuation_trie: Trie,
 }
 
 impl Vocab {
@@ -67,7 +72,11 @@ impl Vocab {
             continuations = ids.clone();
             longest_continuation = longest;
         }
+        let start_trie = Trie::new(ids.iter().map(|(token, &id)| (&**token, id)));
+        let continuation_trie = Trie::new(continuations.iter().map(|(piece, &id)| (&**piece, id)));
         Ok(Vocab {
+            start_trie,
+            continuation_trie,
             tokens,
             ids,
             continuations,
@@ -123,6 +132,18 @@ impl Vocab {
     #[inline]
     pub fn continuation_id(&self, piece: &str) -> Option<u32> {
         self.continuations.get(piece).copied()
+    }
+
+    /// Longest token `bytes` starts with: (id, length in bytes).
+    #[inline]
+    pub fn longest_match(&self, bytes: &[u8]) -> Option<(u32, usize)> {
+        self.start_trie.longest_prefix(bytes)
+    }
+
+    /// Longest continuation piece `bytes` starts with: (id, length in bytes).
+    #[inline]
+    pub fn longest_continuation_match(&self, bytes: &[u8]) -> Option<(u32, usize)> {
+        self.continuation_trie.longest_prefix(bytes)
     }
 
     /// Token of an id.

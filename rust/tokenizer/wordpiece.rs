@@ -42,6 +42,43 @@ fn previous_boundary(word: &str, index: usize) -> usize {
     floor_boundary(word, index.saturating_sub(1))
 }
 
+/// The longest vocabulary piece of `word` at byte `start` (a whole token at
+/// 0, a continuation after): (id, length in bytes). Trie walk.
+#[inline]
+pub fn longest_piece(vocab: &Vocab, word: &str, start: usize) -> Option<(u32, usize)> {
+    let bytes = word.as_bytes().get(start..)?;
+    if start == 0 {
+        vocab.longest_match(bytes)
+    } else {
+        vocab.longest_continuation_match(bytes)
+    }
+}
+
+/// The same as [`longest_piece`], the way HF searches: every end from the
+/// longest possible down, each slice looked up in the hash map. The
+/// reference the trie is tested against.
+pub fn longest_piece_naive(vocab: &Vocab, word: &str, start: usize) -> Option<(u32, usize)> {
+    let longest = if start == 0 {
+        vocab.longest()
+    } else {
+        vocab.longest_continuation()
+    };
+    let mut end = floor_boundary(word, start.saturating_add(longest));
+    while end > start {
+        let piece = word.get(start..end)?;
+        let id = if start == 0 {
+            vocab.id(piece)
+        } else {
+            vocab.continuation_id(piece)
+        };
+        if let Some(id) = id {
+            return Some((id, end - start));
+        }
+        end = previous_boundary(word, end);
+    }
+    None
+}
+
 impl WordPiece {
     /// Split `word` (normalized) into tokens appended to `out`. `origins[b]`
     /// is the original char index of byte `b` of `word`.
@@ -51,7 +88,7 @@ impl WordPiece {
             let last = end
                 .checked_sub(1)
                 .and_then(|index| origins.get(index))
-                .map_or(first, |&origin| origin + 1);
+                .map_or(first, |&origin| origin.saturating_add(1));
             (first, last)
         };
         if word.is_empty() {
@@ -64,30 +101,10 @@ impl WordPiece {
             let mut start = 0;
             let mut complete = true;
             while start < word.len() {
-                let (longest, table_start) = if start == 0 {
-                    (vocab.longest(), true)
-                } else {
-                    (vocab.longest_continuation(), false)
-                };
-                let mut end = floor_boundary(word, start.saturating_add(longest));
-                let mut found = None;
-                while end > start {
-                    let Some(piece) = word.get(start..end) else {
-                        break;
-                    };
-                    let id = if table_start {
-                        vocab.id(piece)
-                    } else {
-                        vocab.continuation_id(piece)
-                    };
-                    if let Some(id) = id {
-                        found = Some(id);
-                        break;
-                    }
-                    end = previous_boundary(word, end);
-                }
+                let found =
+                    longest_piece(vocab, word, start).map(|(id, length)| (id, start + length));
                 match found {
-                    Some(id) => {
+                    Some((id, end)) => {
                         let (first, last) = offsets(start, end);
                         out.push(Token {
                             id,
@@ -170,6 +187,32 @@ mod tests {
     fn too_long_is_unk() {
         assert_eq!(ids(&run("unaff", 4)), [0]);
         assert_eq!(ids(&run("unaff", 5)), [1, 2]);
+    }
+
+    #[test]
+    fn trie_equals_naive_search() {
+        let vocab = vocab();
+        let alphabet = ["u", "n", "a", "f", "b", "l", "e", "é", "x", "#"];
+        // Every word of up to 5 letters from the alphabet, at every char start.
+        let mut words = vec![String::new()];
+        for _ in 0..5 {
+            let longer: Vec<String> = words
+                .iter()
+                .flat_map(|word| alphabet.iter().map(move |letter| format!("{word}{letter}")))
+                .collect();
+            words.extend(longer);
+            words.dedup();
+        }
+        let mut compared = 0;
+        for word in &words {
+            for (start, _) in word.char_indices() {
+                let fast = longest_piece(&vocab, word, start);
+                let naive = longest_piece_naive(&vocab, word, start);
+                assert_eq!(fast, naive, "{word} at {start}");
+                compared += 1;
+            }
+        }
+        assert!(compared > 100_000);
     }
 
     #[test]

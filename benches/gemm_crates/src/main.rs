@@ -1,0 +1,395 @@
+//! Single-precision GEMM crates on oxiformer's shapes: `gemm` (candle's kernel),
+//! `matrixmultiply` and `faer`, side by side in one process.
+//!
+//! Every linear shape is `C (M, N) = A (M, K) @ W^T` with `A` row-major and the
+//! weight `W (N, K)` row-major (the HF Linear layout): each crate reads `W^T`
+//! through strides, without a copy. The attention shapes read per-head views of
+//! a fused QKV buffer `(seq, 3 * hidden)` exactly as the encoder does:
+//! `scores = Q K^T` (M=seq, N=seq, K=head) and `ctx = P V` (M=seq, N=head, K=seq).
+//!
+//! Usage: gemm-compare --threads N [--reps R] [--min-ms T] [--only SUBSTR] [--extra]
+//! `--extra`: linear shapes only, `gemm` on the (N, K) weight against `gemm` on the
+//! weight transposed once to (K, N) row-major (and `faer`), instead of the 3 crates.
+//! `matrixmultiply` reads its thread count once from `MATMUL_NUM_THREADS`, so a
+//! process measures one thread count; run it once per count. Output: one TSV
+//! line per (library, shape) on stdout (header first), a human summary on stderr.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+#[derive(Clone, Copy)]
+struct View {
+    rs: isize,
+    cs: isize,
+}
+
+#[derive(Clone)]
+struct Shape {
+    name: String,
+    m: usize,
+    n: usize,
+    k: usize,
+    /// Strides of A (M, K) and B (K, N) inside their buffers.
+    a: View,
+    b: View,
+    a_len: usize,
+    b_len: usize,
+    /// Attention shapes run single-threaded only (the encoder parallelises over heads).
+    single_only: bool,
+}
+
+fn linear(model: &str, m: usize, n: usize, k: usize, what: &str) -> Shape {
+    Shape {
+        name: format!("{model} {what} M={m} N={n} K={k}"),
+        m,
+        n,
+        k,
+        a: View { rs: k as isize, cs: 1 },
+        // W (N, K) row-major read as W^T (K, N): element (kk, nn) at nn * K + kk.
+        b: View { rs: 1, cs: k as isize },
+        a_len: m * k,
+        b_len: n * k,
+        single_only: false,
+    }
+}
+
+fn shapes() -> Vec<Shape> {
+    let mut out = Vec::new();
+    for &m in &[16usize, 128, 4096] {
+        for &(n, k, what) in &[
+            (1152usize, 384usize, "qkv"),
+            (384, 384, "attn-out"),
+            (1536, 384, "ffn-up"),
+            (384, 1536, "ffn-down"),
+        ] {
+            out.push(linear("MiniLM", m, n, k, what));
+        }
+    }
+    for &(n, k, what) in &[
+        (2304usize, 768usize, "qkv"),
+        (768, 768, "attn-out"),
+        (3072, 768, "ffn-up"),
+        (768, 3072, "ffn-down"),
+    ] {
+        out.push(linear("BERT-base", 4096, n, k, what));
+    }
+    // Attention per head, MiniLM: seq 128, head 32, fused QKV row stride 1152.
+    let (seq, head, qkv_stride) = (128usize, 32usize, 1152usize);
+    out.push(Shape {
+        name: format!("attn QK^T M={seq} N={seq} K={head}"),
+        m: seq,
+        n: seq,
+        k: head,
+        a: View { rs: qkv_stride as isize, cs: 1 },
+        b: View { rs: 1, cs: qkv_stride as isize },
+        a_len: seq * qkv_stride,
+        b_len: seq * qkv_stride,
+        single_only: true,
+    });
+    out.push(Shape {
+        name: format!("attn PV M={seq} N={head} K={seq}"),
+        m: seq,
+        n: head,
+        k: seq,
+        a: View { rs: seq as isize, cs: 1 },
+        b: View { rs: qkv_stride as isize, cs: 1 },
+        a_len: seq * seq,
+        b_len: seq * qkv_stride,
+        single_only: true,
+    });
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Lib {
+    Gemm,
+    MatrixMultiply,
+    Faer,
+    /// `gemm` with the weight transposed once at load time: `W^T (K, N)` row-major
+    /// (`--extra`, linear shapes only).
+    GemmKn,
+}
+
+impl Lib {
+    fn name(self) -> &'static str {
+        match self {
+            Lib::Gemm => "gemm",
+            Lib::MatrixMultiply => "matrixmultiply",
+            Lib::Faer => "faer",
+            Lib::GemmKn => "gemm-WT-contig",
+        }
+    }
+}
+
+/// `c (m, n, row-major) = a @ b`.
+fn run(lib: Lib, s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], threads: usize) {
+    let (m, n, k) = (s.m, s.n, s.k);
+    // `GemmKn` gets `b` already transposed to (K, N) row-major.
+    let s = &if lib == Lib::GemmKn {
+        Shape { b: View { rs: n as isize, cs: 1 }, ..s.clone() }
+    } else {
+        s.clone()
+    };
+    assert!(c.len() >= m * n);
+    match lib {
+        Lib::Gemm | Lib::GemmKn => {
+            let par = if threads <= 1 {
+                gemm::Parallelism::None
+            } else {
+                gemm::Parallelism::Rayon(threads)
+            };
+            // SAFETY: every index (i, j) < (m, n), (i, kk) < (m, k), (kk, j) < (k, n)
+            // maps inside the buffers (checked by `check_views`).
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    c.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    a.as_ptr(),
+                    s.a.cs,
+                    s.a.rs,
+                    b.as_ptr(),
+                    s.b.cs,
+                    s.b.rs,
+                    0.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            }
+        }
+        Lib::MatrixMultiply => {
+            // SAFETY: as above.
+            unsafe {
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a.as_ptr(),
+                    s.a.rs,
+                    s.a.cs,
+                    b.as_ptr(),
+                    s.b.rs,
+                    s.b.cs,
+                    0.0,
+                    c.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
+            }
+        }
+        Lib::Faer => {
+            let par = if threads <= 1 {
+                faer::Par::Seq
+            } else {
+                faer::Par::rayon(threads)
+            };
+            // SAFETY: as above; the views only read/write in-bounds elements.
+            let (av, bv, cv) = unsafe {
+                (
+                    faer::MatRef::<f32>::from_raw_parts(a.as_ptr(), m, k, s.a.rs, s.a.cs),
+                    faer::MatRef::<f32>::from_raw_parts(b.as_ptr(), k, n, s.b.rs, s.b.cs),
+                    faer::MatMut::<f32>::from_raw_parts_mut(c.as_mut_ptr(), m, n, n as isize, 1),
+                )
+            };
+            faer::linalg::matmul::matmul(cv, faer::Accum::Replace, av, bv, 1.0f32, par);
+        }
+    }
+}
+
+fn check_views(s: &Shape) {
+    let last_a = (s.m - 1) as isize * s.a.rs + (s.k - 1) as isize * s.a.cs;
+    let last_b = (s.k - 1) as isize * s.b.rs + (s.n - 1) as isize * s.b.cs;
+    assert!((last_a as usize) < s.a_len && (last_b as usize) < s.b_len);
+}
+
+fn fill(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn fnv1a(c: &[f32]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for x in c {
+        for byte in x.to_bits().to_le_bytes() {
+            h ^= byte as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Largest |c - exact| over a sample of entries, relative to sum |a||b| (f64 reference).
+fn sampled_error(s: &Shape, a: &[f32], b: &[f32], c: &[f32]) -> f64 {
+    let mut worst: f64 = 0.0;
+    let picks = 64usize;
+    for p in 0..picks {
+        let i = (p * 7919) % s.m;
+        let j = (p * 104_729) % s.n;
+        let (mut exact, mut mag) = (0.0f64, 0.0f64);
+        for kk in 0..s.k {
+            let x = a[(i as isize * s.a.rs + kk as isize * s.a.cs) as usize] as f64;
+            let y = b[(kk as isize * s.b.rs + j as isize * s.b.cs) as usize] as f64;
+            exact += x * y;
+            mag += (x * y).abs();
+        }
+        worst = worst.max((c[i * s.n + j] as f64 - exact).abs() / mag.max(1e-30));
+    }
+    worst
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|x, y| x.total_cmp(y));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let threads: usize = get("--threads").map_or(1, |v| v.parse().expect("--threads N"));
+    let reps: usize = get("--reps").map_or(7, |v| v.parse().expect("--reps R"));
+    let min_ms: f64 = get("--min-ms").map_or(40.0, |v| v.parse().expect("--min-ms T"));
+    let only = get("--only");
+    let extra = args.iter().any(|a| a == "--extra");
+
+    // matrixmultiply reads this once, on its first call.
+    std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .expect("rayon pool");
+    eprintln!(
+        "threads={threads} reps={reps} min_ms={min_ms} avx2={} fma={} avx512f={} gemm_x86_v4_feature={}",
+        std::arch::is_x86_feature_detected!("avx2"),
+        std::arch::is_x86_feature_detected!("fma"),
+        std::arch::is_x86_feature_detected!("avx512f"),
+        cfg!(feature = "x86-v4"),
+    );
+
+    let all_libs: Vec<Lib> = if extra {
+        vec![Lib::Gemm, Lib::GemmKn, Lib::Faer]
+    } else {
+        vec![Lib::Gemm, Lib::MatrixMultiply, Lib::Faer]
+    };
+    println!("lib\tshape\tthreads\tm\tn\tk\tmin_s\tmedian_s\tgflops_best\tgflops_median\thash\trel_err\tsame_bits_1t");
+    for s in shapes() {
+        if let Some(pat) = &only {
+            if !s.name.contains(pat.as_str()) {
+                continue;
+            }
+        }
+        if s.single_only && (threads != 1 || extra) {
+            continue;
+        }
+        let libs = &all_libs[..];
+        check_views(&s);
+        let a = fill(s.a_len, 1 + s.m as u64 * 31 + s.k as u64);
+        let b = fill(s.b_len, 2 + s.n as u64 * 17 + s.k as u64);
+        // W (N, K) transposed once, as a loader could: W^T (K, N) row-major.
+        let bt: Vec<f32> = if extra {
+            let mut t = vec![0.0f32; s.k * s.n];
+            for nn in 0..s.n {
+                for kk in 0..s.k {
+                    t[kk * s.n + nn] = b[nn * s.k + kk];
+                }
+            }
+            t
+        } else {
+            Vec::new()
+        };
+        let b_for = |lib: Lib| if lib == Lib::GemmKn { &bt[..] } else { &b[..] };
+        let flops = 2.0 * (s.m * s.n * s.k) as f64;
+        let mut c: Vec<Vec<f32>> = libs.iter().map(|_| vec![0.0f32; s.m * s.n]).collect();
+
+        // Warm up and pick a batch size per library: each timed batch >= min_ms.
+        let mut iters = [1usize; 3];
+        for (li, &lib) in libs.iter().enumerate() {
+            run(lib, &s, &a, b_for(lib), &mut c[li], threads);
+            let t0 = Instant::now();
+            run(lib, &s, &a, b_for(lib), &mut c[li], threads);
+            let dt = t0.elapsed().as_secs_f64().max(1e-7);
+            iters[li] = ((min_ms / 1e3 / dt).ceil() as usize).clamp(1, 1_000_000);
+        }
+        // Round-robin: rep r runs the libraries in a rotated order, so drift in
+        // machine load hits every library alike.
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); 3];
+        for r in 0..reps {
+            for off in 0..libs.len() {
+                let li = (r + off) % libs.len();
+                let t0 = Instant::now();
+                for _ in 0..iters[li] {
+                    let lib = libs[li];
+                    run(lib, &s, black_box(&a), black_box(b_for(lib)), &mut c[li], threads);
+                }
+                black_box(&c[li]);
+                samples[li].push(t0.elapsed().as_secs_f64() / iters[li] as f64);
+            }
+        }
+        for (li, &lib) in libs.iter().enumerate() {
+            let best = samples[li].iter().cloned().fold(f64::INFINITY, f64::min);
+            let med = median(&mut samples[li]);
+            let err = sampled_error(&s, &a, &b, &c[li]); // against the (N, K) weight
+            // Bitwise: the same call on one thread (gemm, faer pick it per call;
+            // matrixmultiply is compared across processes through `hash`).
+            let same = match lib {
+                Lib::MatrixMultiply => "-".to_string(),
+                _ if threads == 1 => "-".to_string(),
+                _ => {
+                    let mut c1 = vec![0.0f32; s.m * s.n];
+                    run(lib, &s, &a, b_for(lib), &mut c1, 1);
+                    (c1.iter().zip(&c[li]).all(|(x, y)| x.to_bits() == y.to_bits())).to_string()
+                }
+            };
+            println!(
+                "{}\t{}\t{}\t{}\t{}\t{}\t{:.6e}\t{:.6e}\t{:.2}\t{:.2}\t{:016x}\t{:.1e}\t{}",
+                lib.name(),
+                s.name,
+                threads,
+                s.m,
+                s.n,
+                s.k,
+                best,
+                med,
+                flops / best / 1e9,
+                flops / med / 1e9,
+                fnv1a(&c[li]),
+                err,
+                same
+            );
+            eprintln!(
+                "{:<44} {:<15} {:>2}t  best {:>7.2} GFLOPS  median {:>7.2}  err {:.1e}  same_bits_1t {}",
+                s.name,
+                lib.name(),
+                threads,
+                flops / best / 1e9,
+                flops / med / 1e9,
+                err,
+                same
+            );
+        }
+    }
+}
