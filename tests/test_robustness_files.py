@@ -249,6 +249,11 @@ def edited(change: dict[str, Any], model: dict[str, Any] | None = None) -> str:
         (edited({}, {"vocab": {"[UNK]": 2**32 - 1}}), "too large"),
         (edited({}, {"vocab": {"[UNK]": 10**8}}), "is this a vocabulary?"),
         (edited({}, {"vocab": {}}), "'[UNK]' is not in the vocabulary"),
+        # found by fuzz/tokenizer_files: two tokens for one id broke the save round trip
+        (
+            edited({}, {"vocab": {**GOOD_VOCAB, "un": 8, "##aff": 8}}),
+            'the tokens "##aff" and "un" have the same id 8',
+        ),
         (edited({}, {"unk_token": "<unk>"}), "'<unk>' is not in the vocabulary"),
         (edited({}, {"unk_token": 5}), "'unk_token' must be a string"),
         (edited({}, {"max_input_chars_per_word": -3}), "max_input_chars_per_word"),

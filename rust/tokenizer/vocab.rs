@@ -29,7 +29,8 @@ pub struct Vocab {
 }
 
 impl Vocab {
-    /// Build from (token, id) pairs; a later pair wins a repeated token.
+    /// Build from (token, id) pairs; a later pair wins a repeated token, two
+    /// tokens with one id are an error.
     pub fn from_pairs(
         pairs: impl IntoIterator<Item = (String, u32)>,
         prefix: &str,
@@ -57,6 +58,18 @@ impl Vocab {
         let mut longest_continuation = 0;
         for (token, &id) in &ids {
             if let Some(slot) = tokens.get_mut(id as usize) {
+                // Two tokens for one id (one embedding row) is a broken file;
+                // it could not be saved either (HF keeps one of them).
+                if let Some(other) = slot.as_deref() {
+                    let (first, second) = if other < &**token {
+                        (other, &**token)
+                    } else {
+                        (&**token, other)
+                    };
+                    return Err(Error::Tokenizer(format!(
+                        "{origin}: the tokens {first:?} and {second:?} have the same id {id}"
+                    )));
+                }
                 *slot = Some(token.clone());
             }
             longest = longest.max(token.len());
@@ -205,6 +218,16 @@ mod tests {
         assert_eq!(vocab.size(), 5);
         assert_eq!(vocab.token(2), Some("##b"));
         assert_eq!(vocab.longest(), "x\u{2028}y".len());
+    }
+
+    #[test]
+    fn shared_ids_are_an_error() {
+        let pairs = [("un".to_string(), 8), ("##aff".to_string(), 8)];
+        let err = Vocab::from_pairs(pairs, "##", "tokenizer.json").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tokenizer.json: the tokens \"##aff\" and \"un\" have the same id 8"
+        );
     }
 
     #[test]
