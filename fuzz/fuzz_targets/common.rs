@@ -115,18 +115,22 @@ pub fn char_len(text: &str) -> u32 {
 
 /// Structural invariants of one encoding of `texts` (first, second).
 pub fn check_encoding(encoding: &Encoding, texts: (&str, Option<&str>), vocab_size: usize) {
-    let n = encoding.ids.len();
-    assert_eq!(encoding.type_ids.len(), n);
-    assert_eq!(encoding.offsets.len(), n);
-    assert_eq!(encoding.special_tokens_mask.len(), n);
-    assert_eq!(encoding.attention_mask.len(), n);
-    assert_eq!(encoding.sequence_ids.len(), n);
+    let ids = encoding.ids();
+    let offsets = encoding.offsets();
+    let sequence_ids = encoding.sequence_ids();
+    let n = ids.len();
+    assert_eq!(encoding.len(), n);
+    assert_eq!(encoding.type_ids().len(), n);
+    assert_eq!(offsets.len(), n);
+    assert_eq!(encoding.special_tokens_mask().len(), n);
+    assert_eq!(encoding.attention_mask().len(), n);
+    assert_eq!(sequence_ids.len(), n);
     for index in 0..n {
-        let id = encoding.ids[index] as usize;
+        let id = ids[index] as usize;
         assert!(id < vocab_size, "id {id} out of the vocabulary");
-        let (start, end) = encoding.offsets[index];
+        let (start, end) = offsets[index];
         assert!(start <= end, "offsets {start}..{end}");
-        match encoding.sequence_ids[index] {
+        match sequence_ids[index] {
             Some(0) => assert!(end <= char_len(texts.0), "offset {end} past the text"),
             Some(1) => {
                 let pair = texts.1.unwrap_or("");

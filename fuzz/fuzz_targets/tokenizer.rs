@@ -78,11 +78,11 @@ fuzz_target!(|data: &[u8]| {
     tokenizer.tokenize_into(first, &mut workspace, &mut tokens);
     if truncation.is_none() {
         let from_first: Vec<u32> = encoding
-            .ids
-            .iter()
-            .zip(&encoding.sequence_ids)
-            .filter(|(_, seq)| **seq == Some(0))
-            .map(|(id, _)| *id)
+            .ids()
+            .into_iter()
+            .zip(encoding.sequence_ids())
+            .filter(|(_, seq)| *seq == Some(0))
+            .map(|(id, _)| id)
             .collect();
         let ids: Vec<u32> = tokens.iter().map(|token| token.id).collect();
         assert_eq!(from_first, ids);
@@ -128,5 +128,5 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let _ = tokenizer.decode(&encoding.ids, options[1] & 0x80 != 0);
+    let _ = tokenizer.decode(&encoding.ids(), options[1] & 0x80 != 0);
 });

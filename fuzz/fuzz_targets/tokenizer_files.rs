@@ -31,8 +31,8 @@ fn exercise(tokenizer: &Tokenizer, extra: &str) {
         match tokenizer.encode((text, pair), true, None) {
             Ok(encoding) => {
                 common::check_encoding(&encoding, (text, pair), vocab_size);
-                let _ = tokenizer.decode(&encoding.ids, true);
-                let _ = tokenizer.decode(&encoding.ids, false);
+                let _ = tokenizer.decode(&encoding.ids(), true);
+                let _ = tokenizer.decode(&encoding.ids(), false);
             }
             Err(err) => panic!("encode without truncation failed: {err}"),
         }
