@@ -6,8 +6,16 @@
 //! `intermediate_size`), for which no default can be right: those are errors.
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
+
+/// More layers than any BERT-family model has: a config asking for more is
+/// corrupt (and would make the tensor list itself exhaust memory).
+pub const MAX_LAYERS: usize = 10_000;
+
+/// Largest sinusoidal position table computed at load time (1 GiB of f32).
+pub const MAX_SINUSOIDAL_VALUES: usize = 1 << 28;
 
 /// The feed-forward activation (`hidden_act`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,19 +75,40 @@ pub struct EncoderConfig {
     pub position_embedding_type: PositionEmbedding,
 }
 
-/// `config.json` as written, before validation. Unknown fields are ignored.
+/// `config.json` as written, before validation. Unknown fields are ignored;
+/// the known ones are kept as JSON values so a wrong type is reported with
+/// the field's name.
 #[derive(Deserialize)]
 struct RawConfig {
-    vocab_size: Option<i64>,
-    hidden_size: Option<i64>,
-    num_hidden_layers: Option<i64>,
-    num_attention_heads: Option<i64>,
-    intermediate_size: Option<i64>,
-    hidden_act: Option<String>,
-    max_position_embeddings: Option<i64>,
-    type_vocab_size: Option<i64>,
-    layer_norm_eps: Option<f64>,
-    position_embedding_type: Option<String>,
+    vocab_size: Option<Value>,
+    hidden_size: Option<Value>,
+    num_hidden_layers: Option<Value>,
+    num_attention_heads: Option<Value>,
+    intermediate_size: Option<Value>,
+    hidden_act: Option<Value>,
+    max_position_embeddings: Option<Value>,
+    type_vocab_size: Option<Value>,
+    layer_norm_eps: Option<Value>,
+    position_embedding_type: Option<Value>,
+}
+
+/// A field's value of the expected JSON type (`None`: absent or null).
+fn typed<'a, T>(
+    source_name: &str,
+    field: &str,
+    value: &'a Option<Value>,
+    expected: &str,
+    convert: impl Fn(&'a Value) -> Option<T>,
+) -> Result<Option<T>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => convert(value).map(Some).ok_or_else(|| {
+            Error::config(
+                source_name,
+                format!("'{field}' must be {expected}, got {value}"),
+            )
+        }),
+    }
 }
 
 impl EncoderConfig {
@@ -87,7 +116,8 @@ impl EncoderConfig {
     pub fn from_json(text: &str, source_name: &str) -> Result<Self> {
         let raw: RawConfig = serde_json::from_str(text)
             .map_err(|err| Error::config(source_name, format!("invalid config: {err}")))?;
-        let size = |field: &str, value: Option<i64>, default: Option<i64>| -> Result<usize> {
+        let size = |field: &str, value: &Option<Value>, default: Option<i64>| -> Result<usize> {
+            let value = typed(source_name, field, value, "an integer", Value::as_i64)?;
             let value = value.or(default).ok_or_else(|| {
                 Error::config(source_name, format!("missing required field '{field}'"))
             })?;
@@ -95,7 +125,11 @@ impl EncoderConfig {
                 Error::config(source_name, format!("'{field}' must be >= 0, got {value}"))
             })
         };
-        let hidden_act_name = raw.hidden_act.unwrap_or_else(|| "gelu".to_owned());
+        let name = |field: &str, value: &Option<Value>, default: &str| -> Result<String> {
+            let value = typed(source_name, field, value, "a string", Value::as_str)?;
+            Ok(value.unwrap_or(default).to_owned())
+        };
+        let hidden_act_name = name("hidden_act", &raw.hidden_act, "gelu")?;
         let hidden_act = Activation::from_name(&hidden_act_name).ok_or_else(|| {
             Error::config(
                 source_name,
@@ -105,9 +139,11 @@ impl EncoderConfig {
                 ),
             )
         })?;
-        let position_name = raw
-            .position_embedding_type
-            .unwrap_or_else(|| "absolute".to_owned());
+        let position_name = name(
+            "position_embedding_type",
+            &raw.position_embedding_type,
+            "absolute",
+        )?;
         let position_embedding_type = match position_name.as_str() {
             "absolute" => PositionEmbedding::Absolute,
             "sinusoidal" => PositionEmbedding::Sinusoidal,
@@ -122,19 +158,26 @@ impl EncoderConfig {
             }
         };
         let config = EncoderConfig {
-            vocab_size: size("vocab_size", raw.vocab_size, None)?,
-            hidden_size: size("hidden_size", raw.hidden_size, None)?,
-            num_hidden_layers: size("num_hidden_layers", raw.num_hidden_layers, None)?,
-            num_attention_heads: size("num_attention_heads", raw.num_attention_heads, None)?,
-            intermediate_size: size("intermediate_size", raw.intermediate_size, None)?,
+            vocab_size: size("vocab_size", &raw.vocab_size, None)?,
+            hidden_size: size("hidden_size", &raw.hidden_size, None)?,
+            num_hidden_layers: size("num_hidden_layers", &raw.num_hidden_layers, None)?,
+            num_attention_heads: size("num_attention_heads", &raw.num_attention_heads, None)?,
+            intermediate_size: size("intermediate_size", &raw.intermediate_size, None)?,
             hidden_act,
             max_position_embeddings: size(
                 "max_position_embeddings",
-                raw.max_position_embeddings,
+                &raw.max_position_embeddings,
                 Some(512),
             )?,
-            type_vocab_size: size("type_vocab_size", raw.type_vocab_size, Some(2))?,
-            layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-12),
+            type_vocab_size: size("type_vocab_size", &raw.type_vocab_size, Some(2))?,
+            layer_norm_eps: typed(
+                source_name,
+                "layer_norm_eps",
+                &raw.layer_norm_eps,
+                "a number",
+                Value::as_f64,
+            )?
+            .unwrap_or(1e-12),
             position_embedding_type,
         };
         config.validate(source_name)?;
@@ -161,6 +204,50 @@ impl EncoderConfig {
                 format!(
                     "'hidden_size' ({}) is not a multiple of 'num_attention_heads' ({})",
                     self.hidden_size, self.num_attention_heads
+                ),
+            ));
+        }
+        if self.num_hidden_layers > MAX_LAYERS {
+            return Err(Error::config(
+                source_name,
+                format!(
+                    "'num_hidden_layers' ({}) is more than {MAX_LAYERS}; is this a real model?",
+                    self.num_hidden_layers
+                ),
+            ));
+        }
+        // Every tensor the config implies must have a size that can be
+        // counted in bytes (no overflow downstream), and the sinusoidal table,
+        // computed rather than read, must fit in memory.
+        let hidden = self.hidden_size;
+        let rows = [
+            ("vocab_size", self.vocab_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+        ];
+        for (field, value) in rows {
+            let bytes = value
+                .checked_mul(hidden)
+                .and_then(|values| values.checked_mul(std::mem::size_of::<f32>()))
+                .filter(|&bytes| isize::try_from(bytes).is_ok());
+            if bytes.is_none() {
+                return Err(Error::config(
+                    source_name,
+                    format!("'{field}' ({value}) x 'hidden_size' ({hidden}) is too large"),
+                ));
+            }
+        }
+        if self.position_embedding_type == PositionEmbedding::Sinusoidal
+            && self.max_position_embeddings.saturating_mul(hidden) > MAX_SINUSOIDAL_VALUES
+        {
+            return Err(Error::config(
+                source_name,
+                format!(
+                    "a sinusoidal position table of 'max_position_embeddings' ({}) x \
+                     'hidden_size' ({hidden}) values is too large to compute",
+                    self.max_position_embeddings
                 ),
             ));
         }
@@ -245,7 +332,41 @@ mod tests {
                    "num_attention_heads": 2, "intermediate_size": 16, "hidden_act": "swish"}"#,
                 "unsupported 'hidden_act'",
             ),
-            (r#"{"vocab_size": "ten"}"#, "invalid config"),
+            (
+                r#"{"vocab_size": "ten"}"#,
+                "'vocab_size' must be an integer, got \"ten\"",
+            ),
+            (
+                r#"{"vocab_size": 10, "hidden_size": 8.5}"#,
+                "'hidden_size' must be an integer, got 8.5",
+            ),
+            (
+                r#"{"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+                   "num_attention_heads": 2, "intermediate_size": 16, "hidden_act": 3}"#,
+                "'hidden_act' must be a string, got 3",
+            ),
+            (
+                r#"{"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+                   "num_attention_heads": 2, "intermediate_size": 16, "layer_norm_eps": "x"}"#,
+                "'layer_norm_eps' must be a number",
+            ),
+            (
+                r#"{"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1000000000000,
+                   "num_attention_heads": 2, "intermediate_size": 16}"#,
+                "'num_hidden_layers' (1000000000000) is more than 10000",
+            ),
+            (
+                r#"{"vocab_size": 9223372036854775807, "hidden_size": 8, "num_hidden_layers": 1,
+                   "num_attention_heads": 2, "intermediate_size": 16}"#,
+                "'vocab_size' (9223372036854775807) x 'hidden_size' (8) is too large",
+            ),
+            (
+                r#"{"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+                   "num_attention_heads": 2, "intermediate_size": 16,
+                   "max_position_embeddings": 1000000000000,
+                   "position_embedding_type": "sinusoidal"}"#,
+                "sinusoidal position table",
+            ),
             ("not json", "invalid config"),
         ];
         for (text, expected) in cases {

@@ -78,7 +78,10 @@ def pack(
 
 def _as_ids(name: str, value: Any, shape: tuple[int, ...] | None = None) -> IntArray:
     """An int64 C-contiguous (batch, seq) array from any integer array-like."""
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as err:  # ragged nested lists, odd objects
+        raise InputError(f"{name} is not an array of integers ({err})") from err
     if array.dtype == np.bool_ and name == "attention_mask":
         array = array.astype(np.int64)
     if array.dtype.kind not in "iu":

@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::bert::{expected_tensors as encoder_tensors, Encoder, EncoderOutput};
-use crate::config::EncoderConfig;
+use crate::config::{EncoderConfig, MAX_SINUSOIDAL_VALUES};
 use crate::embeddings::sinusoidal_table;
 use crate::error::Error;
 use crate::weights::{Tensor, TensorMap};
@@ -67,6 +67,13 @@ fn sinusoidal_positions(
     num_positions: usize,
     dim: usize,
 ) -> PyResult<Bound<'_, PyArray2<f32>>> {
+    let values = num_positions.checked_mul(dim);
+    if values.is_none_or(|values| values > MAX_SINUSOIDAL_VALUES) {
+        return Err(Error::input(format!(
+            "a sinusoidal table of {num_positions} x {dim} values is too large"
+        ))
+        .into());
+    }
     let table = py.detach(|| sinusoidal_table(num_positions, dim));
     table.into_pyarray(py).reshape([num_positions, dim])
 }

@@ -17,6 +17,9 @@ use crate::tokenizer::{
     Truncation, TruncationStrategy,
 };
 
+/// Longest row padding may produce (far beyond any model's positions).
+const MAX_PADDED_LENGTH: usize = 1 << 24;
+
 /// Read a Python str as UTF-8; `what` names it in the error.
 fn text<'a>(value: &'a Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Cow<'a, str>> {
     let string = value.cast::<PyString>().map_err(|_| {
@@ -200,6 +203,19 @@ impl PyTokenizer {
                         self.inner.special_tokens().pad
                     ))
                 })?;
+                // Pad lengths come from the caller: refuse ones that could
+                // only exhaust memory (or overflow rounding up to a multiple).
+                for (name, value) in [
+                    ("max_length", max_length.filter(|_| kind == "max_length")),
+                    ("pad_to_multiple_of", pad_to_multiple_of),
+                ] {
+                    if let Some(value) = value.filter(|&value| value > MAX_PADDED_LENGTH) {
+                        return Err(Error::Tokenizer(format!(
+                            "padding: {name}={value} is more than {MAX_PADDED_LENGTH} tokens"
+                        ))
+                        .into());
+                    }
+                }
                 Some(Padding {
                     length,
                     pad_to_multiple_of,

@@ -68,6 +68,7 @@ fn bert_with_specials(
         special,
         MAX_INPUT_CHARS_PER_WORD,
     )
+    .map_err(|err| error(origin, err))
 }
 
 /// Load a `vocab.txt`.

@@ -285,7 +285,8 @@ pub fn from_tokenizer_json(text: &str, origin: &str) -> Result<Tokenizer> {
         template,
         special,
         max_chars,
-    )?;
+    )
+    .map_err(|err| error(origin, err))?;
     tokenizer.decoder = parse_decoder(root.get("decoder"), origin)?;
     Ok(tokenizer)
 }

@@ -29,7 +29,8 @@ pub struct Vocab {
 }
 
 impl Vocab {
-    /// Build from (token, id) pairs; a later pair wins a repeated token.
+    /// Build from (token, id) pairs; a later pair wins a repeated token, two
+    /// tokens with one id are an error.
     pub fn from_pairs(
         pairs: impl IntoIterator<Item = (String, u32)>,
         prefix: &str,
@@ -57,6 +58,18 @@ impl Vocab {
         let mut longest_continuation = 0;
         for (token, &id) in &ids {
             if let Some(slot) = tokens.get_mut(id as usize) {
+                // Two tokens for one id (one embedding row) is a broken file;
+                // it could not be saved either (HF keeps one of them).
+                if let Some(other) = slot.as_deref() {
+                    let (first, second) = if other < &**token {
+                        (other, &**token)
+                    } else {
+                        (&**token, other)
+                    };
+                    return Err(Error::Tokenizer(format!(
+                        "{origin}: the tokens {first:?} and {second:?} have the same id {id}"
+                    )));
+                }
                 *slot = Some(token.clone());
             }
             longest = longest.max(token.len());
@@ -101,10 +114,24 @@ impl Vocab {
                 "{origin}: the vocabulary is empty"
             )));
         }
-        let pairs = (0u32..).zip(lines).map(|(id, line)| {
+        let tokens = lines.into_iter().map(|line| {
             let line = line.strip_suffix('\r').unwrap_or(line);
-            (line.trim_end().to_string(), id)
+            line.trim_end()
         });
+        // HF lets a repeated line win silently, leaving an id with no token;
+        // a vocabulary lists each token once, so a repeat means a broken file.
+        let mut first_line: FxHashMap<&str, u32> = FxHashMap::default();
+        let mut pairs = Vec::new();
+        for (id, token) in (0u32..).zip(tokens) {
+            if let Some(first) = first_line.insert(token, id) {
+                return Err(Error::Tokenizer(format!(
+                    "{origin}: the token {token:?} appears twice, on lines {} and {}",
+                    u64::from(first) + 1,
+                    u64::from(id) + 1
+                )));
+            }
+            pairs.push((token.to_string(), id));
+        }
         Self::from_pairs(pairs, prefix, origin)
     }
 
@@ -194,12 +221,24 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_later_wins() {
-        let vocab = Vocab::from_vocab_txt("a\nb\na\n", "##", "t").unwrap();
-        assert_eq!(vocab.id("a"), Some(2));
-        assert_eq!(vocab.token(0), None);
-        assert_eq!(vocab.len(), 2);
-        assert_eq!(vocab.size(), 3);
+    fn shared_ids_are_an_error() {
+        let pairs = [("un".to_string(), 8), ("##aff".to_string(), 8)];
+        let err = Vocab::from_pairs(pairs, "##", "tokenizer.json").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tokenizer.json: the tokens \"##aff\" and \"un\" have the same id 8"
+        );
+    }
+
+    #[test]
+    fn duplicates_are_an_error() {
+        let err = Vocab::from_vocab_txt("a\nb\na \n", "##", "v.txt").unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("v.txt: "), "{message}");
+        assert!(
+            message.contains("\"a\" appears twice, on lines 1 and 3"),
+            "{message}"
+        );
     }
 
     #[test]
