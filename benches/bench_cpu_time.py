@@ -16,21 +16,15 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
+from compare import best_time
 
 ONNX_PATH = Path(__file__).resolve().parents[1].parent / "shared/fixtures/minilm/model.onnx"
 SHAPES = [(1, 1, 100), (1, 16, 100), (1, 128, 20), (32, 128, 2)]
 
 
-def cpu_time(run: Callable[[], object], calls: int, rounds: int = 5) -> float:
-    """Best CPU seconds per call over ``rounds`` rounds."""
-    run()
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.process_time()
-        for _ in range(calls):
-            run()
-        best = min(best, (time.process_time() - start) / calls)
-    return best
+def cpu_time(run: Callable[[], object], calls: int) -> float:
+    """Best CPU seconds per call."""
+    return best_time(run, calls, clock=time.process_time)
 
 
 def main() -> None:
