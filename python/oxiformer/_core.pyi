@@ -7,6 +7,12 @@ import numpy as np
 import numpy.typing as npt
 
 _Config = str | Mapping[str, Any]
+# (last_hidden_state, pooler_output, hidden_states)
+_ForwardOutput = tuple[
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32] | None,
+    list[npt.NDArray[np.float32]] | None,
+]
 
 def set_num_threads(num_threads: int) -> None: ...
 def get_num_threads() -> int: ...
@@ -33,22 +39,14 @@ class Encoder:
         attention_mask: npt.NDArray[np.int64],
         token_type_ids: npt.NDArray[np.int64],
         output_hidden_states: bool = False,
-    ) -> tuple[
-        npt.NDArray[np.float32],
-        npt.NDArray[np.float32] | None,
-        list[npt.NDArray[np.float32]] | None,
-    ]: ...
+    ) -> _ForwardOutput: ...
     def forward_packed(
         self,
         input_ids: npt.NDArray[np.int64],
         token_type_ids: npt.NDArray[np.int64],
         lengths: npt.NDArray[np.int64],
         output_hidden_states: bool = False,
-    ) -> tuple[
-        npt.NDArray[np.float32],
-        npt.NDArray[np.float32] | None,
-        list[npt.NDArray[np.float32]] | None,
-    ]: ...
+    ) -> _ForwardOutput: ...
 
 @final
 class Encoding:

@@ -246,10 +246,12 @@ pub fn pad(encodings: &mut [Encoding], padding: &Padding) {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn tokens(n: u32) -> Vec<Token> {
+    /// `n` consecutive one-character tokens with ids from 1000 (shared by the
+    /// truncation tests).
+    pub(crate) fn tokens(n: u32) -> Vec<Token> {
         (0..n)
             .map(|id| Token {
                 id: 1000 + id,

@@ -109,16 +109,7 @@ fn too_short() -> Error {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn tokens(n: u32) -> Vec<Token> {
-        (0..n)
-            .map(|id| Token {
-                id: 1000 + id,
-                start: id,
-                end: id + 1,
-            })
-            .collect()
-    }
+    use crate::tokenizer::encoding::tests::tokens;
 
     fn lengths(
         n1: u32,
