@@ -95,6 +95,16 @@ impl Layer {
     fn load(tensors: &mut TensorMap, config: &EncoderConfig, index: usize) -> Result<Self> {
         let (hidden, inner) = (config.hidden_size, config.intermediate_size);
         let prefix = format!("encoder.layer.{index}");
+        let qkv = Linear::load_stacked(
+            tensors,
+            &[
+                &format!("{prefix}.attention.self.query"),
+                &format!("{prefix}.attention.self.key"),
+                &format!("{prefix}.attention.self.value"),
+            ],
+            hidden,
+            hidden,
+        )?;
         let mut linear = |name: &str, in_features: usize, out_features: usize| {
             Linear::load(
                 tensors,
@@ -103,11 +113,6 @@ impl Layer {
                 out_features,
             )
         };
-        let qkv = Linear::concat(vec![
-            linear("attention.self.query", hidden, hidden)?,
-            linear("attention.self.key", hidden, hidden)?,
-            linear("attention.self.value", hidden, hidden)?,
-        ]);
         let attention_output = linear("attention.output.dense", hidden, hidden)?;
         let intermediate = linear("intermediate.dense", hidden, inner)?;
         let output = linear("output.dense", inner, hidden)?;

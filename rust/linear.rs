@@ -27,48 +27,41 @@ impl Linear {
         in_features: usize,
         out_features: usize,
     ) -> Result<Self> {
-        let weight = tensors.take(&format!("{prefix}.weight"), &[out_features, in_features])?;
-        let bias = tensors.take(&format!("{prefix}.bias"), &[out_features])?;
+        Self::load_stacked(tensors, &[prefix], in_features, out_features)
+    }
+
+    /// Several layers that read the same input, stacked into one with their
+    /// outputs side by side (query, key, value -> QKV); each part is
+    /// `{prefix}.weight (out, in)` and `{prefix}.bias (out)`.
+    pub fn load_stacked(
+        tensors: &mut TensorMap,
+        prefixes: &[&str],
+        in_features: usize,
+        part_out_features: usize,
+    ) -> Result<Self> {
+        // (out, in) weights stacked along `out` are one (sum of outs, in) matrix.
+        let mut weight = Vec::with_capacity(prefixes.len() * part_out_features * in_features);
+        let mut bias = Vec::with_capacity(prefixes.len() * part_out_features);
+        for prefix in prefixes {
+            let shape = [part_out_features, in_features];
+            weight.extend(tensors.take(&format!("{prefix}.weight"), &shape)?);
+            bias.extend(tensors.take(&format!("{prefix}.bias"), &[part_out_features])?);
+        }
+        let out_features = bias.len();
         let mut weight_t = vec![0.0f32; weight.len()];
         for (row, values) in weight.chunks_exact(in_features.max(1)).enumerate() {
             for (col, &value) in values.iter().enumerate() {
                 weight_t[col * out_features + row] = value;
             }
         }
-        Ok(Linear::new(weight_t, bias, in_features, out_features))
-    }
-
-    fn new(weight_t: Vec<f32>, bias: Vec<f32>, in_features: usize, out_features: usize) -> Self {
         let weight_bands = skinny::pack_bands(&weight_t, in_features, out_features);
-        Linear {
+        Ok(Linear {
             weight_t,
             weight_bands,
             bias,
             in_features,
             out_features,
-        }
-    }
-
-    /// Stack several layers that read the same input into one, outputs side by
-    /// side (Q, K, V -> QKV).
-    pub fn concat(parts: Vec<Linear>) -> Linear {
-        let in_features = parts.first().map_or(0, |part| part.in_features);
-        let out_features: usize = parts.iter().map(|part| part.out_features).sum();
-        let mut weight_t = vec![0.0f32; in_features * out_features];
-        let mut bias = Vec::with_capacity(out_features);
-        let mut offset = 0;
-        for part in &parts {
-            assert_eq!(part.in_features, in_features, "concat of mismatched layers");
-            for (fused_row, part_row) in weight_t
-                .chunks_exact_mut(out_features)
-                .zip(part.weight_t.chunks_exact(part.out_features))
-            {
-                fused_row[offset..offset + part.out_features].copy_from_slice(part_row);
-            }
-            bias.extend_from_slice(&part.bias);
-            offset += part.out_features;
-        }
-        Linear::new(weight_t, bias, in_features, out_features)
+        })
     }
 
     pub fn in_features(&self) -> usize {
