@@ -18,19 +18,48 @@ impl AttentionShape {
     }
 }
 
-/// The rows of one sequence inside the token buffers: `start..start + len`.
+/// The rows of one sequence inside the token buffers: `start..start + len`;
+/// every row attends to the first `keys` rows (`keys <= len`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
     pub start: usize,
     pub len: usize,
+    pub keys: usize,
 }
 
-/// Spans of a padded batch: `batch` rows of `seq_len` tokens each.
+/// Spans of a padded batch: `batch` rows of `seq_len` tokens each, all attended
+/// (the mask, if any, is applied as a bias).
 pub fn padded_spans(batch: usize, seq_len: usize) -> Vec<Span> {
     (0..batch)
         .map(|b| Span {
             start: b * seq_len,
             len: seq_len,
+            keys: seq_len,
+        })
+        .collect()
+}
+
+/// Spans of a padded batch whose mask rows are all prefixes (ones, then zeros)
+/// with at least one 1: each row attends to its valid prefix only, no bias
+/// needed. Masked keys would get weight exp(f32::MIN) = 0 under the bias, so
+/// this is the same attention with the padding skipped (and the same as the
+/// packed path). `None` for any other mask.
+pub fn prefix_spans(attention_mask: &[i64], batch: usize, seq_len: usize) -> Option<Vec<Span>> {
+    if seq_len == 0 {
+        return Some(Vec::new());
+    }
+    attention_mask
+        .chunks_exact(seq_len)
+        .take(batch)
+        .enumerate()
+        .map(|(b, row)| {
+            let keys = row.iter().take_while(|&&keep| keep == 1).count();
+            let prefix = keys > 0 && row[keys..].iter().all(|&keep| keep == 0);
+            prefix.then_some(Span {
+                start: b * seq_len,
+                len: seq_len,
+                keys,
+            })
         })
         .collect()
 }
@@ -41,7 +70,11 @@ pub fn packed_spans(lengths: &[usize]) -> Vec<Span> {
     lengths
         .iter()
         .map(|&len| {
-            let span = Span { start, len };
+            let span = Span {
+                start,
+                len,
+                keys: len,
+            };
             start += len;
             span
         })
@@ -68,29 +101,37 @@ fn attend_one(
     scores: &mut Vec<f32>,
     context: &mut [f32],
 ) {
-    let (len, head_size) = (span.len, shape.head_size);
+    let (len, keys, head_size) = (span.len, span.keys, shape.head_size);
     let hidden = shape.hidden_size();
     let stride = 3 * hidden;
     let base = span.start * stride + head * head_size;
     let query = MatRef::new(&qkv[base..], len, head_size, stride, 1);
-    // K^T (d, T): a transposed view of the key rows.
-    let key_t = MatRef::new(&qkv[base + hidden..], head_size, len, 1, stride);
-    let value = MatRef::new(&qkv[base + 2 * hidden..], len, head_size, stride, 1);
-    scores.resize(len * len, 0.0);
+    // K^T (d, S): a transposed view of the key rows.
+    let key_t = MatRef::new(&qkv[base + hidden..], head_size, keys, 1, stride);
+    let value = MatRef::new(&qkv[base + 2 * hidden..], keys, head_size, stride, 1);
+    scores.resize(len * keys, 0.0);
     let scale = 1.0 / (head_size as f32).sqrt();
-    // (T, T) = Q K^T / sqrt(d)
-    matmul(query, key_t, scores, len, scale, false, Parallelism::Single);
+    // (T, S) = Q K^T / sqrt(d)
+    matmul(
+        query,
+        key_t,
+        scores,
+        keys,
+        scale,
+        false,
+        Parallelism::Single,
+    );
     if let Some(bias) = bias {
-        let row_bias = &bias[span.start..span.start + len];
-        for row in scores.chunks_exact_mut(len) {
+        let row_bias = &bias[span.start..span.start + keys];
+        for row in scores.chunks_exact_mut(keys) {
             for (score, &mask) in row.iter_mut().zip(row_bias) {
                 *score += mask;
             }
         }
     }
-    softmax_rows(scores, len);
+    softmax_rows(scores, keys);
     // (T, d) = P V
-    let probs = MatRef::row_major(scores, len, len);
+    let probs = MatRef::row_major(scores, len, keys);
     matmul(
         probs,
         value,
@@ -120,7 +161,9 @@ pub fn multi_head_attention(
     assert_eq!(qkv.len(), rows * 3 * hidden, "qkv buffer size");
     assert!(bias.is_none_or(|b| b.len() == rows), "mask size");
     assert!(
-        spans.iter().all(|span| span.start + span.len <= rows),
+        spans
+            .iter()
+            .all(|span| span.start + span.len <= rows && span.keys <= span.len),
         "span outside the token buffer"
     );
     if rows == 0 || hidden == 0 {
@@ -288,5 +331,35 @@ mod tests {
             .fold(0.0f32, f32::max);
         println!("packed vs padded attention max abs diff {diff:e}");
         assert!(diff < 1e-6);
+    }
+
+    #[test]
+    fn prefix_masks_skip_the_padded_keys() {
+        let (batch, seq_len) = (3, 5);
+        let shape = AttentionShape {
+            num_heads: 2,
+            head_size: 3,
+        };
+        let len = batch * seq_len * 3 * shape.hidden_size();
+        let qkv: Vec<f32> = (0..len)
+            .map(|i| ((i * 613) % 89) as f32 / 30.0 - 1.4)
+            .collect();
+        let mask: Vec<i64> = vec![1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0];
+        let spans = prefix_spans(&mask, batch, seq_len);
+        let keys: Vec<usize> = spans.iter().flatten().map(|span| span.keys).collect();
+        assert_eq!(keys, [5, 2, 1]);
+        let expected = naive(&qkv, &mask, batch, seq_len, shape);
+        let mut out = vec![0.0; expected.len()];
+        multi_head_attention(&qkv, &spans.unwrap_or_default(), None, shape, &mut out);
+        let diff = out
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        println!("prefix-mask attention max abs diff {diff:e} (padded query rows included)");
+        assert!(diff < 1e-5);
+        // not prefixes: a hole, a fully masked row
+        assert!(prefix_spans(&[1, 0, 1, 1, 1, 1], 2, 3).is_none());
+        assert!(prefix_spans(&[0, 0, 0, 1, 1, 1], 2, 3).is_none());
     }
 }

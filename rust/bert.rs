@@ -4,13 +4,16 @@
 //! `models/bert/modeling_bert.py`); weight names are HF's.
 
 use crate::attention::{
-    mask_bias, multi_head_attention, packed_spans, padded_spans, AttentionShape, Span,
+    mask_bias, multi_head_attention, packed_spans, padded_spans, prefix_spans, AttentionShape, Span,
 };
 use crate::config::EncoderConfig;
+use crate::dense::Dense;
 use crate::embeddings::Embeddings;
 use crate::error::{Error, Result};
 use crate::linear::Linear;
+use crate::ops::quantize::QuantizedRows;
 use crate::ops::{add_layer_norm, apply_activation};
+use crate::quantization::Quantization;
 use crate::threads;
 use crate::weights::TensorMap;
 
@@ -24,6 +27,8 @@ struct Workspace {
     attention_out: Vec<f32>,
     /// (B*T, I)
     intermediate: Vec<f32>,
+    /// The quantized input of an int8 layer.
+    quantized: QuantizedRows,
 }
 
 impl Workspace {
@@ -34,6 +39,7 @@ impl Workspace {
             context: vec![0.0; tokens * hidden],
             attention_out: vec![0.0; tokens * hidden],
             intermediate: vec![0.0; tokens * config.intermediate_size],
+            quantized: QuantizedRows::default(),
         }
     }
 }
@@ -59,16 +65,20 @@ impl Norm {
 #[derive(Debug, Clone)]
 pub struct Layer {
     /// query, key and value stacked: (3H, H)
-    qkv: Linear,
-    attention_output: Linear,
+    qkv: Dense,
+    attention_output: Dense,
     attention_norm: Norm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     output_norm: Norm,
 }
 
 impl Layer {
-    fn expected_tensors(config: &EncoderConfig, index: usize) -> Vec<(String, Vec<usize>)> {
+    fn expected_tensors(
+        config: &EncoderConfig,
+        index: usize,
+        quantization: &Quantization,
+    ) -> Vec<(String, Vec<usize>)> {
         let (hidden, inner) = (config.hidden_size, config.intermediate_size);
         let prefix = format!("encoder.layer.{index}");
         let mut names = Vec::new();
@@ -77,6 +87,9 @@ impl Layer {
                 format!("{prefix}.{name}.weight"),
                 vec![out_features, in_features],
             ));
+            if quantization.bits(name).is_some() {
+                names.push((format!("{prefix}.{name}.weight_scale"), vec![out_features]));
+            }
             names.push((format!("{prefix}.{name}.bias"), vec![out_features]));
         };
         linear("attention.self.query", hidden, hidden);
@@ -92,10 +105,15 @@ impl Layer {
         names
     }
 
-    fn load(tensors: &mut TensorMap, config: &EncoderConfig, index: usize) -> Result<Self> {
+    fn load(
+        tensors: &mut TensorMap,
+        config: &EncoderConfig,
+        index: usize,
+        quantization: &Quantization,
+    ) -> Result<Self> {
         let (hidden, inner) = (config.hidden_size, config.intermediate_size);
         let prefix = format!("encoder.layer.{index}");
-        let qkv = Linear::load_stacked(
+        let qkv = Dense::load_stacked(
             tensors,
             &[
                 &format!("{prefix}.attention.self.query"),
@@ -104,13 +122,15 @@ impl Layer {
             ],
             hidden,
             hidden,
+            quantization.bits("attention.self.query"),
         )?;
         let mut linear = |name: &str, in_features: usize, out_features: usize| {
-            Linear::load(
+            Dense::load_stacked(
                 tensors,
-                &format!("{prefix}.{name}"),
+                &[&format!("{prefix}.{name}")],
                 in_features,
                 out_features,
+                quantization.bits(name),
             )
         };
         let attention_output = linear("attention.output.dense", hidden, hidden)?;
@@ -142,10 +162,11 @@ impl Layer {
     ) {
         let rows = hidden.len() / config.hidden_size;
         let (activation, eps) = (config.hidden_act, config.layer_norm_eps);
-        self.qkv.forward(hidden, rows, &mut work.qkv);
+        let scratch = &mut work.quantized;
+        self.qkv.forward(hidden, rows, &mut work.qkv, scratch);
         multi_head_attention(&work.qkv, spans, bias, shape, &mut work.context);
         self.attention_output
-            .forward(&work.context, rows, &mut work.attention_out);
+            .forward(&work.context, rows, &mut work.attention_out, scratch);
         let norm = &self.attention_norm;
         add_layer_norm(
             &mut work.attention_out,
@@ -154,10 +175,15 @@ impl Layer {
             &norm.beta,
             eps,
         );
-        self.intermediate
-            .forward_no_bias(&work.attention_out, rows, &mut work.intermediate);
+        self.intermediate.forward_no_bias(
+            &work.attention_out,
+            rows,
+            &mut work.intermediate,
+            scratch,
+        );
         apply_activation(&mut work.intermediate, self.intermediate.bias(), activation);
-        self.output.forward(&work.intermediate, rows, hidden);
+        self.output
+            .forward(&work.intermediate, rows, hidden, scratch);
         let norm = &self.output_norm;
         add_layer_norm(hidden, &work.attention_out, &norm.gamma, &norm.beta, eps);
     }
@@ -209,10 +235,14 @@ pub struct Encoder {
 }
 
 /// Every tensor the encoder needs, by HF name, with its shape.
-pub fn expected_tensors(config: &EncoderConfig, with_pooler: bool) -> Vec<(String, Vec<usize>)> {
+pub fn expected_tensors(
+    config: &EncoderConfig,
+    with_pooler: bool,
+    quantization: &Quantization,
+) -> Vec<(String, Vec<usize>)> {
     let mut names = Embeddings::expected_tensors(config);
     for index in 0..config.num_hidden_layers {
-        names.extend(Layer::expected_tensors(config, index));
+        names.extend(Layer::expected_tensors(config, index, quantization));
     }
     if with_pooler {
         let hidden = config.hidden_size;
@@ -225,10 +255,16 @@ pub fn expected_tensors(config: &EncoderConfig, with_pooler: bool) -> Vec<(Strin
 impl Encoder {
     /// Build from HF-named tensors. Tensors left over after loading (inside
     /// the encoder's namespaces) are an error: they mean a different model.
-    pub fn load(config: EncoderConfig, mut tensors: TensorMap, with_pooler: bool) -> Result<Self> {
+    /// `quantization` names the dense layers stored in int8 (empty: float32).
+    pub fn load(
+        config: EncoderConfig,
+        mut tensors: TensorMap,
+        with_pooler: bool,
+        quantization: &Quantization,
+    ) -> Result<Self> {
         let embeddings = Embeddings::load(&mut tensors, &config)?;
         let layers = (0..config.num_hidden_layers)
-            .map(|index| Layer::load(&mut tensors, &config, index))
+            .map(|index| Layer::load(&mut tensors, &config, index, quantization))
             .collect::<Result<Vec<_>>>()?;
         let pooler = if with_pooler {
             let hidden = config.hidden_size;
@@ -333,15 +369,22 @@ impl Encoder {
             seq_len,
         )?;
         let positions: Vec<usize> = (0..tokens).map(|token| token % seq_len.max(1)).collect();
-        let spans = padded_spans(batch, seq_len);
-        let bias = mask_bias(attention_mask);
+        // Masks of the usual shape (each row ones, then zeros) skip the padded keys;
+        // any other mask is applied as HF's additive bias.
+        let (spans, bias) = match prefix_spans(attention_mask, batch, seq_len) {
+            Some(spans) => (spans, None),
+            None => (
+                padded_spans(batch, seq_len),
+                Some(mask_bias(attention_mask)),
+            ),
+        };
         threads::run(|| {
             self.run(
                 input_ids,
                 token_type_ids,
                 &positions,
                 &spans,
-                Some(&bias),
+                bias.as_deref(),
                 output_hidden_states,
             )
         })

@@ -9,16 +9,48 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 
-/// A dense float32 tensor in row-major order.
+/// A tensor's values: float32, or int8 for quantized weights.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TensorData {
+    F32(Vec<f32>),
+    I8(Vec<i8>),
+}
+
+impl TensorData {
+    fn len(&self) -> usize {
+        match self {
+            TensorData::F32(values) => values.len(),
+            TensorData::I8(values) => values.len(),
+        }
+    }
+
+    fn dtype(&self) -> &'static str {
+        match self {
+            TensorData::F32(_) => "float32",
+            TensorData::I8(_) => "int8",
+        }
+    }
+}
+
+/// A dense tensor in row-major order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
     pub shape: Vec<usize>,
-    pub data: Vec<f32>,
+    pub data: TensorData,
 }
 
 impl Tensor {
-    /// A tensor, checking that `data` holds exactly `shape.product()` values.
+    /// A float32 tensor, checking that `data` holds exactly `shape.product()` values.
     pub fn new(name: &str, shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
+        Self::with_data(name, shape, TensorData::F32(data))
+    }
+
+    /// An int8 tensor (quantized weights), checked like [`Tensor::new`].
+    pub fn new_i8(name: &str, shape: Vec<usize>, data: Vec<i8>) -> Result<Self> {
+        Self::with_data(name, shape, TensorData::I8(data))
+    }
+
+    fn with_data(name: &str, shape: Vec<usize>, data: TensorData) -> Result<Self> {
         let expected = shape
             .iter()
             .try_fold(1usize, |acc, &dim| acc.checked_mul(dim))
@@ -40,7 +72,7 @@ impl Tensor {
         let len = shape.iter().product();
         Tensor {
             shape,
-            data: vec![0.0; len],
+            data: TensorData::F32(vec![0.0; len]),
         }
     }
 }
@@ -80,8 +112,32 @@ impl TensorMap {
         names
     }
 
-    /// Take the tensor `name`, which must have exactly `shape`.
+    /// Take the float32 tensor `name`, which must have exactly `shape`.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        match self.take_any(name, shape)? {
+            TensorData::F32(values) => Ok(values),
+            other => Err(Error::weights(
+                name,
+                format!("expected float32 values, got {}", other.dtype()),
+            )),
+        }
+    }
+
+    /// Take the int8 tensor `name`, which must have exactly `shape`.
+    pub fn take_i8(&mut self, name: &str, shape: &[usize]) -> Result<Vec<i8>> {
+        match self.take_any(name, shape)? {
+            TensorData::I8(values) => Ok(values),
+            other => Err(Error::weights(
+                name,
+                format!(
+                    "expected int8 values (a quantized weight), got {}",
+                    other.dtype()
+                ),
+            )),
+        }
+    }
+
+    fn take_any(&mut self, name: &str, shape: &[usize]) -> Result<TensorData> {
         let tensor = self
             .tensors
             .remove(name)
@@ -123,6 +179,14 @@ mod tests {
         assert!(map.take("missing", &[1]).is_err());
         assert_eq!(map.take_optional("b", &[4])?, Some(vec![0.0; 4]));
         assert_eq!(map.take_optional("b", &[4])?, None);
+        map.insert("q", Tensor::new_i8("q", vec![2], vec![1, -1])?);
+        map.insert("f", Tensor::zeros(vec![2]));
+        let err = map.take("q", &[2]).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("tensor 'q': expected float32 values, got int8")
+        );
+        assert!(map.take_i8("f", &[2]).is_err());
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use _core::{expected_tensors, EncoderConfig, Error};
+use _core::{expected_tensors, EncoderConfig, Error, Quantization};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
                 .unwrap_or_else(|err| panic!("to_json output refused: {err}"));
             assert_eq!(round_trip, config);
             // The Python layer calls this with every loaded config.
-            let tensors = expected_tensors(&config, true);
+            let tensors = expected_tensors(&config, true, &Quantization::default());
             assert!(tensors.len() >= 5);
         }
     }

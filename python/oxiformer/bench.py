@@ -53,14 +53,18 @@ def _sentences(count: int, seed: int = 0) -> list[str]:
 
 
 def run_bench(
-    model: str | None = None, sentences: int = 256, threads: int | None = None, quiet: bool = False
+    model: str | None = None,
+    sentences: int = 256,
+    threads: int | None = None,
+    quiet: bool = False,
+    dtype: str | None = None,
 ) -> str:
     """Time tokenization + encoding of ``sentences`` sentences; a markdown table."""
     from oxiformer.sentence import SentenceEncoder
 
     if threads is not None:
         set_num_threads(threads)
-    encoder = SentenceEncoder.from_pretrained(model)
+    encoder = SentenceEncoder.from_pretrained(model, dtype=dtype)
     texts = _sentences(sentences)
     encoder.encode(texts[:8])  # warm-up
     rows = []
@@ -77,5 +81,8 @@ def run_bench(
     elapsed = time.perf_counter() - start
     rate = sentences / elapsed
     rows.append(f"| {sentences} sentences end to end | {elapsed:.2f} s | {rate:.0f} sentences/s |")
-    header = f"threads: {get_num_threads()}\n\n| work | time | throughput |\n|---|---|---|"
+    header = (
+        f"threads: {get_num_threads()}, dtype: {encoder.encoder.dtype}\n\n"
+        "| work | time | throughput |\n|---|---|---|"
+    )
     return "\n".join([header, *rows])

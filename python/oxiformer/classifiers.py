@@ -104,7 +104,9 @@ class _Classifier:
         self.raw_config = dict(raw_config or {})
 
     @classmethod
-    def from_pretrained(cls, path: PathLike) -> Any:
+    def from_pretrained(cls, path: PathLike, *, dtype: str | None = None) -> Any:
+        """Load an HF or oxiformer model directory; ``dtype="int8"`` quantizes the encoder
+        of a float model at load (the classifier head stays float32)."""
         directory = model_dir(path)
         raw = read_config_json(directory)
         config = load_config(directory)
@@ -126,10 +128,22 @@ class _Classifier:
             with_pooler=cls._with_pooler,
             source=source,
             config_source=str(directory / "config.json"),
+            dtype=dtype,
         )
-        encoder._tensors = None
+        encoder.release_tensors()
         tokenizer = Tokenizer.from_pretrained(directory) if _has_tokenizer(directory) else None
         return cls(encoder, weight, bias, _labels(raw, num_labels, str(directory)), tokenizer, raw)
+
+    def quantize(self) -> Any:
+        """The same classifier with the encoder's dense layers in int8."""
+        return type(self)(
+            self.encoder.quantize(),
+            self.weight,
+            self.bias,
+            self.labels,
+            self.tokenizer,
+            self.raw_config,
+        )
 
     def _tokenizer(self) -> Tokenizer:
         if self.tokenizer is None:

@@ -47,7 +47,7 @@ def _embed(args: argparse.Namespace) -> None:
     from oxiformer.sentence import SentenceEncoder
 
     texts = _read_texts(args)
-    model = SentenceEncoder.from_pretrained(args.model)
+    model = SentenceEncoder.from_pretrained(args.model, dtype=_dtype(args))
     embeddings = model.encode(
         texts,
         batch_size=args.batch_size,
@@ -75,7 +75,7 @@ def _classify(args: argparse.Namespace) -> None:
     from oxiformer.classifiers import SequenceClassifier
 
     texts = _read_texts(args)
-    model = SequenceClassifier.from_pretrained(args.model)
+    model = SequenceClassifier.from_pretrained(args.model, dtype=_dtype(args))
     items: list[Any] = texts
     if args.pair is not None:
         items = [(text, args.pair) for text in texts]
@@ -112,12 +112,28 @@ def _convert(args: argparse.Namespace) -> None:
         print(f"converted {kind} {args.source} -> {out}", file=sys.stderr)
 
 
+def _quantize(args: argparse.Namespace) -> None:
+    from oxiformer.convert import convert
+
+    kind, out = convert(args.source, args.destination, dtype="int8")
+    if not args.quiet:
+        print(f"quantized {kind} {args.source} -> {out} (int8)", file=sys.stderr)
+
+
+def _dtype(args: argparse.Namespace) -> str | None:
+    return "int8" if args.int8 else None
+
+
 def _bench(args: argparse.Namespace) -> None:
     from oxiformer.bench import run_bench
 
     print(
         run_bench(
-            model=args.model, sentences=args.sentences, threads=args.threads, quiet=args.quiet
+            model=args.model,
+            sentences=args.sentences,
+            threads=args.threads,
+            quiet=args.quiet,
+            dtype=_dtype(args),
         )
     )
 
@@ -145,15 +161,24 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--output", "-o", default=None, help="output file (default: stdout)")
         sub.add_argument("--batch-size", type=int, default=32)
 
+    def int8_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--int8",
+            action="store_true",
+            help="run the dense layers in int8 (quantizes a float model at load)",
+        )
+
     default_model = "model directory (default: all-MiniLM-L6-v2 or $OXIFORMER_MODEL)"
     embed = command("embed", "sentence embeddings, as .npy (-o x.npy) or JSON lines")
     text_input(embed, default_model)
     embed.add_argument("--normalize", action="store_true", help="L2-normalize the embeddings")
+    int8_option(embed)
     embed.set_defaults(run=_embed)
 
     classify = command("classify", "label texts with a sequence-classification model")
     text_input(classify, "model directory (BertForSequenceClassification)")
     classify.add_argument("--pair", default=None, help="second text of every pair")
+    int8_option(classify)
     classify.set_defaults(run=_classify)
 
     tokenize = command("tokenize", "WordPiece tokens, ids and character offsets as JSON lines")
@@ -165,9 +190,17 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("destination", help="output directory")
     convert.set_defaults(run=_convert)
 
+    quantize = command(
+        "quantize", "write an int8 copy of a model (weights.npz with int8 weights and scales)"
+    )
+    quantize.add_argument("source", help="model directory (HF or oxiformer format, float)")
+    quantize.add_argument("destination", help="output directory")
+    quantize.set_defaults(run=_quantize)
+
     bench = command("bench", "time oxiformer against ONNX Runtime (when installed) on this machine")
     bench.add_argument("--model", "-m", default=None, help=default_model)
     bench.add_argument("--sentences", type=int, default=256, help="sentences to embed")
+    int8_option(bench)
     bench.set_defaults(run=_bench)
     return parser
 

@@ -16,6 +16,7 @@ from typing import Any, Union
 
 from oxiformer import _core
 from oxiformer.errors import ConfigError
+from oxiformer.quantize import parse_quantization_config
 
 __all__ = ["config_path", "load_config", "read_config_json", "to_bert_fields"]
 
@@ -75,11 +76,17 @@ def load_config(model_dir_or_file: PathLike) -> dict[str, Any]:
     ``intermediate_size``, ``hidden_act`` (``"gelu"``, ``"gelu_tanh"`` or ``"relu"``),
     ``max_position_embeddings``, ``type_vocab_size``, ``layer_norm_eps`` and
     ``position_embedding_type`` (``"absolute"`` or ``"sinusoidal"``). Missing fields take
-    Hugging Face's defaults; an invalid configuration raises :class:`ConfigError`.
+    Hugging Face's defaults; an invalid configuration raises :class:`ConfigError`. An int8
+    model also has ``quantization_config`` (see :mod:`oxiformer.quantize`).
     """
     path = config_path(model_dir_or_file)
-    fields = to_bert_fields(read_config_json(path), str(path))
-    return _core.parse_config(fields, str(path))
+    raw = read_config_json(path)
+    config: dict[str, Any] = _core.parse_config(to_bert_fields(raw, str(path)), str(path))
+    if raw.get("quantization_config") is not None:
+        config["quantization_config"] = parse_quantization_config(
+            raw["quantization_config"], str(path)
+        )
+    return config
 
 
 def to_bert_fields(raw: Mapping[str, Any], source: str = "config.json") -> dict[str, Any]:

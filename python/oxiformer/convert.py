@@ -29,15 +29,19 @@ def model_kind(directory: Path) -> str:
     return "sentence-encoder"
 
 
-def convert(source: PathLike, destination: PathLike) -> tuple[str, Path]:
-    """Load ``source`` with the model class its files call for and save it to ``destination``."""
+def convert(source: PathLike, destination: PathLike, dtype: str | None = None) -> tuple[str, Path]:
+    """Load ``source`` with the model class its files call for and save it to ``destination``;
+    ``dtype="int8"`` quantizes it on the way (``oxiformer quantize``)."""
     from oxiformer.classifiers import SequenceClassifier, TokenClassifier
     from oxiformer.sentence import SentenceEncoder
 
     directory = model_dir(source)
     kind = model_kind(directory)
+    model: SentenceEncoder | SequenceClassifier | TokenClassifier
     if kind == "token-classifier":
-        return kind, TokenClassifier.from_pretrained(directory).save_pretrained(destination)
-    if kind == "sequence-classifier":
-        return kind, SequenceClassifier.from_pretrained(directory).save_pretrained(destination)
-    return kind, SentenceEncoder.from_pretrained(directory).save_pretrained(destination)
+        model = TokenClassifier.from_pretrained(directory, dtype=dtype)
+    elif kind == "sequence-classifier":
+        model = SequenceClassifier.from_pretrained(directory, dtype=dtype)
+    else:
+        model = SentenceEncoder.from_pretrained(directory, dtype=dtype)
+    return kind, model.save_pretrained(destination)

@@ -17,7 +17,14 @@ import numpy.typing as npt
 
 from oxiformer import _core
 from oxiformer.config import config_path, load_config
-from oxiformer.errors import InputError
+from oxiformer.errors import ConfigError, InputError
+from oxiformer.quantize import (
+    default_activation_bits,
+    parse_quantization_config,
+    quantization_config,
+    quantize_tensors,
+    quantized_weight_names,
+)
 from oxiformer.weights import find_weights, has_pooler, read_tensors, select_encoder_tensors
 
 __all__ = ["Encoder", "EncoderOutput", "PackedEncoderOutput", "pack"]
@@ -103,20 +110,25 @@ class Encoder:
         core: _core.Encoder,
         config: Mapping[str, Any],
         source: str,
-        tensors: Mapping[str, npt.NDArray[np.float32]] | None = None,
+        tensors: Mapping[str, npt.NDArray[Any]] | None = None,
     ) -> None:
         self._core = core
         self.config: dict[str, Any] = dict(config)
         self.source = source
         # In-memory tensors are kept for `state_dict`; file-backed ones are read again.
         self._tensors = tensors
+        self._quantized_at_load = False
 
     @classmethod
-    def from_pretrained(cls, path: PathLike, *, with_pooler: bool | None = None) -> Encoder:
+    def from_pretrained(
+        cls, path: PathLike, *, with_pooler: bool | None = None, dtype: str | None = None
+    ) -> Encoder:
         """Load a model directory: ``config.json`` plus ``weights.npz``, ``model.safetensors``
         or a ``weights/`` directory of ``.npy`` files.
 
         ``with_pooler``: keep the pooler (``None``: when the checkpoint has one).
+        ``dtype``: ``"int8"`` quantizes a float model at load (the same result as loading
+        what ``oxiformer quantize`` writes); ``None`` runs the model as stored.
         """
         config = load_config(path)
         weights_path = find_weights(path)
@@ -129,8 +141,9 @@ class Encoder:
             with_pooler=with_pooler,
             source=str(weights_path),
             config_source=str(config_path(path)),
+            dtype=dtype,
         )
-        encoder._tensors = None
+        encoder.release_tensors()
         return encoder
 
     @classmethod
@@ -142,20 +155,85 @@ class Encoder:
         with_pooler: bool = False,
         source: str = "<tensors>",
         config_source: str = "config",
+        dtype: str | None = None,
+        activation_bits: Mapping[str, int] | None = None,
     ) -> Encoder:
-        """Build from a config dict and ``{HF name: array}``; names and shapes are checked."""
-        normalized = _core.parse_config(dict(config), config_source)
-        expected = _core.expected_tensors(normalized, with_pooler)
-        selected = select_encoder_tensors(tensors, expected, source)
-        core = _core.Encoder(normalized, selected, with_pooler, config_source)
-        return cls(core, normalized, source, selected)
+        """Build from a config dict and ``{HF name: array}``; names and shapes are checked.
 
-    def state_dict(self) -> dict[str, npt.NDArray[np.float32]]:
-        """The tensors by HF name (read again from the weights file when loaded from one)."""
+        A config with ``quantization_config`` describes an int8 model (int8 weights with
+        their ``weight_scale``); ``dtype="int8"`` quantizes float tensors first, with
+        ``activation_bits`` (``{layer: bits}``, default
+        :data:`oxiformer.quantize.DEFAULT_ACTIVATION_BITS`; unlisted layers stay float32).
+        """
+        normalized = _core.parse_config(dict(config), config_source)
+        quantization = config.get("quantization_config")
+        if dtype not in (None, "float32", "int8"):
+            raise ConfigError(f"dtype must be 'float32' or 'int8', got {dtype!r}")
+        if quantization is not None:
+            quantization = parse_quantization_config(quantization, config_source)
+            if dtype == "float32":
+                raise ConfigError(
+                    f"{config_source}: this model is quantized to int8 (quantization_config); "
+                    "load it with dtype='int8' or dtype=None"
+                )
+        elif dtype == "int8":
+            if activation_bits is None:
+                activation_bits = default_activation_bits(normalized)
+            quantization = quantization_config(activation_bits)
+            float_expected = _core.expected_tensors(normalized, with_pooler)
+            tensors = quantize_tensors(
+                select_encoder_tensors(tensors, float_expected, source),
+                int(normalized["num_hidden_layers"]),
+                quantization["activation_bits"],
+            )
+        bits = None if quantization is None else quantization["activation_bits"]
+        expected = _core.expected_tensors(normalized, with_pooler, bits)
+        int8_names = quantized_weight_names(int(normalized["num_hidden_layers"]), bits or {})
+        selected = select_encoder_tensors(tensors, expected, source, int8=int8_names)
+        core = _core.Encoder(normalized, selected, with_pooler, config_source, bits)
+        if quantization is not None:
+            normalized["quantization_config"] = quantization
+        encoder = cls(core, normalized, source, selected)
+        encoder._quantized_at_load = dtype == "int8" and "quantization_config" not in config
+        return encoder
+
+    def release_tensors(self) -> None:
+        """Drop the Python copy of the tensors when ``source`` holds them (``state_dict``
+        reads them again from there); tensors quantized at load are kept."""
+        if not self._quantized_at_load:
+            self._tensors = None
+
+    def quantize(self, activation_bits: Mapping[str, int] | None = None) -> Encoder:
+        """This model with its dense layers in int8 (see :mod:`oxiformer.quantize`);
+        ``activation_bits``: ``{layer: bits}`` of the layers to quantize (default
+        :data:`oxiformer.quantize.DEFAULT_ACTIVATION_BITS`)."""
+        if self.dtype == "int8":
+            raise ConfigError("this model is already quantized to int8")
+        return Encoder.from_tensors(
+            self.config,
+            self.state_dict(),
+            with_pooler=self.has_pooler,
+            source=self.source,
+            dtype="int8",
+            activation_bits=activation_bits,
+        )
+
+    @property
+    def dtype(self) -> str:
+        """``"int8"`` when the dense layers run in int8, else ``"float32"``."""
+        return "int8" if "quantization_config" in self.config else "float32"
+
+    def state_dict(self) -> dict[str, npt.NDArray[Any]]:
+        """The tensors by HF name (read again from the weights file when loaded from one);
+        an int8 model's quantized weights are int8 with a float32 ``weight_scale``."""
         if self._tensors is not None:
             return dict(self._tensors)
-        expected = _core.expected_tensors(self.config, self.has_pooler)
-        return select_encoder_tensors(read_tensors(self.source), expected, self.source)
+        bits = self.config.get("quantization_config", {}).get("activation_bits")
+        expected = _core.expected_tensors(self.config, self.has_pooler, bits)
+        int8_names = quantized_weight_names(int(self.config["num_hidden_layers"]), bits or {})
+        return select_encoder_tensors(
+            read_tensors(self.source), expected, self.source, int8=int8_names
+        )
 
     @property
     def hidden_size(self) -> int:

@@ -81,9 +81,12 @@ class SentenceEncoder:
         self.max_seq_length = min(max_seq_length or tokenizer.model_max_length or limit, limit)
 
     @classmethod
-    def from_pretrained(cls, path: PathLike | None = None) -> SentenceEncoder:
+    def from_pretrained(
+        cls, path: PathLike | None = None, *, dtype: str | None = None
+    ) -> SentenceEncoder:
         """Load a sentence-transformers (or plain HF) model directory; ``None``: the default
-        model all-MiniLM-L6-v2 (or ``$OXIFORMER_MODEL``)."""
+        model all-MiniLM-L6-v2 (or ``$OXIFORMER_MODEL``). ``dtype="int8"`` quantizes a float
+        model at load (see :mod:`oxiformer.quantize`)."""
         directory = model_dir(path)
         pooling, normalize_output = _pipeline(directory)
         max_seq_length = None
@@ -93,9 +96,19 @@ class SentenceEncoder:
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ConfigError(f"{st_config}: 'max_seq_length' must be a positive integer")
             max_seq_length = value
-        encoder = Encoder.from_pretrained(directory, with_pooler=False)
+        encoder = Encoder.from_pretrained(directory, with_pooler=False, dtype=dtype)
         tokenizer = Tokenizer.from_pretrained(directory)
         return cls(encoder, tokenizer, pooling, normalize_output, max_seq_length)
+
+    def quantize(self) -> SentenceEncoder:
+        """The same pipeline with the encoder's dense layers in int8."""
+        return SentenceEncoder(
+            self.encoder.quantize(),
+            self.tokenizer,
+            self.pooling,
+            self.normalize,
+            self.max_seq_length,
+        )
 
     @property
     def dimension(self) -> int:

@@ -17,7 +17,7 @@ import os
 import re
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Union
 
@@ -145,8 +145,12 @@ def select_encoder_tensors(
     tensors: Mapping[str, npt.NDArray[Any]],
     expected: Mapping[str, tuple[int, ...]],
     source: str,
-) -> dict[str, npt.NDArray[np.float32]]:
+    int8: Collection[str] = (),
+) -> dict[str, npt.NDArray[Any]]:
     """Check ``tensors`` against the ``expected`` HF names and shapes; return exactly those.
+
+    Tensors named in ``int8`` are quantized weights: they must be int8 and are returned as
+    int8 C-contiguous arrays (every other tensor is float, converted to float32).
 
     - A leading ``bert.`` (or ``distilbert.``) is stripped from stored names; ``LayerNorm.gamma``
       / ``.beta`` (TF-converted checkpoints) are read as ``LayerNorm.weight`` / ``.bias``;
@@ -176,7 +180,8 @@ def select_encoder_tensors(
         elif not _is_skipped(name) and name.startswith(_ENCODER_PREFIXES):
             problems.append(f"unexpected tensor '{stored_name}' {_shape(array.shape)}")
 
-    selected: dict[str, npt.NDArray[np.float32]] = {}
+    selected: dict[str, npt.NDArray[Any]] = {}
+    int8_names = set(int8)
     for name, shape in expected.items():
         if name not in found:
             problems.append(f"missing tensor '{name}' (expected {_shape(shape)})")
@@ -186,6 +191,14 @@ def select_encoder_tensors(
             problems.append(
                 f"tensor '{stored_name}' has shape {_shape(array.shape)}, expected {_shape(shape)}"
             )
+        elif name in int8_names:
+            if array.dtype != np.int8:
+                problems.append(
+                    f"tensor '{stored_name}' has dtype {array.dtype}, expected int8 "
+                    "(a quantized weight)"
+                )
+            else:
+                selected[name] = np.require(array, requirements=["C", "A"])
         elif array.dtype.kind != "f":
             problems.append(
                 f"tensor '{stored_name}' has dtype {array.dtype}, expected a floating-point dtype"

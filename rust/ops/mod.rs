@@ -4,6 +4,8 @@
 pub mod activation;
 pub mod layernorm;
 pub mod matmul;
+pub mod qgemm;
+pub mod quantize;
 pub mod skinny;
 pub mod softmax;
 pub mod vecmath;

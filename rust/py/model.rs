@@ -15,7 +15,19 @@ use crate::bert::{expected_tensors as encoder_tensors, Encoder, EncoderOutput};
 use crate::config::{EncoderConfig, MAX_SINUSOIDAL_VALUES};
 use crate::embeddings::sinusoidal_table;
 use crate::error::Error;
+use crate::quantization::Quantization;
 use crate::weights::{Tensor, TensorMap};
+
+/// The int8 layers from `{layer name: activation bits}` (None: float32).
+fn quantization_from_py(activation_bits: Option<&Bound<'_, PyDict>>) -> PyResult<Quantization> {
+    let mut modules = Vec::new();
+    if let Some(dict) = activation_bits {
+        for (key, value) in dict.iter() {
+            modules.push((key.extract::<String>()?, value.extract::<u32>()?));
+        }
+    }
+    Ok(Quantization::new(modules)?)
+}
 
 /// A config given as `config.json` text or as a dict (serialized with `json`).
 fn config_from_py(config: &Bound<'_, PyAny>, source: &str) -> PyResult<EncoderConfig> {
@@ -43,17 +55,20 @@ fn parse_config<'py>(
         .call_method1("loads", (parsed.to_json(),))
 }
 
-/// The tensors the encoder needs: `{HF name: shape}`.
+/// The tensors the encoder needs: `{HF name: shape}`; with `activation_bits`,
+/// the int8 layers' weights are int8 and come with a `weight_scale`.
 #[pyfunction]
-#[pyo3(signature = (config, with_pooler = false))]
+#[pyo3(signature = (config, with_pooler = false, activation_bits = None))]
 fn expected_tensors<'py>(
     py: Python<'py>,
     config: &Bound<'py, PyAny>,
     with_pooler: bool,
+    activation_bits: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let parsed = config_from_py(config, "config")?;
+    let quantization = quantization_from_py(activation_bits)?;
     let dict = PyDict::new(py);
-    for (name, shape) in encoder_tensors(&parsed, with_pooler) {
+    for (name, shape) in encoder_tensors(&parsed, with_pooler, &quantization) {
         dict.set_item(name, PyTuple::new(py, shape)?)?;
     }
     Ok(dict)
@@ -92,31 +107,35 @@ pub struct PyEncoder {
 
 #[pymethods]
 impl PyEncoder {
-    /// `config`: `config.json` text or dict; `tensors`: `{HF name: float32 C-contiguous array}`.
+    /// `config`: `config.json` text or dict; `tensors`: `{HF name: float32 C-contiguous
+    /// array}`, int8 for the weights of the layers in `activation_bits`
+    /// (`{layer name: bits}`, see `oxiformer.quantize`).
     #[new]
-    #[pyo3(signature = (config, tensors, with_pooler = false, source = "config.json"))]
+    #[pyo3(signature = (config, tensors, with_pooler = false, source = "config.json", activation_bits = None))]
     fn new(
         py: Python<'_>,
         config: &Bound<'_, PyAny>,
         tensors: &Bound<'_, PyDict>,
         with_pooler: bool,
         source: &str,
+        activation_bits: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let config = config_from_py(config, source)?;
+        let quantization = quantization_from_py(activation_bits)?;
         let mut map = TensorMap::new();
         for (key, value) in tensors.iter() {
             let name: String = key.extract()?;
-            let array: PyReadonlyArrayDyn<'_, f32> = value
-                .extract()
-                .map_err(|_| Error::weights(&name, "expected a float32 numpy array"))?;
-            let shape = array.shape().to_vec();
-            let data = match array.as_slice() {
-                Ok(slice) => slice.to_vec(),
-                Err(_) => array.as_array().iter().copied().collect(),
+            let tensor = if let Ok(array) = value.extract::<PyReadonlyArrayDyn<'_, i8>>() {
+                Tensor::new_i8(&name, array.shape().to_vec(), array_values(&array))?
+            } else {
+                let array: PyReadonlyArrayDyn<'_, f32> = value.extract().map_err(|_| {
+                    Error::weights(&name, "expected a float32 (or int8) numpy array")
+                })?;
+                Tensor::new(&name, array.shape().to_vec(), array_values(&array))?
             };
-            map.insert(name.clone(), Tensor::new(&name, shape, data)?);
+            map.insert(name.clone(), tensor);
         }
-        let encoder = py.detach(|| Encoder::load(config, map, with_pooler))?;
+        let encoder = py.detach(|| Encoder::load(config, map, with_pooler, &quantization))?;
         Ok(PyEncoder {
             inner: Arc::new(encoder),
         })
@@ -196,6 +215,14 @@ impl PyEncoder {
             py.detach(|| encoder.forward_packed(ids, types, &lengths, output_hidden_states))?;
         let hidden = encoder.config().hidden_size;
         to_numpy(py, output, &[ids.len()], lengths.len(), hidden)
+    }
+}
+
+/// An array's values in row-major order (copied: the encoder owns its weights).
+fn array_values<T: numpy::Element + Copy>(array: &PyReadonlyArrayDyn<'_, T>) -> Vec<T> {
+    match array.as_slice() {
+        Ok(slice) => slice.to_vec(),
+        Err(_) => array.as_array().iter().copied().collect(),
     }
 }
 

@@ -1,0 +1,89 @@
+//! Which dense layers of each encoder layer run in int8, and with how many
+//! bits per activation (from `config.json`'s `quantization_config`, parsed by
+//! the Python layer).
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+
+/// The dense layers of a BERT layer, by their HF names inside `encoder.layer.N`.
+pub const QUANTIZABLE: [&str; 6] = [
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+];
+
+/// int8 layers and their activation bits; empty means a float32 model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Quantization {
+    activation_bits: BTreeMap<String, u32>,
+}
+
+impl Quantization {
+    /// `modules`: `(name in QUANTIZABLE, activation bits)`. Query, key and value
+    /// read the same input, so they are quantized together or not at all.
+    pub fn new(modules: impl IntoIterator<Item = (String, u32)>) -> Result<Self> {
+        let source = "quantization_config";
+        let mut activation_bits = BTreeMap::new();
+        for (name, bits) in modules {
+            if !QUANTIZABLE.contains(&name.as_str()) {
+                return Err(Error::config(
+                    source,
+                    format!(
+                        "unknown layer {name:?} (quantizable: {})",
+                        QUANTIZABLE.join(", ")
+                    ),
+                ));
+            }
+            activation_bits.insert(name, bits);
+        }
+        let quantization = Quantization { activation_bits };
+        let qkv: Vec<Option<u32>> = QUANTIZABLE[..3]
+            .iter()
+            .map(|name| quantization.bits(name))
+            .collect();
+        if qkv.iter().any(|bits| *bits != qkv[0]) {
+            return Err(Error::config(
+                source,
+                "attention.self.query, key and value must be quantized alike \
+                 (they share one input)",
+            ));
+        }
+        Ok(quantization)
+    }
+
+    /// The activation bits of `module` when it runs in int8.
+    pub fn bits(&self, module: &str) -> Option<u32> {
+        self.activation_bits.get(module).copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.activation_bits.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_key_value_go_together() {
+        let all = |bits: [u32; 3]| {
+            Quantization::new(
+                QUANTIZABLE[..3]
+                    .iter()
+                    .zip(bits)
+                    .map(|(n, b)| (n.to_string(), b)),
+            )
+        };
+        assert!(all([8, 8, 8]).is_ok());
+        assert!(all([8, 8, 12]).is_err());
+        assert!(Quantization::new([("attention.self.query".to_string(), 8)]).is_err());
+        assert!(Quantization::new([("pooler.dense".to_string(), 8)]).is_err());
+        let q = Quantization::new([("output.dense".to_string(), 12)]);
+        assert_eq!(q.ok().and_then(|q| q.bits("output.dense")), Some(12));
+    }
+}
