@@ -240,7 +240,7 @@ pub fn expected_tensors(
     with_pooler: bool,
     quantization: &Quantization,
 ) -> Vec<(String, Vec<usize>)> {
-    let mut names = Embeddings::expected_tensors(config);
+    let mut names = Embeddings::expected_tensors(config, quantization);
     for index in 0..config.num_hidden_layers {
         names.extend(Layer::expected_tensors(config, index, quantization));
     }
@@ -262,7 +262,7 @@ impl Encoder {
         with_pooler: bool,
         quantization: &Quantization,
     ) -> Result<Self> {
-        let embeddings = Embeddings::load(&mut tensors, &config)?;
+        let embeddings = Embeddings::load(&mut tensors, &config, quantization)?;
         let layers = (0..config.num_hidden_layers)
             .map(|index| Layer::load(&mut tensors, &config, index, quantization))
             .collect::<Result<Vec<_>>>()?;

@@ -5,9 +5,22 @@
 use rayon::prelude::*;
 
 use crate::config::{EncoderConfig, PositionEmbedding};
+use crate::error::Error;
 use crate::error::Result;
 use crate::ops::layer_norm;
+use crate::quantization::Quantization;
 use crate::weights::TensorMap;
+
+/// The word embedding table: float32, or int8 per row with a scale per row
+/// (a row is dequantized as it is looked up: `value as f32 * scale`).
+#[derive(Debug, Clone)]
+enum WordTable {
+    F32(Vec<f32>),
+    I8 { values: Vec<i8>, scales: Vec<f32> },
+}
+
+const WORD: &str = "embeddings.word_embeddings.weight";
+const WORD_SCALE: &str = "embeddings.word_embeddings.weight_scale";
 
 /// The sinusoidal table `(num_positions, dim)`: `sin` at even columns, `cos`
 /// at odd ones, angle `pos / 10000^(2 * (j / 2) / dim)`, computed in f64 as
@@ -31,7 +44,7 @@ pub fn sinusoidal_table(num_positions: usize, dim: usize) -> Vec<f32> {
 #[derive(Debug, Clone)]
 pub struct Embeddings {
     /// (vocab, H)
-    word: Vec<f32>,
+    word: WordTable,
     /// (max_positions, H): learned, or the sinusoidal table.
     position: Vec<f32>,
     /// (type_vocab, H); empty when the model has no token types.
@@ -44,12 +57,15 @@ pub struct Embeddings {
 
 impl Embeddings {
     /// Names and shapes this module takes (without the model prefix).
-    pub fn expected_tensors(config: &EncoderConfig) -> Vec<(String, Vec<usize>)> {
+    pub fn expected_tensors(
+        config: &EncoderConfig,
+        quantization: &Quantization,
+    ) -> Vec<(String, Vec<usize>)> {
         let hidden = config.hidden_size;
-        let mut names = vec![(
-            "embeddings.word_embeddings.weight".to_owned(),
-            vec![config.vocab_size, hidden],
-        )];
+        let mut names = vec![(WORD.to_owned(), vec![config.vocab_size, hidden])];
+        if quantization.word_embeddings() {
+            names.push((WORD_SCALE.to_owned(), vec![config.vocab_size]));
+        }
         if config.position_embedding_type == PositionEmbedding::Absolute {
             names.push((
                 "embeddings.position_embeddings.weight".to_owned(),
@@ -67,12 +83,25 @@ impl Embeddings {
         names
     }
 
-    pub fn load(tensors: &mut TensorMap, config: &EncoderConfig) -> Result<Self> {
-        let hidden = config.hidden_size;
-        let word = tensors.take(
-            "embeddings.word_embeddings.weight",
-            &[config.vocab_size, hidden],
-        )?;
+    pub fn load(
+        tensors: &mut TensorMap,
+        config: &EncoderConfig,
+        quantization: &Quantization,
+    ) -> Result<Self> {
+        let (hidden, vocab) = (config.hidden_size, config.vocab_size);
+        let word = if quantization.word_embeddings() {
+            let values = tensors.take_i8(WORD, &[vocab, hidden])?;
+            let scales = tensors.take(WORD_SCALE, &[vocab])?;
+            if let Some(bad) = scales.iter().find(|s| !s.is_finite() || **s < 0.0) {
+                return Err(Error::weights(
+                    WORD_SCALE,
+                    format!("scales must be finite and >= 0, found {bad}"),
+                ));
+            }
+            WordTable::I8 { values, scales }
+        } else {
+            WordTable::F32(tensors.take(WORD, &[vocab, hidden])?)
+        };
         let position = match config.position_embedding_type {
             PositionEmbedding::Absolute => tensors.take(
                 "embeddings.position_embeddings.weight",
@@ -114,8 +143,19 @@ impl Embeddings {
         out.par_chunks_mut(hidden)
             .enumerate()
             .for_each(|(token, row)| {
-                let word_start = input_ids[token] as usize * hidden;
-                row.copy_from_slice(&self.word[word_start..word_start + hidden]);
+                let id = input_ids[token] as usize;
+                let word_start = id * hidden;
+                match &self.word {
+                    WordTable::F32(word) => {
+                        row.copy_from_slice(&word[word_start..word_start + hidden]);
+                    }
+                    WordTable::I8 { values, scales } => {
+                        let values = &values[word_start..word_start + hidden];
+                        for (value, &q) in row.iter_mut().zip(values) {
+                            *value = q as f32 * scales[id];
+                        }
+                    }
+                }
                 if !self.token_type.is_empty() {
                     let type_start = token_type_ids[token] as usize * hidden;
                     let types = &self.token_type[type_start..type_start + hidden];

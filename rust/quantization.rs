@@ -16,16 +16,27 @@ pub const QUANTIZABLE: [&str; 6] = [
     "output.dense",
 ];
 
-/// int8 layers and their activation bits; empty means a float32 model.
+/// int8 layers and their activation bits, and whether the word embeddings are
+/// stored in int8; empty means a float32 model.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Quantization {
     activation_bits: BTreeMap<String, u32>,
+    word_embeddings: bool,
 }
 
 impl Quantization {
     /// `modules`: `(name in QUANTIZABLE, activation bits)`. Query, key and value
     /// read the same input, so they are quantized together or not at all.
     pub fn new(modules: impl IntoIterator<Item = (String, u32)>) -> Result<Self> {
+        Self::with_word_embeddings(modules, false)
+    }
+
+    /// As [`Quantization::new`]; `word_embeddings`: the word embedding table is
+    /// int8 per row (`embeddings.word_embeddings.weight` with a `weight_scale`).
+    pub fn with_word_embeddings(
+        modules: impl IntoIterator<Item = (String, u32)>,
+        word_embeddings: bool,
+    ) -> Result<Self> {
         let source = "quantization_config";
         let mut activation_bits = BTreeMap::new();
         for (name, bits) in modules {
@@ -40,7 +51,10 @@ impl Quantization {
             }
             activation_bits.insert(name, bits);
         }
-        let quantization = Quantization { activation_bits };
+        let quantization = Quantization {
+            activation_bits,
+            word_embeddings,
+        };
         let qkv: Vec<Option<u32>> = QUANTIZABLE[..3]
             .iter()
             .map(|name| quantization.bits(name))
@@ -60,8 +74,13 @@ impl Quantization {
         self.activation_bits.get(module).copied()
     }
 
+    /// Whether the word embeddings are int8.
+    pub fn word_embeddings(&self) -> bool {
+        self.word_embeddings
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.activation_bits.is_empty()
+        self.activation_bits.is_empty() && !self.word_embeddings
     }
 }
 

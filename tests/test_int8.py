@@ -106,11 +106,12 @@ def test_saved_int8_model_loads_identically(
         assert stored[f"{name}.weight"].dtype == np.int8
         assert stored[f"{name}.weight_scale"].dtype == np.float32
         assert stored[f"{name}.bias"].dtype == np.float32
-        assert stored["embeddings.word_embeddings.weight"].dtype == np.float32
+        assert stored["embeddings.word_embeddings.weight"].dtype == np.int8
+        assert stored["embeddings.position_embeddings.weight"].dtype == np.float32
     size_fp32 = (minilm_dir / "model.safetensors").stat().st_size
     size_int8 = (out / "weights.npz").stat().st_size
     print(f"weights on disk: fp32 {size_fp32 / 2**20:.1f} MiB, int8 {size_int8 / 2**20:.1f} MiB")
-    assert size_int8 < 0.7 * size_fp32  # the word embeddings (47 MB) stay float32
+    assert size_int8 < 0.3 * size_fp32
 
     loaded = Encoder.from_pretrained(out)
     assert loaded.dtype == "int8" and int8.dtype == "int8" and fp32.dtype == "float32"
@@ -181,6 +182,9 @@ def test_the_plain_scheme_and_partial_quantization(
         worst[name] = cosines(out[valid], golden).min()
         print(f"{name}: token cosine min {worst[name]:.5f}")
     assert 0.95 < worst["u8 everywhere"] < worst["12 bits, FFN down-projection float32"]
+    float_table = fp32.quantize(word_embeddings=False)
+    assert float_table.config["quantization_config"]["word_embeddings"] is False
+    assert float_table.state_dict()["embeddings.word_embeddings.weight"].dtype == np.float32
 
 
 @pytest.mark.parametrize(
@@ -211,6 +215,7 @@ def test_broken_int8_files_are_named(tmp_path: Path) -> None:
         ({"quant_method": "gptq"}, "unsupported quant_method"),
         ({**config["quantization_config"], "activation_bits": {}}, "non-empty"),
         ("int8", "must be an object"),
+        ({**config["quantization_config"], "word_embeddings": "yes"}, "true or false"),
     ]:
         (model / "config.json").write_text(json.dumps({**config, "quantization_config": bad}))
         with pytest.raises(ConfigError, match=message) as err:

@@ -20,7 +20,7 @@ def parse_config(config: _Config, source: str = "config.json") -> dict[str, Any]
 def expected_tensors(
     config: _Config,
     with_pooler: bool = False,
-    activation_bits: Mapping[str, int] | None = None,
+    quantization: Mapping[str, Any] | None = None,
 ) -> dict[str, tuple[int, ...]]: ...
 def sinusoidal_positions(num_positions: int, dim: int) -> npt.NDArray[np.float32]: ...
 
@@ -32,7 +32,7 @@ class Encoder:
         tensors: Mapping[str, npt.NDArray[Any]],
         with_pooler: bool = False,
         source: str = "config.json",
-        activation_bits: Mapping[str, int] | None = None,
+        quantization: Mapping[str, Any] | None = None,
     ) -> None: ...
     @property
     def config_json(self) -> str: ...

@@ -157,18 +157,21 @@ class Encoder:
         config_source: str = "config",
         dtype: str | None = None,
         activation_bits: Mapping[str, int] | None = None,
+        word_embeddings: bool = True,
     ) -> Encoder:
         """Build from a config dict and ``{HF name: array}``; names and shapes are checked.
 
         A config with ``quantization_config`` describes an int8 model (int8 weights with
         their ``weight_scale``); ``dtype="int8"`` quantizes float tensors first, with
         ``activation_bits`` (``{layer: bits}``, default
-        :data:`oxiformer.quantize.DEFAULT_ACTIVATION_BITS`; unlisted layers stay float32).
+        :data:`oxiformer.quantize.DEFAULT_ACTIVATION_BITS`; unlisted layers stay float32) and
+        the word embeddings in int8 unless ``word_embeddings`` is false.
         """
         normalized = _core.parse_config(dict(config), config_source)
         quantization = config.get("quantization_config")
         if dtype not in (None, "float32", "int8"):
             raise ConfigError(f"dtype must be 'float32' or 'int8', got {dtype!r}")
+        layers = int(normalized["num_hidden_layers"])
         if quantization is not None:
             quantization = parse_quantization_config(quantization, config_source)
             if dtype == "float32":
@@ -179,18 +182,15 @@ class Encoder:
         elif dtype == "int8":
             if activation_bits is None:
                 activation_bits = default_activation_bits(normalized)
-            quantization = quantization_config(activation_bits)
+            quantization = quantization_config(activation_bits, word_embeddings)
             float_expected = _core.expected_tensors(normalized, with_pooler)
             tensors = quantize_tensors(
-                select_encoder_tensors(tensors, float_expected, source),
-                int(normalized["num_hidden_layers"]),
-                quantization["activation_bits"],
+                select_encoder_tensors(tensors, float_expected, source), layers, quantization
             )
-        bits = None if quantization is None else quantization["activation_bits"]
-        expected = _core.expected_tensors(normalized, with_pooler, bits)
-        int8_names = quantized_weight_names(int(normalized["num_hidden_layers"]), bits or {})
+        expected = _core.expected_tensors(normalized, with_pooler, quantization)
+        int8_names = quantized_weight_names(layers, quantization)
         selected = select_encoder_tensors(tensors, expected, source, int8=int8_names)
-        core = _core.Encoder(normalized, selected, with_pooler, config_source, bits)
+        core = _core.Encoder(normalized, selected, with_pooler, config_source, quantization)
         if quantization is not None:
             normalized["quantization_config"] = quantization
         encoder = cls(core, normalized, source, selected)
@@ -203,7 +203,9 @@ class Encoder:
         if not self._quantized_at_load:
             self._tensors = None
 
-    def quantize(self, activation_bits: Mapping[str, int] | None = None) -> Encoder:
+    def quantize(
+        self, activation_bits: Mapping[str, int] | None = None, word_embeddings: bool = True
+    ) -> Encoder:
         """This model with its dense layers in int8 (see :mod:`oxiformer.quantize`);
         ``activation_bits``: ``{layer: bits}`` of the layers to quantize (default
         :data:`oxiformer.quantize.DEFAULT_ACTIVATION_BITS`)."""
@@ -216,6 +218,7 @@ class Encoder:
             source=self.source,
             dtype="int8",
             activation_bits=activation_bits,
+            word_embeddings=word_embeddings,
         )
 
     @property
@@ -228,9 +231,9 @@ class Encoder:
         an int8 model's quantized weights are int8 with a float32 ``weight_scale``."""
         if self._tensors is not None:
             return dict(self._tensors)
-        bits = self.config.get("quantization_config", {}).get("activation_bits")
-        expected = _core.expected_tensors(self.config, self.has_pooler, bits)
-        int8_names = quantized_weight_names(int(self.config["num_hidden_layers"]), bits or {})
+        quantization = self.config.get("quantization_config")
+        expected = _core.expected_tensors(self.config, self.has_pooler, quantization)
+        int8_names = quantized_weight_names(int(self.config["num_hidden_layers"]), quantization)
         return select_encoder_tensors(
             read_tensors(self.source), expected, self.source, int8=int8_names
         )

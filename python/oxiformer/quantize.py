@@ -3,9 +3,10 @@
 Weights of the dense layers of every encoder layer become int8 per output channel,
 symmetric: ``scale = max|w_row| / 127``, ``q = clip(rint(w / scale), -127, 127)``, stored as
 ``{layer}.weight`` (int8, HF's ``(out, in)`` layout) and ``{layer}.weight_scale`` (float32,
-``(out,)``); biases, LayerNorms, embeddings and the pooler stay float32. Activations are
-quantized by the engine on every call, per token, unsigned with a zero point, to
-``activation_bits`` bits (12 by default: see ``DEFAULT_ACTIVATION_BITS``). The scheme is
+``(out,)``); the word embeddings are int8 per row (token) the same way (``word_embeddings``:
+true, the default); biases, LayerNorms, the other embeddings and the pooler stay float32.
+Activations are quantized by the engine on every call, per token, unsigned with a zero point,
+to ``activation_bits`` bits (12 by default: see ``DEFAULT_ACTIVATION_BITS``). The scheme is
 written into ``config.json`` as ``quantization_config`` (:func:`quantization_config`), which
 is how a quantized model is recognised at load.
 """
@@ -51,6 +52,7 @@ QUANTIZABLE = (
 DEFAULT_ACTIVATION_BITS: dict[str, int] = dict.fromkeys(QUANTIZABLE, 12)
 
 _METHOD = "oxiformer"
+WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 _MAX_BITS = 15
 
 
@@ -84,39 +86,49 @@ def quantize_weight(
     return q, scale
 
 
-def quantized_weight_names(num_layers: int, activation_bits: Mapping[str, int]) -> list[str]:
-    """HF names of the int8 weights of a model with ``num_layers`` layers."""
-    return [
+def quantized_weight_names(num_layers: int, quantization: Mapping[str, Any] | None) -> list[str]:
+    """HF names of the int8 tensors of a model with ``num_layers`` layers quantized as
+    ``quantization`` (a ``quantization_config``; ``None``: a float model, no names)."""
+    if quantization is None:
+        return []
+    names = [
         f"encoder.layer.{index}.{module}.weight"
         for index in range(num_layers)
-        for module in activation_bits
+        for module in quantization["activation_bits"]
     ]
+    if quantization.get("word_embeddings", False):
+        names.append(WORD_EMBEDDINGS)
+    return names
 
 
 def quantize_tensors(
     tensors: Mapping[str, npt.NDArray[Any]],
     num_layers: int,
-    activation_bits: Mapping[str, int],
+    quantization: Mapping[str, Any],
 ) -> dict[str, npt.NDArray[Any]]:
-    """``tensors`` (HF names, float) with the weights of the int8 layers replaced by int8
-    values plus a ``weight_scale`` each; every other tensor is passed through."""
+    """``tensors`` (HF names, float) with the tensors ``quantization`` makes int8 replaced by
+    int8 values plus a ``weight_scale`` each (per row: per output channel of a weight, per
+    token of the word embeddings); every other tensor is passed through."""
     out = dict(tensors)
-    for name in quantized_weight_names(num_layers, activation_bits):
+    for name in quantized_weight_names(num_layers, quantization):
         values, scale = quantize_weight(tensors[name])
         out[name] = values
         out[name.removesuffix("weight") + "weight_scale"] = scale
     return out
 
 
-def quantization_config(activation_bits: Mapping[str, int]) -> dict[str, Any]:
-    """The ``quantization_config`` entry of ``config.json`` for an int8 model."""
-    bits = dict(activation_bits)
+def quantization_config(
+    activation_bits: Mapping[str, int], word_embeddings: bool = True
+) -> dict[str, Any]:
+    """The ``quantization_config`` entry of ``config.json`` for an int8 model:
+    ``activation_bits`` of the int8 layers, and whether the word embeddings are int8."""
     return parse_quantization_config(
         {
             "quant_method": _METHOD,
             "weights": "int8, symmetric, per output channel",
             "activations": "dynamic, per token, unsigned with a zero point",
-            "activation_bits": bits,
+            "activation_bits": dict(activation_bits),
+            "word_embeddings": word_embeddings,
         },
         "quantization_config",
     )
@@ -154,6 +166,10 @@ def parse_quantization_config(value: Any, source: str) -> dict[str, Any]:
             f"{where}: attention.self.query, key and value share one input and must have "
             "the same activation bits (or all stay float32)"
         )
+    word_embeddings = value.get("word_embeddings", False)
+    if not isinstance(word_embeddings, bool):
+        raise ConfigError(f"{where}: 'word_embeddings' must be true or false")
     canonical = dict(value)
+    canonical["word_embeddings"] = word_embeddings
     canonical["activation_bits"] = {name: bits[name] for name in QUANTIZABLE if name in bits}
     return canonical

@@ -18,15 +18,26 @@ use crate::error::Error;
 use crate::quantization::Quantization;
 use crate::weights::{Tensor, TensorMap};
 
-/// The int8 layers from `{layer name: activation bits}` (None: float32).
-fn quantization_from_py(activation_bits: Option<&Bound<'_, PyDict>>) -> PyResult<Quantization> {
+/// What is int8, from a `quantization_config` dict (see `oxiformer.quantize`):
+/// `activation_bits` `{layer name: bits}` and `word_embeddings` (bool); None: float32.
+fn quantization_from_py(quantization: Option<&Bound<'_, PyDict>>) -> PyResult<Quantization> {
+    let Some(dict) = quantization else {
+        return Ok(Quantization::default());
+    };
     let mut modules = Vec::new();
-    if let Some(dict) = activation_bits {
-        for (key, value) in dict.iter() {
+    if let Some(bits) = dict.get_item("activation_bits")? {
+        for (key, value) in bits.cast::<PyDict>()?.iter() {
             modules.push((key.extract::<String>()?, value.extract::<u32>()?));
         }
     }
-    Ok(Quantization::new(modules)?)
+    let word_embeddings = match dict.get_item("word_embeddings")? {
+        Some(value) => value.extract::<bool>()?,
+        None => false,
+    };
+    Ok(Quantization::with_word_embeddings(
+        modules,
+        word_embeddings,
+    )?)
 }
 
 /// A config given as `config.json` text or as a dict (serialized with `json`).
@@ -55,18 +66,18 @@ fn parse_config<'py>(
         .call_method1("loads", (parsed.to_json(),))
 }
 
-/// The tensors the encoder needs: `{HF name: shape}`; with `activation_bits`,
-/// the int8 layers' weights are int8 and come with a `weight_scale`.
+/// The tensors the encoder needs: `{HF name: shape}`; with `quantization`
+/// (a `quantization_config`), int8 tensors come with a `weight_scale`.
 #[pyfunction]
-#[pyo3(signature = (config, with_pooler = false, activation_bits = None))]
+#[pyo3(signature = (config, with_pooler = false, quantization = None))]
 fn expected_tensors<'py>(
     py: Python<'py>,
     config: &Bound<'py, PyAny>,
     with_pooler: bool,
-    activation_bits: Option<&Bound<'py, PyDict>>,
+    quantization: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let parsed = config_from_py(config, "config")?;
-    let quantization = quantization_from_py(activation_bits)?;
+    let quantization = quantization_from_py(quantization)?;
     let dict = PyDict::new(py);
     for (name, shape) in encoder_tensors(&parsed, with_pooler, &quantization) {
         dict.set_item(name, PyTuple::new(py, shape)?)?;
@@ -108,20 +119,20 @@ pub struct PyEncoder {
 #[pymethods]
 impl PyEncoder {
     /// `config`: `config.json` text or dict; `tensors`: `{HF name: float32 C-contiguous
-    /// array}`, int8 for the weights of the layers in `activation_bits`
-    /// (`{layer name: bits}`, see `oxiformer.quantize`).
+    /// array}`, int8 for the tensors `quantization` (a `quantization_config`
+    /// dict, see `oxiformer.quantize`) makes int8.
     #[new]
-    #[pyo3(signature = (config, tensors, with_pooler = false, source = "config.json", activation_bits = None))]
+    #[pyo3(signature = (config, tensors, with_pooler = false, source = "config.json", quantization = None))]
     fn new(
         py: Python<'_>,
         config: &Bound<'_, PyAny>,
         tensors: &Bound<'_, PyDict>,
         with_pooler: bool,
         source: &str,
-        activation_bits: Option<&Bound<'_, PyDict>>,
+        quantization: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let config = config_from_py(config, source)?;
-        let quantization = quantization_from_py(activation_bits)?;
+        let quantization = quantization_from_py(quantization)?;
         let mut map = TensorMap::new();
         for (key, value) in tensors.iter() {
             let name: String = key.extract()?;
