@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,19 @@ def best_time(
         for _ in range(repeats):
             run()
         best = min(best, (clock() - start) / repeats)
+    return best
+
+
+def best_times(
+    runs: Mapping[str, Callable[[], object]], repeats: int, rounds: int = 3
+) -> dict[str, float]:
+    """:func:`best_time` of each run, taking turns round by round (order reversed every other
+    round), so a change of load on a shared machine hits every engine alike."""
+    best = dict.fromkeys(runs, float("inf"))
+    names = list(runs)
+    for index in range(rounds):
+        for name in names if index % 2 == 0 else names[::-1]:
+            best[name] = min(best[name], best_time(runs[name], repeats, rounds=1))
     return best
 
 
