@@ -1,17 +1,13 @@
 //! A dense layer `y = x W^T + b` with the weight in HF layout `(out, in)`.
 
 use crate::error::Result;
-use crate::ops::skinny::{self, skinny_matmul};
-use crate::ops::{matmul, MatRef, Parallelism};
+use crate::ops::banded::{banded_matmul, pack_bands};
 use crate::weights::TensorMap;
 
 #[derive(Debug, Clone)]
 pub struct Linear {
-    /// W^T: (in, out), row-major (HF stores (out, in); transposed once at load,
-    /// which spares `gemm` a packing pass over the weight on every call).
-    weight_t: Vec<f32>,
-    /// W^T again, as bands of 16 columns for the few-rows path (`ops::skinny`):
-    /// latency over memory, it doubles the layer's weight memory.
+    /// W^T (in, out) packed in bands of 16 columns (`ops::banded`), once at load;
+    /// the only copy of the weight.
     weight_bands: Vec<f32>,
     /// (out)
     bias: Vec<f32>,
@@ -54,9 +50,8 @@ impl Linear {
                 weight_t[col * out_features + row] = value;
             }
         }
-        let weight_bands = skinny::pack_bands(&weight_t, in_features, out_features);
+        let weight_bands = pack_bands(&weight_t, in_features, out_features);
         Ok(Linear {
-            weight_t,
             weight_bands,
             bias,
             in_features,
@@ -93,13 +88,6 @@ impl Linear {
     /// `out = input W^T`, or `out += input W^T` when `accumulate`.
     fn multiply(&self, input: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
         let (k, n) = (self.in_features, self.out_features);
-        if rows <= skinny::MAX_ROWS {
-            skinny_matmul(input, &self.weight_bands, out, rows, k, n, accumulate);
-            return;
-        }
-        let input = MatRef::row_major(input, rows, self.in_features);
-        let weight_t = MatRef::row_major(&self.weight_t, self.in_features, self.out_features);
-        let (stride, parallelism) = (self.out_features, Parallelism::Pool);
-        matmul(input, weight_t, out, stride, 1.0, accumulate, parallelism);
+        banded_matmul(input, &self.weight_bands, out, rows, k, n, accumulate);
     }
 }

@@ -2,11 +2,11 @@
 //! with a naive twin in its tests.
 
 pub mod activation;
+pub mod banded;
 pub mod layernorm;
 pub mod matmul;
 pub mod qgemm;
 pub mod quantize;
-pub mod skinny;
 pub mod softmax;
 pub mod vecmath;
 
