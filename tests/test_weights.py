@@ -17,6 +17,7 @@ from oxiformer.weights import (
     find_weights,
     has_pooler,
     read_tensors,
+    release_pages,
     save_npz,
     select_encoder_tensors,
 )
@@ -378,3 +379,33 @@ def test_missing_and_unknown_files(tmp_path: Path) -> None:
     other = tmp_path / "weights.bin"
     other.write_bytes(b"\0" * 16)
     assert_weights_error(lambda: read_tensors(other), str(other), "unknown weights format")
+
+
+def _rss_file_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+    return -1
+
+
+def test_release_pages_drops_mapped_pages_and_keeps_the_data(tmp_path: Path) -> None:
+    """Loading hands each memory-mapped tensor back to the kernel once Rust has copied it."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux /proc")
+    big = np.arange(8 * 2**20 // 4, dtype=np.float32).reshape(2048, -1)  # 8 MiB
+    path = tmp_path / "big.npy"
+    np.save(path, big)
+    mapped = np.load(path, mmap_mode="r")
+    before = _rss_file_kib()
+    assert float(mapped.sum(dtype=np.float64)) == float(big.sum(dtype=np.float64))
+    touched = _rss_file_kib()
+    release_pages(mapped)
+    released = _rss_file_kib()
+    print(f"RssFile: {before} KiB, after reading {touched} KiB, after release {released} KiB")
+    assert touched - before > 6 * 1024
+    assert touched - released > 6 * 1024
+    np.testing.assert_array_equal(mapped, big)  # read again from the file
+    in_memory = big.copy()
+    release_pages(in_memory)  # not file-backed: left alone
+    np.testing.assert_array_equal(in_memory, big)

@@ -1,6 +1,6 @@
 # Hand-written stubs of the Rust extension (rust/py/). Keep in step with it.
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, final
 
 import numpy as np
@@ -33,6 +33,7 @@ class Encoder:
         with_pooler: bool = False,
         source: str = "config.json",
         quantization: Mapping[str, Any] | None = None,
+        copied: Callable[[npt.NDArray[Any]], object] | None = None,
     ) -> None: ...
     @property
     def config_json(self) -> str: ...

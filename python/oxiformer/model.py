@@ -25,7 +25,13 @@ from oxiformer.quantize import (
     quantize_tensors,
     quantized_weight_names,
 )
-from oxiformer.weights import find_weights, has_pooler, read_tensors, select_encoder_tensors
+from oxiformer.weights import (
+    find_weights,
+    has_pooler,
+    read_tensors,
+    release_pages,
+    select_encoder_tensors,
+)
 
 __all__ = ["Encoder", "EncoderOutput", "PackedEncoderOutput", "pack"]
 
@@ -190,7 +196,9 @@ class Encoder:
         expected = _core.expected_tensors(normalized, with_pooler, quantization)
         int8_names = quantized_weight_names(layers, quantization)
         selected = select_encoder_tensors(tensors, expected, source, int8=int8_names)
-        core = _core.Encoder(normalized, selected, with_pooler, config_source, quantization)
+        core = _core.Encoder(
+            normalized, selected, with_pooler, config_source, quantization, release_pages
+        )
         if quantization is not None:
             normalized["quantization_config"] = quantization
         encoder = cls(core, normalized, source, selected)

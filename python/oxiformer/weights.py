@@ -11,10 +11,13 @@ expects and returns exactly those, as float32 C-contiguous arrays.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
+import mmap
 import os
 import re
+import sys
 import zipfile
 import zlib
 from collections.abc import Collection, Mapping
@@ -30,6 +33,7 @@ __all__ = [
     "find_weights",
     "has_pooler",
     "read_tensors",
+    "release_pages",
     "save_npz",
     "select_encoder_tensors",
 ]
@@ -134,6 +138,41 @@ def save_npz(path: PathLike, tensors: Mapping[str, npt.ArrayLike]) -> None:
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def release_pages(array: npt.NDArray[Any]) -> None:
+    """Drop the resident pages of ``array`` when it is a view of a read-only memory-mapped
+    file (as :func:`read_tensors` returns for safetensors and ``.npy`` files): the data stays
+    valid and is read again from the file if touched. Loading calls this once the Rust core
+    holds its own copy, so that the file's pages and the copy are not resident together (peak
+    RSS). A no-op for any other array, and off Linux."""
+    base: Any = array
+    while base is not None and not isinstance(base, np.memmap):
+        base = base.base if isinstance(base, np.ndarray) else None
+    if base is None or base.mode != "r" or _LIBC is None or array.nbytes == 0:
+        return
+    start = array.__array_interface__["data"][0]
+    first = -(-start // _PAGE) * _PAGE  # whole pages inside the array only
+    last = (start + array.nbytes) // _PAGE * _PAGE
+    if last > first:
+        _LIBC.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), _MADV_DONTNEED)
+
+
+def _libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        libc.madvise.restype = ctypes.c_int
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC = _libc()
+_PAGE = mmap.PAGESIZE
+_MADV_DONTNEED = 4  # Linux
 
 
 def has_pooler(tensors: Mapping[str, object]) -> bool:

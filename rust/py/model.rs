@@ -120,9 +120,10 @@ pub struct PyEncoder {
 impl PyEncoder {
     /// `config`: `config.json` text or dict; `tensors`: `{HF name: float32 C-contiguous
     /// array}`, int8 for the tensors `quantization` (a `quantization_config`
-    /// dict, see `oxiformer.quantize`) makes int8.
+    /// dict, see `oxiformer.quantize`) makes int8. `copied(array)`, when given, is
+    /// called with each array once the encoder holds its own copy of it.
     #[new]
-    #[pyo3(signature = (config, tensors, with_pooler = false, source = "config.json", quantization = None))]
+    #[pyo3(signature = (config, tensors, with_pooler = false, source = "config.json", quantization = None, copied = None))]
     fn new(
         py: Python<'_>,
         config: &Bound<'_, PyAny>,
@@ -130,6 +131,7 @@ impl PyEncoder {
         with_pooler: bool,
         source: &str,
         quantization: Option<&Bound<'_, PyDict>>,
+        copied: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let config = config_from_py(config, source)?;
         let quantization = quantization_from_py(quantization)?;
@@ -145,6 +147,9 @@ impl PyEncoder {
                 Tensor::new(&name, array.shape().to_vec(), array_values(&array))?
             };
             map.insert(name.clone(), tensor);
+            if let Some(copied) = copied {
+                copied.call1((value,))?;
+            }
         }
         let encoder = py.detach(|| Encoder::load(config, map, with_pooler, &quantization))?;
         Ok(PyEncoder {
