@@ -30,7 +30,7 @@ HEADER = (
     "lib\tshape\tthreads\tm\tn\tk\tmin_s\tmedian_s\tgflops_best\tgflops_median"
     "\thash\trel_err\tsame_bits_1t"
 )
-LIBS = ["numpy", "gemm", "matrixmultiply", "faer"]
+LIBS = ["numpy", "oxiformer", "gemm", "matrixmultiply", "faer"]
 
 
 def shapes() -> list[tuple[str, int, int, int, bool]]:

@@ -147,13 +147,15 @@ fn attend_one(
 /// then V columns, heads contiguous inside each), one independent attention
 /// per span (a padded batch row, or one packed sequence), parallel over
 /// spans x heads. `bias (N)` from [`mask_bias`] masks keys; packed sequences
-/// need none. Writes the concatenated heads to `out (N, H)`.
+/// need none. Writes the concatenated heads to `out (N, H)`; `per_head` is
+/// scratch space, reused from call to call (layer to layer).
 pub fn multi_head_attention(
     qkv: &[f32],
     spans: &[Span],
     bias: Option<&[f32]>,
     shape: AttentionShape,
     out: &mut [f32],
+    per_head: &mut Vec<f32>,
 ) {
     let hidden = shape.hidden_size();
     let head_size = shape.head_size;
@@ -170,9 +172,9 @@ pub fn multi_head_attention(
         return;
     }
     // (span, head, T, d): one contiguous chunk per task, then copied into (N, H).
-    let mut per_head = vec![0.0f32; rows * hidden];
+    per_head.resize(rows * hidden, 0.0);
     let mut tasks = Vec::with_capacity(spans.len() * shape.num_heads);
-    let mut rest: &mut [f32] = &mut per_head;
+    let mut rest: &mut [f32] = per_head;
     for span in spans {
         for head in 0..shape.num_heads {
             let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(span.len * head_size);
@@ -272,6 +274,7 @@ mod tests {
             Some(&bias),
             shape,
             &mut out,
+            &mut Vec::new(),
         );
         let diff = out
             .iter()
@@ -301,7 +304,14 @@ mod tests {
         let bias = mask_bias(&mask);
         let mut padded = vec![0.0; lengths.len() * seq_len * hidden];
         let spans = padded_spans(lengths.len(), seq_len);
-        multi_head_attention(&padded_qkv, &spans, Some(&bias), shape, &mut padded);
+        multi_head_attention(
+            &padded_qkv,
+            &spans,
+            Some(&bias),
+            shape,
+            &mut padded,
+            &mut Vec::new(),
+        );
         // The same tokens without the padding rows.
         let packed_qkv: Vec<f32> = padded_qkv
             .chunks_exact(3 * hidden)
@@ -317,6 +327,7 @@ mod tests {
             None,
             shape,
             &mut packed,
+            &mut Vec::new(),
         );
         let kept: Vec<f32> = padded
             .chunks_exact(hidden)
@@ -350,7 +361,14 @@ mod tests {
         assert_eq!(keys, [5, 2, 1]);
         let expected = naive(&qkv, &mask, batch, seq_len, shape);
         let mut out = vec![0.0; expected.len()];
-        multi_head_attention(&qkv, &spans.unwrap_or_default(), None, shape, &mut out);
+        multi_head_attention(
+            &qkv,
+            &spans.unwrap_or_default(),
+            None,
+            shape,
+            &mut out,
+            &mut Vec::new(),
+        );
         let diff = out
             .iter()
             .zip(&expected)

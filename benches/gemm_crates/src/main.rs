@@ -1,5 +1,6 @@
 //! Single-precision GEMM crates on oxiformer's shapes: `gemm` (candle's kernel),
-//! `matrixmultiply` and `faer`, side by side in one process.
+//! `matrixmultiply` and `faer`, and oxiformer's own dense-layer kernel
+//! (`rust/ops/banded.rs`, weights packed once), side by side in one process.
 //!
 //! Every linear shape is `C (M, N) = A (M, K) @ W^T` with `A` row-major and the
 //! weight `W (N, K)` row-major (the HF Linear layout): each crate reads `W^T`
@@ -108,6 +109,9 @@ enum Lib {
     /// `gemm` with the weight transposed once at load time: `W^T (K, N)` row-major
     /// (`--extra`, linear shapes only).
     GemmKn,
+    /// oxiformer's dense-layer kernel over the weight packed once in 16-column bands
+    /// (`rust/ops/banded.rs`; linear shapes only).
+    Oxiformer,
 }
 
 impl Lib {
@@ -117,6 +121,7 @@ impl Lib {
             Lib::MatrixMultiply => "matrixmultiply",
             Lib::Faer => "faer",
             Lib::GemmKn => "gemm-WT-contig",
+            Lib::Oxiformer => "oxiformer",
         }
     }
 }
@@ -132,6 +137,10 @@ fn run(lib: Lib, s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], threads: usize)
     };
     assert!(c.len() >= m * n);
     match lib {
+        Lib::Oxiformer => {
+            // `b` is the packed bands; runs on rayon's global pool (built with `threads`).
+            _core::ops::banded::banded_matmul(a, b, c, m, k, n, false);
+        }
         Lib::Gemm | Lib::GemmKn => {
             let par = if threads <= 1 {
                 gemm::Parallelism::None
@@ -293,7 +302,7 @@ fn main() {
     let all_libs: Vec<Lib> = if extra {
         vec![Lib::Gemm, Lib::GemmKn, Lib::Faer]
     } else {
-        vec![Lib::Gemm, Lib::MatrixMultiply, Lib::Faer]
+        vec![Lib::Gemm, Lib::MatrixMultiply, Lib::Faer, Lib::Oxiformer]
     };
     println!("lib\tshape\tthreads\tm\tn\tk\tmin_s\tmedian_s\tgflops_best\tgflops_median\thash\trel_err\tsame_bits_1t");
     for s in shapes() {
@@ -305,12 +314,18 @@ fn main() {
         if s.single_only && (threads != 1 || extra) {
             continue;
         }
-        let libs = &all_libs[..];
+        // oxiformer's kernel is for dense layers only (the attention products use `gemm`).
+        let libs: Vec<Lib> = all_libs
+            .iter()
+            .copied()
+            .filter(|&lib| lib != Lib::Oxiformer || !s.single_only)
+            .collect();
+        let libs = &libs[..];
         check_views(&s);
         let a = fill(s.a_len, 1 + s.m as u64 * 31 + s.k as u64);
         let b = fill(s.b_len, 2 + s.n as u64 * 17 + s.k as u64);
         // W (N, K) transposed once, as a loader could: W^T (K, N) row-major.
-        let bt: Vec<f32> = if extra {
+        let bt: Vec<f32> = if extra || libs.contains(&Lib::Oxiformer) {
             let mut t = vec![0.0f32; s.k * s.n];
             for nn in 0..s.n {
                 for kk in 0..s.k {
@@ -321,12 +336,21 @@ fn main() {
         } else {
             Vec::new()
         };
-        let b_for = |lib: Lib| if lib == Lib::GemmKn { &bt[..] } else { &b[..] };
+        let bands: Vec<f32> = if libs.contains(&Lib::Oxiformer) {
+            _core::ops::banded::pack_bands(&bt, s.k, s.n)
+        } else {
+            Vec::new()
+        };
+        let b_for = |lib: Lib| match lib {
+            Lib::GemmKn => &bt[..],
+            Lib::Oxiformer => &bands[..],
+            _ => &b[..],
+        };
         let flops = 2.0 * (s.m * s.n * s.k) as f64;
         let mut c: Vec<Vec<f32>> = libs.iter().map(|_| vec![0.0f32; s.m * s.n]).collect();
 
         // Warm up and pick a batch size per library: each timed batch >= min_ms.
-        let mut iters = [1usize; 3];
+        let mut iters = vec![1usize; libs.len()];
         for (li, &lib) in libs.iter().enumerate() {
             run(lib, &s, &a, b_for(lib), &mut c[li], threads);
             let t0 = Instant::now();
@@ -336,7 +360,7 @@ fn main() {
         }
         // Round-robin: rep r runs the libraries in a rotated order, so drift in
         // machine load hits every library alike.
-        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); 3];
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); libs.len()];
         for r in 0..reps {
             for off in 0..libs.len() {
                 let li = (r + off) % libs.len();
