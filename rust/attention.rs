@@ -252,8 +252,8 @@ mod tests {
         out
     }
 
-    #[test]
-    fn matches_naive_with_padding_and_empty_rows() {
+    /// 3 sequences of 5 tokens, 2 heads of 3: a fused QKV buffer of varied values.
+    fn small_batch() -> (usize, usize, AttentionShape, Vec<f32>) {
         let (batch, seq_len) = (3, 5);
         let shape = AttentionShape {
             num_heads: 2,
@@ -263,6 +263,19 @@ mod tests {
         let qkv: Vec<f32> = (0..len)
             .map(|i| ((i * 7919) % 97) as f32 / 40.0 - 1.2)
             .collect();
+        (batch, seq_len, shape, qkv)
+    }
+
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    }
+
+    #[test]
+    fn matches_naive_with_padding_and_empty_rows() {
+        let (batch, seq_len, shape, qkv) = small_batch();
         // row 0 full, row 1 padded after 2 tokens, row 2 fully masked (uniform, as HF).
         let mask: Vec<i64> = vec![1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0];
         let expected = naive(&qkv, &mask, batch, seq_len, shape);
@@ -276,11 +289,7 @@ mod tests {
             &mut out,
             &mut Vec::new(),
         );
-        let diff = out
-            .iter()
-            .zip(&expected)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let diff = max_abs_diff(&out, &expected);
         println!("attention max abs diff {diff:e}");
         assert!(diff < 1e-5);
     }
@@ -335,45 +344,23 @@ mod tests {
             .filter(|(_, &keep)| keep == 1)
             .flat_map(|(row, _)| row.iter().copied())
             .collect();
-        let diff = kept
-            .iter()
-            .zip(&packed)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let diff = max_abs_diff(&kept, &packed);
         println!("packed vs padded attention max abs diff {diff:e}");
         assert!(diff < 1e-6);
     }
 
     #[test]
     fn prefix_masks_skip_the_padded_keys() {
-        let (batch, seq_len) = (3, 5);
-        let shape = AttentionShape {
-            num_heads: 2,
-            head_size: 3,
-        };
-        let len = batch * seq_len * 3 * shape.hidden_size();
-        let qkv: Vec<f32> = (0..len)
-            .map(|i| ((i * 613) % 89) as f32 / 30.0 - 1.4)
-            .collect();
+        let (batch, seq_len, shape, qkv) = small_batch();
         let mask: Vec<i64> = vec![1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0];
         let spans = prefix_spans(&mask, batch, seq_len);
         let keys: Vec<usize> = spans.iter().flatten().map(|span| span.keys).collect();
         assert_eq!(keys, [5, 2, 1]);
         let expected = naive(&qkv, &mask, batch, seq_len, shape);
         let mut out = vec![0.0; expected.len()];
-        multi_head_attention(
-            &qkv,
-            &spans.unwrap_or_default(),
-            None,
-            shape,
-            &mut out,
-            &mut Vec::new(),
-        );
-        let diff = out
-            .iter()
-            .zip(&expected)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let spans = spans.unwrap_or_default();
+        multi_head_attention(&qkv, &spans, None, shape, &mut out, &mut Vec::new());
+        let diff = max_abs_diff(&out, &expected);
         println!("prefix-mask attention max abs diff {diff:e} (padded query rows included)");
         assert!(diff < 1e-5);
         // not prefixes: a hole, a fully masked row
