@@ -144,8 +144,8 @@ def combine(paths: list[str]) -> None:
         if not rows:
             continue
         print(f"\n### {threads} thread{'s' if threads > 1 else ''}: GFLOPS (ratio to numpy)\n")
-        print("| shape | numpy | gemm | matrixmultiply | faer |")
-        print("| --- | ---: | ---: | ---: | ---: |")
+        print("| shape | " + " | ".join(LIBS) + " |")
+        print("| --- |" + " ---: |" * len(LIBS))
         for shape in rows:
             m, n, k = dims[shape]
             flops = 2.0 * m * n * k
