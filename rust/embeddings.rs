@@ -5,7 +5,6 @@
 use rayon::prelude::*;
 
 use crate::config::{EncoderConfig, PositionEmbedding};
-use crate::error::Error;
 use crate::error::Result;
 use crate::ops::layer_norm;
 use crate::quantization::Quantization;
@@ -91,13 +90,7 @@ impl Embeddings {
         let (hidden, vocab) = (config.hidden_size, config.vocab_size);
         let word = if quantization.word_embeddings() {
             let values = tensors.take_i8(WORD, &[vocab, hidden])?;
-            let scales = tensors.take(WORD_SCALE, &[vocab])?;
-            if let Some(bad) = scales.iter().find(|s| !s.is_finite() || **s < 0.0) {
-                return Err(Error::weights(
-                    WORD_SCALE,
-                    format!("scales must be finite and >= 0, found {bad}"),
-                ));
-            }
+            let scales = tensors.take_scales(WORD_SCALE, vocab)?;
             WordTable::I8 { values, scales }
         } else {
             WordTable::F32(tensors.take(WORD, &[vocab, hidden])?)

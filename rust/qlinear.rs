@@ -77,14 +77,7 @@ impl QuantLinear {
             }
             weight.extend(values);
             let name = format!("{prefix}.weight_scale");
-            let scales = tensors.take(&name, &[part_out_features])?;
-            if let Some(bad) = scales.iter().find(|s| !s.is_finite() || **s < 0.0) {
-                return Err(Error::weights(
-                    name,
-                    format!("scales must be finite and >= 0, found {bad}"),
-                ));
-            }
-            weight_scale.extend(scales);
+            weight_scale.extend(tensors.take_scales(&name, part_out_features)?);
             bias.extend(tensors.take(&format!("{prefix}.bias"), &[part_out_features])?);
         }
         let out_features = bias.len();
@@ -103,21 +96,8 @@ impl QuantLinear {
         })
     }
 
-    pub fn in_features(&self) -> usize {
-        self.in_features
-    }
-
-    pub fn out_features(&self) -> usize {
-        self.out_features
-    }
-
     pub fn bias(&self) -> &[f32] {
         &self.bias
-    }
-
-    /// Bytes of prepacked weights.
-    pub fn weight_bytes(&self) -> usize {
-        self.weights.bytes()
     }
 
     /// `out (rows, out) = input (rows, in) W^T (+ b when `with_bias`)`;
@@ -146,10 +126,6 @@ impl QuantLinear {
             bias,
         };
         int8_matmul(&scratch.values, rows, &self.weights, epilogue, out);
-    }
-
-    pub fn forward(&self, input: &[f32], rows: usize, out: &mut [f32]) {
-        self.forward_into(input, rows, out, true, &mut QuantizedRows::default());
     }
 }
 
@@ -199,7 +175,7 @@ mod tests {
             .collect();
         let linear = layer(weight.clone(), scale.clone(), out, inp, 8)?;
         let mut got = vec![0.0; rows * out];
-        linear.forward(&input, rows, &mut got);
+        linear.forward_into(&input, rows, &mut got, true, &mut QuantizedRows::default());
         let mut q = QuantizedRows::default();
         quantize_rows(&input, rows, inp, 8, &mut q);
         for r in 0..rows {

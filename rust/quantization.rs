@@ -78,10 +78,6 @@ impl Quantization {
     pub fn word_embeddings(&self) -> bool {
         self.word_embeddings
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.activation_bits.is_empty() && !self.word_embeddings
-    }
 }
 
 #[cfg(test)]

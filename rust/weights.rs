@@ -137,6 +137,18 @@ impl TensorMap {
         }
     }
 
+    /// Take the quantization scales `name` (`len` float32 values, finite, >= 0).
+    pub fn take_scales(&mut self, name: &str, len: usize) -> Result<Vec<f32>> {
+        let scales = self.take(name, &[len])?;
+        match scales.iter().find(|s| !s.is_finite() || **s < 0.0) {
+            Some(bad) => Err(Error::weights(
+                name,
+                format!("scales must be finite and >= 0, found {bad}"),
+            )),
+            None => Ok(scales),
+        }
+    }
+
     fn take_any(&mut self, name: &str, shape: &[usize]) -> Result<TensorData> {
         let tensor = self
             .tensors

@@ -22,6 +22,11 @@ def expected_tensors(
     with_pooler: bool = False,
     quantization: Mapping[str, Any] | None = None,
 ) -> dict[str, tuple[int, ...]]: ...
+def max_activation_bits(in_features: int) -> int: ...
+
+QUANTIZABLE: tuple[str, ...]
+MAX_ACTIVATION_BITS: int
+
 def sinusoidal_positions(num_positions: int, dim: int) -> npt.NDArray[np.float32]: ...
 
 @final

@@ -134,10 +134,13 @@ class _Classifier:
         tokenizer = Tokenizer.from_pretrained(directory) if _has_tokenizer(directory) else None
         return cls(encoder, weight, bias, _labels(raw, num_labels, str(directory)), tokenizer, raw)
 
-    def quantize(self) -> Any:
-        """The same classifier with the encoder's dense layers in int8."""
+    def quantize(
+        self, activation_bits: Mapping[str, int] | None = None, word_embeddings: bool = True
+    ) -> Any:
+        """The same classifier with the encoder in int8 (arguments as
+        :meth:`Encoder.quantize`); the classifier head stays float32."""
         return type(self)(
-            self.encoder.quantize(),
+            self.encoder.quantize(activation_bits, word_embeddings),
             self.weight,
             self.bias,
             self.labels,

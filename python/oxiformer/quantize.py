@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from oxiformer import _core
 from oxiformer.errors import ConfigError
 
 __all__ = [
@@ -34,14 +35,7 @@ __all__ = [
 ]
 
 #: The dense layers of a BERT layer that can run in int8 (HF names inside ``encoder.layer.N``).
-QUANTIZABLE = (
-    "attention.self.query",
-    "attention.self.key",
-    "attention.self.value",
-    "attention.output.dense",
-    "intermediate.dense",
-    "output.dense",
-)
+QUANTIZABLE: tuple[str, ...] = _core.QUANTIZABLE
 
 #: Bits per activation of each int8 layer. With 8 bits per token (the "plain" scheme, what
 #: VNNI's u8 x s8 instruction takes) MiniLM's sentence cosine to fp32 falls to 0.993 on the
@@ -53,16 +47,13 @@ DEFAULT_ACTIVATION_BITS: dict[str, int] = dict.fromkeys(QUANTIZABLE, 12)
 
 _METHOD = "oxiformer"
 WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
-_MAX_BITS = 15
+_MAX_BITS = _core.MAX_ACTIVATION_BITS
 
 
 def max_activation_bits(in_features: int) -> int:
     """The most activation bits a layer with ``in_features`` inputs takes: its int32 sums
-    ``in_features * 127 * (2^bits - 1)`` must stay below 2^31 (the Rust core checks too)."""
-    bits = _MAX_BITS
-    while bits > 0 and in_features * 127 * ((1 << bits) - 1) >= 1 << 31:
-        bits -= 1
-    return bits
+    ``in_features * 127 * (2^bits - 1)`` must stay below 2^31 (the core's own bound)."""
+    return _core.max_activation_bits(in_features)
 
 
 def default_activation_bits(config: Mapping[str, Any]) -> dict[str, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -100,10 +100,12 @@ class SentenceEncoder:
         tokenizer = Tokenizer.from_pretrained(directory)
         return cls(encoder, tokenizer, pooling, normalize_output, max_seq_length)
 
-    def quantize(self) -> SentenceEncoder:
-        """The same pipeline with the encoder's dense layers in int8."""
+    def quantize(
+        self, activation_bits: Mapping[str, int] | None = None, word_embeddings: bool = True
+    ) -> SentenceEncoder:
+        """The same pipeline with the encoder in int8 (arguments as :meth:`Encoder.quantize`)."""
         return SentenceEncoder(
-            self.encoder.quantize(),
+            self.encoder.quantize(activation_bits, word_embeddings),
             self.tokenizer,
             self.pooling,
             self.normalize,

@@ -55,10 +55,6 @@ impl PackedWeights {
         }
         PackedWeights { data, k_padded, n }
     }
-
-    pub fn bytes(&self) -> usize {
-        self.data.len()
-    }
 }
 
 /// How a tile's exact sums become outputs: for row `r`, column `c`,

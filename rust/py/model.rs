@@ -15,7 +15,8 @@ use crate::bert::{expected_tensors as encoder_tensors, Encoder, EncoderOutput};
 use crate::config::{EncoderConfig, MAX_SINUSOIDAL_VALUES};
 use crate::embeddings::sinusoidal_table;
 use crate::error::Error;
-use crate::quantization::Quantization;
+use crate::ops::quantize::MAX_ACTIVATION_BITS;
+use crate::quantization::{Quantization, QUANTIZABLE};
 use crate::weights::{Tensor, TensorMap};
 
 /// What is int8, from a `quantization_config` dict (see `oxiformer.quantize`):
@@ -276,8 +277,18 @@ fn to_numpy<'py>(
     Ok((last_hidden_state, pooler_output, hidden_states))
 }
 
+/// The most activation bits an int8 layer with `in_features` inputs takes: its
+/// int32 sums `in_features * 127 * (2^bits - 1)` must stay below 2^31.
+#[pyfunction]
+fn max_activation_bits(in_features: usize) -> u32 {
+    crate::qlinear::max_activation_bits(in_features)
+}
+
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<PyEncoder>()?;
+    module.add_function(wrap_pyfunction!(max_activation_bits, module)?)?;
+    module.add("QUANTIZABLE", PyTuple::new(module.py(), QUANTIZABLE)?)?;
+    module.add("MAX_ACTIVATION_BITS", MAX_ACTIVATION_BITS)?;
     module.add_function(wrap_pyfunction!(parse_config, module)?)?;
     module.add_function(wrap_pyfunction!(expected_tensors, module)?)?;
     module.add_function(wrap_pyfunction!(sinusoidal_positions, module)?)?;
