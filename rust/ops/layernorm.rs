@@ -3,21 +3,38 @@
 
 use rayon::prelude::*;
 
-fn normalize_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f64) {
-    let n = row.len() as f64;
-    let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = row
-        .iter()
-        .map(|&v| {
-            let d = f64::from(v) - mean;
-            d * d
-        })
-        .sum::<f64>()
-        / n;
-    let inv_std = 1.0 / (var + eps).sqrt();
-    let (mean, inv_std) = (mean as f32, inv_std as f32);
-    for ((value, &g), &b) in row.iter_mut().zip(gamma).zip(beta) {
-        *value = (*value - mean) * inv_std * g + b;
+use super::vecmath::dispatch;
+
+/// Partial sums per lane: a fixed count, so the order of additions (and the
+/// result) is the same on every CPU and thread count.
+const LANES: usize = 8;
+
+/// Sum of `f(v)` over `row` in f64, lane by lane, then the lanes in order.
+#[inline(always)]
+fn lane_sum(row: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, &value) in lanes.iter_mut().zip(chunk) {
+            *lane += f(f64::from(value));
+        }
+    }
+    for (lane, &value) in lanes.iter_mut().zip(chunks.remainder()) {
+        *lane += f(f64::from(value));
+    }
+    lanes.iter().sum()
+}
+
+dispatch! {
+    fn normalize_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f64) {
+        let n = row.len() as f64;
+        let mean = lane_sum(row, |v| v) / n;
+        let var = lane_sum(row, |v| (v - mean) * (v - mean)) / n;
+        let inv_std = 1.0 / (var + eps).sqrt();
+        let (mean, inv_std) = (mean as f32, inv_std as f32);
+        for ((value, &g), &b) in row.iter_mut().zip(gamma).zip(beta) {
+            *value = (*value - mean) * inv_std * g + b;
+        }
     }
 }
 

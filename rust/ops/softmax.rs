@@ -8,7 +8,20 @@ const LANES: usize = 8;
 
 dispatch! {
     fn softmax_row(row: &mut [f32]) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        // Lane-wise maxima with `>` (not `f32::max`, whose NaN rule keeps it scalar).
+        let mut lanes = [f32::NEG_INFINITY; LANES];
+        let mut chunks = row.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for (lane, &value) in lanes.iter_mut().zip(chunk) {
+                *lane = if value > *lane { value } else { *lane };
+            }
+        }
+        for (lane, &value) in lanes.iter_mut().zip(chunks.remainder()) {
+            *lane = if value > *lane { value } else { *lane };
+        }
+        let max = lanes
+            .iter()
+            .fold(f32::NEG_INFINITY, |max, &lane| if lane > max { lane } else { max });
         let mut partial = [0.0f32; LANES];
         let mut chunks = row.chunks_exact_mut(LANES);
         for chunk in &mut chunks {

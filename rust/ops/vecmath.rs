@@ -15,12 +15,18 @@ const EXP_MIN_X: f32 = -87.33;
 const EXP_MAX_X: f32 = 88.0;
 /// 1.5 * 2^23: adding and subtracting it rounds to the nearest integer.
 const ROUND_MAGIC: f32 = 12_582_912.0;
+/// The bits of `ROUND_MAGIC`: `(ROUND_MAGIC + n).to_bits()` is this plus `n`.
+const ROUND_MAGIC_BITS: u32 = 0x4B40_0000;
 
 /// e^x for x <= 88 (larger x are clamped to 88, so the result stays finite); 0 below the normal range.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    let clamped = x.clamp(EXP_MIN_X, EXP_MAX_X);
-    let n = (clamped * LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
+    // Comparisons rather than `clamp`/`as i32`, whose NaN rules keep the loop scalar.
+    let low = if x < EXP_MIN_X { EXP_MIN_X } else { x };
+    let clamped = if low > EXP_MAX_X { EXP_MAX_X } else { low };
+    // `shifted` holds round(x log2 e) in its low mantissa bits.
+    let shifted = clamped * LOG2E + ROUND_MAGIC;
+    let n = shifted - ROUND_MAGIC;
     let r = clamped - n * LN2_HI - n * LN2_LO;
     // Cephes expf polynomial for e^r on [-ln2/2, ln2/2].
     let mut p = 1.987_569_1e-4_f32;
@@ -30,7 +36,8 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let e_r = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // 2^n from the bits of `shifted`: n + 127 in the exponent field.
+    let scale = f32::from_bits(shifted.to_bits().wrapping_sub(ROUND_MAGIC_BITS - 127) << 23);
     let value = e_r * scale;
     if x < EXP_MIN_X {
         0.0

@@ -72,7 +72,9 @@ fn shapes() -> Vec<Shape> {
         (3072, 768, "ffn-up"),
         (768, 3072, "ffn-down"),
     ] {
-        out.push(linear("BERT-base", 4096, n, k, what));
+        for &m in &[128usize, 4096] {
+            out.push(linear("BERT-base", m, n, k, what));
+        }
     }
     // Attention per head, MiniLM: seq 128, head 32, fused QKV row stride 1152.
     let (seq, head, qkv_stride) = (128usize, 32usize, 1152usize);
