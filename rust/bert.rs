@@ -11,8 +11,8 @@ use crate::dense::Dense;
 use crate::embeddings::Embeddings;
 use crate::error::{Error, Result};
 use crate::linear::Linear;
+use crate::ops::add_layer_norm;
 use crate::ops::quantize::QuantizedRows;
-use crate::ops::{add_layer_norm, apply_activation};
 use crate::quantization::Quantization;
 use crate::threads;
 use crate::weights::TensorMap;
@@ -185,13 +185,13 @@ impl Layer {
             &norm.beta,
             eps,
         );
-        self.intermediate.forward_no_bias(
+        self.intermediate.forward_activation(
             &work.attention_out,
             rows,
             &mut work.intermediate,
+            activation,
             scratch,
         );
-        apply_activation(&mut work.intermediate, self.intermediate.bias(), activation);
         self.output
             .forward(&work.intermediate, rows, hidden, scratch);
         let norm = &self.output_norm;

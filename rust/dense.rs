@@ -1,8 +1,10 @@
 //! A dense layer of either precision: float32 ([`Linear`]) or int8
 //! ([`QuantLinear`]), chosen per layer at load.
 
+use crate::config::Activation;
 use crate::error::Result;
 use crate::linear::Linear;
+use crate::ops::apply_activation;
 use crate::ops::quantize::QuantizedRows;
 use crate::qlinear::QuantLinear;
 use crate::weights::TensorMap;
@@ -40,13 +42,6 @@ impl Dense {
         })
     }
 
-    pub fn bias(&self) -> &[f32] {
-        match self {
-            Dense::Float(linear) => linear.bias(),
-            Dense::Int8(linear) => linear.bias(),
-        }
-    }
-
     /// `out (rows, out) = input (rows, in) W^T + b`; `scratch` holds an int8
     /// layer's quantized input (reused from call to call).
     pub fn forward(
@@ -62,17 +57,22 @@ impl Dense {
         }
     }
 
-    /// `out (rows, out) = input (rows, in) W^T`, the bias left to the caller.
-    pub fn forward_no_bias(
+    /// `out (rows, out) = act(input (rows, in) W^T + b)`: fused into the float
+    /// product, a pass after the int8 one.
+    pub fn forward_activation(
         &self,
         input: &[f32],
         rows: usize,
         out: &mut [f32],
+        activation: Activation,
         scratch: &mut QuantizedRows,
     ) {
         match self {
-            Dense::Float(linear) => linear.forward_no_bias(input, rows, out),
-            Dense::Int8(linear) => linear.forward_into(input, rows, out, false, scratch),
+            Dense::Float(linear) => linear.forward_activation(input, rows, out, activation),
+            Dense::Int8(linear) => {
+                linear.forward_into(input, rows, out, false, scratch);
+                apply_activation(out, linear.bias(), activation);
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! A dense layer `y = x W^T + b` with the weight in HF layout `(out, in)`.
 
+use crate::config::Activation;
 use crate::error::Result;
-use crate::ops::banded::{banded_matmul, pack_bands};
+use crate::ops::banded::{banded_matmul, pack_bands, Epilogue};
 use crate::weights::TensorMap;
 
 #[derive(Debug, Clone)]
@@ -67,27 +68,29 @@ impl Linear {
         self.out_features
     }
 
-    pub fn bias(&self) -> &[f32] {
-        &self.bias
-    }
-
-    /// `out (rows, out) = input (rows, in) W^T`, without the bias (for callers
-    /// that fuse the bias into the next step).
-    pub fn forward_no_bias(&self, input: &[f32], rows: usize, out: &mut [f32]) {
-        self.multiply(input, rows, out, false);
-    }
-
     /// `out (rows, out) = input (rows, in) W^T + b`.
     pub fn forward(&self, input: &[f32], rows: usize, out: &mut [f32]) {
-        for row in out.chunks_exact_mut(self.out_features).take(rows) {
-            row.copy_from_slice(&self.bias);
-        }
-        self.multiply(input, rows, out, true);
+        self.multiply(input, rows, out, Epilogue::Bias(&self.bias, None));
     }
 
-    /// `out = input W^T`, or `out += input W^T` when `accumulate`.
-    fn multiply(&self, input: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
+    /// `out (rows, out) = act(input (rows, in) W^T + b)`, fused into the product.
+    pub fn forward_activation(
+        &self,
+        input: &[f32],
+        rows: usize,
+        out: &mut [f32],
+        activation: Activation,
+    ) {
+        self.multiply(
+            input,
+            rows,
+            out,
+            Epilogue::Bias(&self.bias, Some(activation)),
+        );
+    }
+
+    fn multiply(&self, input: &[f32], rows: usize, out: &mut [f32], epilogue: Epilogue<'_>) {
         let (k, n) = (self.in_features, self.out_features);
-        banded_matmul(input, &self.weight_bands, out, rows, k, n, accumulate);
+        banded_matmul(input, &self.weight_bands, out, rows, k, n, epilogue);
     }
 }

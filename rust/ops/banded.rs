@@ -19,6 +19,9 @@
 
 use rayon::prelude::*;
 
+use super::activation::{gelu_erf, gelu_tanh, relu};
+use crate::config::Activation;
+
 /// Output columns per task (two AVX2 registers).
 const BAND: usize = 16;
 /// Rows of `a` per pass over a band.
@@ -55,8 +58,20 @@ struct Problem<'a> {
     out: OutPtr,
     k: usize,
     n: usize,
-    accumulate: bool,
+    epilogue: Epilogue<'a>,
     avx2: bool,
+}
+
+/// What a product is added to, and what is applied to the sums.
+#[derive(Clone, Copy)]
+pub enum Epilogue<'a> {
+    /// `out = a b`
+    Overwrite,
+    /// `out += a b`
+    Accumulate,
+    /// `out = act(a b + bias)`, `bias (n)`, with the activation if any: fused into
+    /// the tiles' stores, so the output is written once.
+    Bias(&'a [f32], Option<Activation>),
 }
 
 /// Where one tile works: rows `row..row + R` of `a` and `out`, depth
@@ -67,8 +82,19 @@ struct Tile {
     col: usize,
     start: usize,
     depth: usize,
-    /// Add to `out` (else overwrite it).
-    add: bool,
+    /// Where the sums start: `out` (`Accumulate`, or a later depth slice),
+    /// `bias`, or zero.
+    base: Base,
+    /// The activation to apply once the last depth slice is added.
+    activation: Option<Activation>,
+}
+
+/// What a tile's sums are added to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Base {
+    Zero,
+    Out,
+    Bias,
 }
 
 impl Problem<'_> {
@@ -118,12 +144,23 @@ impl Problem<'_> {
                 let share = lines.div_ceil(tiles);
                 prefetch_l2(next, tile * share, share);
             }
+            let base = match self.epilogue {
+                _ if start > 0 => Base::Out,
+                Epilogue::Overwrite => Base::Zero,
+                Epilogue::Accumulate => Base::Out,
+                Epilogue::Bias(..) => Base::Bias,
+            };
+            let activation = match self.epilogue {
+                Epilogue::Bias(_, activation) if start + depth == self.k => activation,
+                _ => None,
+            };
             let tile = Tile {
                 row,
                 col,
                 start,
                 depth,
-                add: self.accumulate || start > 0,
+                base,
+                activation,
             };
             #[cfg(target_arch = "x86_64")]
             if self.avx2 && width == BAND {
@@ -144,7 +181,8 @@ impl Problem<'_> {
             col,
             start,
             depth,
-            add,
+            base,
+            activation,
         } = tile;
         let (k, n) = (self.k, self.n);
         let band = &self.b[(col / BAND) * k * BAND + start * BAND..][..depth * BAND];
@@ -158,14 +196,29 @@ impl Problem<'_> {
             }
         }
         for (r, acc_row) in acc.iter().enumerate().take(rows) {
-            for (c, &value) in acc_row.iter().enumerate().take(width) {
-                // SAFETY: (row + r, col + c) is inside `out` (checked by the caller) and
-                // this tile belongs to this task alone.
-                unsafe {
-                    let slot = self.out.0.add((row + r) * n + col + c);
-                    *slot = if add { *slot + value } else { value };
-                }
+            // SAFETY: row `row + r`, columns `col..col + width` are inside `out`
+            // (checked by the caller) and this tile belongs to this task alone.
+            let out = unsafe {
+                std::slice::from_raw_parts_mut(self.out.0.add((row + r) * n + col), width)
+            };
+            for (c, (slot, &value)) in out.iter_mut().zip(acc_row).enumerate() {
+                *slot = match base {
+                    Base::Zero => value,
+                    Base::Out => value + *slot,
+                    Base::Bias => value + self.bias()[col + c],
+                };
             }
+            if let Some(activation) = activation {
+                activate(out, activation);
+            }
+        }
+    }
+
+    /// The bias of a `Bias` epilogue (else empty).
+    fn bias(&self) -> &[f32] {
+        match self.epilogue {
+            Epilogue::Bias(bias, _) => bias,
+            _ => &[],
         }
     }
 
@@ -219,7 +272,8 @@ unsafe fn tile_avx2<const R: usize>(problem: &Problem<'_>, tile: Tile) {
         col,
         start,
         depth,
-        add,
+        base,
+        activation,
     } = tile;
     let (k, n) = (problem.k, problem.n);
     // SAFETY: loads read b[(col / 16) * k * 16 + start * 16 ..][..depth * 16],
@@ -242,16 +296,44 @@ unsafe fn tile_avx2<const R: usize>(problem: &Problem<'_>, tile: Tile) {
                 sums[1] = _mm256_fmadd_ps(a_value, hi, sums[1]);
             }
         }
+        let bias = match base {
+            Base::Bias => {
+                let bias = problem.bias()[col..col + BAND].as_ptr();
+                [_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8))]
+            }
+            _ => [_mm256_setzero_ps(); 2],
+        };
         for (r, sums) in acc.iter().enumerate() {
             let slot = problem.out.0.add((row + r) * n + col);
             let [mut lo, mut hi] = *sums;
-            if add {
-                lo = _mm256_add_ps(lo, _mm256_loadu_ps(slot));
-                hi = _mm256_add_ps(hi, _mm256_loadu_ps(slot.add(8)));
+            match base {
+                Base::Zero => {}
+                Base::Out => {
+                    lo = _mm256_add_ps(lo, _mm256_loadu_ps(slot));
+                    hi = _mm256_add_ps(hi, _mm256_loadu_ps(slot.add(8)));
+                }
+                Base::Bias => {
+                    lo = _mm256_add_ps(lo, bias[0]);
+                    hi = _mm256_add_ps(hi, bias[1]);
+                }
             }
             _mm256_storeu_ps(slot, lo);
             _mm256_storeu_ps(slot.add(8), hi);
+            if let Some(activation) = activation {
+                activate(std::slice::from_raw_parts_mut(slot, BAND), activation);
+            }
         }
+    }
+}
+
+/// `values = act(values)`, inlined into each kernel (vectorized by its target
+/// features, the same operations as `ops::activation`).
+#[inline(always)]
+fn activate(values: &mut [f32], activation: Activation) {
+    match activation {
+        Activation::GeluErf => values.iter_mut().for_each(|v| *v = gelu_erf(*v)),
+        Activation::GeluTanh => values.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
+        Activation::Relu => values.iter_mut().for_each(|v| *v = relu(*v)),
     }
 }
 
@@ -271,7 +353,7 @@ pub fn pack_bands(b: &[f32], k: usize, n: usize) -> Vec<f32> {
     packed
 }
 
-/// `out (m, n) = a (m, k) @ b (k, n)`, or `out += ...` when `accumulate`, with
+/// `out (m, n) = a (m, k) @ b (k, n)`, finished by `epilogue`, with
 /// `b` packed by [`pack_bands`]. Bands of columns run in parallel on the pool.
 pub fn banded_matmul(
     a: &[f32],
@@ -280,12 +362,15 @@ pub fn banded_matmul(
     m: usize,
     k: usize,
     n: usize,
-    accumulate: bool,
+    epilogue: Epilogue<'_>,
 ) {
     assert!(
         a.len() >= m * k && b.len() >= k * n.div_ceil(BAND) * BAND && out.len() >= m * n,
         "banded_matmul sizes"
     );
+    if let Epilogue::Bias(bias, _) = epilogue {
+        assert!(bias.len() >= n, "banded_matmul bias size");
+    }
     if m == 0 || n == 0 {
         return;
     }
@@ -300,7 +385,7 @@ pub fn banded_matmul(
         out: OutPtr(out.as_mut_ptr()),
         k,
         n,
-        accumulate,
+        epilogue,
         avx2,
     };
     let bands = n.div_ceil(BAND);
@@ -350,7 +435,15 @@ mod tests {
                 .map(|i| ((i * 53) % 97) as f32 / 48.0 - 1.0)
                 .collect();
             let mut out = vec![0.5f32; m * n];
-            banded_matmul(&a, &pack_bands(&b, k, n), &mut out, m, k, n, true);
+            banded_matmul(
+                &a,
+                &pack_bands(&b, k, n),
+                &mut out,
+                m,
+                k,
+                n,
+                Epilogue::Accumulate,
+            );
             for i in 0..m {
                 for j in 0..n {
                     let want: f64 = 0.5
@@ -379,12 +472,37 @@ mod tests {
             .collect();
         let packed = pack_bands(&b, k, n);
         let mut all = vec![0.0f32; m * n];
-        banded_matmul(&a, &packed, &mut all, m, k, n, false);
+        banded_matmul(&a, &packed, &mut all, m, k, n, Epilogue::Overwrite);
         for (first, count) in [(0, 1), (5, 7), (150, 50), (193, 3)] {
             let mut part = vec![0.0f32; count * n];
             let rows = &a[first * k..(first + count) * k];
-            banded_matmul(rows, &packed, &mut part, count, k, n, false);
+            banded_matmul(rows, &packed, &mut part, count, k, n, Epilogue::Overwrite);
             assert_eq!(part, all[first * n..(first + count) * n]);
+        }
+    }
+
+    #[test]
+    fn fused_bias_and_activation_equal_the_separate_passes() {
+        // One depth slice (k <= 384): the same float operations in the same order
+        // as the product followed by `apply_activation`; 40 columns = 2 full bands
+        // (AVX2) and a partial one (portable).
+        let (m, k, n) = (50, 300, 40);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7) % 61) as f32 / 30.0 - 1.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 11) % 59) as f32 / 29.0 - 1.0)
+            .collect();
+        let bias: Vec<f32> = (0..n).map(|j| j as f32 / 10.0 - 2.0).collect();
+        let packed = pack_bands(&b, k, n);
+        for activation in [Activation::GeluErf, Activation::GeluTanh, Activation::Relu] {
+            let mut fused = vec![0.0f32; m * n];
+            let epilogue = Epilogue::Bias(&bias, Some(activation));
+            banded_matmul(&a, &packed, &mut fused, m, k, n, epilogue);
+            let mut separate = vec![0.0f32; m * n];
+            banded_matmul(&a, &packed, &mut separate, m, k, n, Epilogue::Overwrite);
+            crate::ops::apply_activation(&mut separate, &bias, activation);
+            assert_eq!(fused, separate, "{activation:?}");
         }
     }
 
@@ -398,7 +516,9 @@ mod tests {
                 let mut out = vec![0.0f32; m * n];
                 if let Ok(pool) = pool {
                     let packed = pack_bands(&b, k, n);
-                    pool.install(|| banded_matmul(&a, &packed, &mut out, m, k, n, false));
+                    pool.install(|| {
+                        banded_matmul(&a, &packed, &mut out, m, k, n, Epilogue::Overwrite)
+                    });
                 }
                 out
             };

@@ -141,7 +141,7 @@ fn run(lib: Lib, s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], threads: usize)
     match lib {
         Lib::Oxiformer => {
             // `b` is the packed bands; runs on rayon's global pool (built with `threads`).
-            _core::ops::banded::banded_matmul(a, b, c, m, k, n, false);
+            _core::ops::banded::banded_matmul(a, b, c, m, k, n, _core::ops::banded::Epilogue::Overwrite);
         }
         Lib::Gemm | Lib::GemmKn => {
             let par = if threads <= 1 {
