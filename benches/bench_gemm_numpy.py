@@ -44,7 +44,8 @@ def shapes() -> list[tuple[str, int, int, int, bool]]:
     base = [(2304, 768, "qkv"), (768, 768, "attn-out"), (3072, 768, "ffn-up")]
     base.append((768, 3072, "ffn-down"))
     for n, k, what in base:
-        out.append((f"BERT-base {what} M=4096 N={n} K={k}", 4096, n, k, False))
+        for m in (128, 4096):
+            out.append((f"BERT-base {what} M={m} N={n} K={k}", m, n, k, False))
     out.append(("attn QK^T M=128 N=128 K=32", 128, 128, 32, True))
     out.append(("attn PV M=128 N=32 K=128", 128, 32, 128, True))
     return out
