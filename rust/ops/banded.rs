@@ -33,9 +33,12 @@ const ONE_BLOCK: usize = 128;
 /// Rows per block above `ONE_BLOCK`: tasks are (block of rows, group of bands);
 /// a block's depth slice of `a` stays in cache while the bands stream past it.
 /// Measured against 96 and 192 in one process: 48 is 5-10% faster on 1,000
-/// sentences of mixed length (batches of 160 to 2,300 rows), 192 up to 9% faster
-/// on 32x128, within the noise on the rest.
+/// sentences of mixed length (batches of 160 to 2,300 rows).
 const BLOCK_ROWS: usize = 48;
+/// Rows per block when there are at least 8 such blocks a thread (32x128: up to
+/// 9% faster than 48): each band is read once per block, so larger blocks read
+/// the weights fewer times, and there are blocks enough to share out.
+const BIG_BLOCK_ROWS: usize = 192;
 /// Longest depth slice: each sum is accumulated in registers over one slice,
 /// then added to the output, and a band's slice (`16 x depth` values) stays in
 /// L1 while the row tiles pass over it. The slices depend on `k` alone (never
@@ -416,11 +419,17 @@ pub fn banded_matmul(
     let bands = n.div_ceil(BAND);
     // Blocks of rows, each split into groups of bands when there are too few
     // blocks to keep every thread busy (few rows: the latency path).
-    let block = if m <= ONE_BLOCK { m } else { BLOCK_ROWS };
-    let blocks = m.div_ceil(block);
     // 8 tasks a thread: small enough to even out a thread that falls behind
     // (measured: 1x128 5-9% faster than 4), large enough to stream bands.
     let wanted = 8 * rayon::current_num_threads();
+    let block = if m <= ONE_BLOCK {
+        m
+    } else if m >= BIG_BLOCK_ROWS * wanted {
+        BIG_BLOCK_ROWS
+    } else {
+        BLOCK_ROWS
+    };
+    let blocks = m.div_ceil(block);
     let per_group = bands.div_ceil(wanted.div_ceil(blocks).clamp(1, bands));
     let groups = bands.div_ceil(per_group);
     (0..blocks * groups).into_par_iter().for_each(|task| {
@@ -535,7 +544,8 @@ mod tests {
 
     #[test]
     fn same_bits_on_one_and_two_threads() {
-        for (m, k, n) in [(7, 100, 70), (130, 50, 40), (400, 800, 64)] {
+        // 2000 rows: blocks of 192 on one thread, of 48 on two.
+        for (m, k, n) in [(7, 100, 70), (130, 50, 40), (400, 800, 64), (2000, 40, 32)] {
             let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 - 6.0).collect();
             let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.1).collect();
             let run = |threads: usize| {
