@@ -447,6 +447,14 @@ pub fn banded_matmul(
 mod tests {
     use super::*;
 
+    /// `len` deterministic values in [-1, 1): `(i * step) % modulo`, scaled.
+    fn filled(len: usize, step: usize, modulo: usize) -> Vec<f32> {
+        let half = (modulo / 2) as f32;
+        (0..len)
+            .map(|i| ((i * step) % modulo) as f32 / half - 1.0)
+            .collect()
+    }
+
     #[test]
     fn matches_naive_for_every_small_shape() {
         let mut worst = 0.0f32;
@@ -464,12 +472,8 @@ mod tests {
             (13, 800, 20),
             (250, 777, 33),
         ] {
-            let a: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
-                .collect();
-            let b: Vec<f32> = (0..k * n)
-                .map(|i| ((i * 53) % 97) as f32 / 48.0 - 1.0)
-                .collect();
+            let a = filled(m * k, 37, 101);
+            let b = filled(k * n, 53, 97);
             let mut out = vec![0.5f32; m * n];
             banded_matmul(
                 &a,
@@ -500,12 +504,8 @@ mod tests {
         // Packed and padded batches put a sequence's rows at other places among
         // other rows: each row must come out bitwise the same.
         let (m, k, n) = (200, 1000, 40);
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 31) % 89) as f32 / 40.0 - 1.0)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 17) % 83) as f32 / 41.0 - 1.0)
-            .collect();
+        let a = filled(m * k, 31, 89);
+        let b = filled(k * n, 17, 83);
         let packed = pack_bands(&b, k, n);
         let mut all = vec![0.0f32; m * n];
         banded_matmul(&a, &packed, &mut all, m, k, n, Epilogue::Overwrite);
@@ -523,12 +523,8 @@ mod tests {
         // as the product followed by `apply_activation`; 40 columns = 2 full bands
         // (AVX2) and a partial one (portable).
         let (m, k, n) = (50, 300, 40);
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 7) % 61) as f32 / 30.0 - 1.0)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 11) % 59) as f32 / 29.0 - 1.0)
-            .collect();
+        let a = filled(m * k, 7, 61);
+        let b = filled(k * n, 11, 59);
         let bias: Vec<f32> = (0..n).map(|j| j as f32 / 10.0 - 2.0).collect();
         let packed = pack_bands(&b, k, n);
         for activation in [Activation::GeluErf, Activation::GeluTanh, Activation::Relu] {
