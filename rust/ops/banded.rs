@@ -83,13 +83,15 @@ pub enum Epilogue<'a> {
 }
 
 /// Where one tile works: rows `row..row + R` of `a` and `out`, depth
-/// `start..start + depth` of the band at column `col`.
+/// `start..start + depth` of the band at column `col`, whose slice starts at
+/// `offset` in `b`.
 #[derive(Clone, Copy)]
 struct Tile {
     row: usize,
     col: usize,
     start: usize,
     depth: usize,
+    offset: usize,
     /// Where the sums start: `out` (`Accumulate`, or a later depth slice),
     /// `bias`, or zero.
     base: Base,
@@ -98,7 +100,7 @@ struct Tile {
 }
 
 /// What a tile's sums are added to.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Base {
     Zero,
     Out,
@@ -141,7 +143,18 @@ impl Problem<'_> {
     ) {
         let col = band * BAND;
         let width = BAND.min(self.n - col);
-        let depth = slice_depth(self.k).min(self.k - start);
+        let (offset, len) = self.slice_at(start, band);
+        let depth = len / BAND;
+        let base = match self.epilogue {
+            _ if start > 0 => Base::Out,
+            Epilogue::Overwrite => Base::Zero,
+            Epilogue::Accumulate => Base::Out,
+            Epilogue::Bias(..) => Base::Bias,
+        };
+        let activation = match self.epilogue {
+            Epilogue::Bias(_, activation) if start + depth == self.k => activation,
+            _ => None,
+        };
         let tiles = count.div_ceil(ROWS);
         let next = next.map(|(offset, len)| &self.b[offset..offset + len]);
         for tile in 0..tiles {
@@ -156,21 +169,12 @@ impl Problem<'_> {
                 let first = (tile * share).min(lines);
                 &next[first * BAND..(first + share).min(lines) * BAND]
             });
-            let base = match self.epilogue {
-                _ if start > 0 => Base::Out,
-                Epilogue::Overwrite => Base::Zero,
-                Epilogue::Accumulate => Base::Out,
-                Epilogue::Bias(..) => Base::Bias,
-            };
-            let activation = match self.epilogue {
-                Epilogue::Bias(_, activation) if start + depth == self.k => activation,
-                _ => None,
-            };
             let tile = Tile {
                 row,
                 col,
                 start,
                 depth,
+                offset,
                 base,
                 activation,
             };
@@ -194,11 +198,12 @@ impl Problem<'_> {
             col,
             start,
             depth,
+            offset,
             base,
             activation,
         } = tile;
         let (k, n) = (self.k, self.n);
-        let band = &self.b[(col / BAND) * k * BAND + start * BAND..][..depth * BAND];
+        let band = &self.b[offset..][..depth * BAND];
         let mut acc = [[0.0f32; BAND]; ROWS];
         for (d, b_row) in band.chunks_exact(BAND).enumerate() {
             for (r, acc_row) in acc.iter_mut().enumerate().take(rows) {
@@ -284,20 +289,18 @@ unsafe fn tile_avx2<const R: usize>(problem: &Problem<'_>, tile: Tile, prefetch:
         col,
         start,
         depth,
+        offset,
         base,
         activation,
     } = tile;
     let (k, n) = (problem.k, problem.n);
-    // SAFETY: loads read b[(col / 16) * k * 16 + start * 16 ..][..depth * 16],
+    // SAFETY: loads read b[offset..][..depth * 16],
     // `prefetch` (a slice, no fault either way) and a[(row + r) * k + start + d]
     // for r < R, d < depth; stores write out[(row + r) * n + col ..][..16]: all
     // inside the buffers by the caller's contract.
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        let b_ptr = problem
-            .b
-            .as_ptr()
-            .add((col / BAND) * k * BAND + start * BAND);
+        let b_ptr = problem.b.as_ptr().add(offset);
         let a_ptr = problem.a.as_ptr().add(row * k + start);
         let step = |acc: &mut [[__m256; 2]; R], d: usize| {
             let lo = _mm256_loadu_ps(b_ptr.add(d * BAND));
