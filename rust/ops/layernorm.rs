@@ -3,26 +3,14 @@
 
 use rayon::prelude::*;
 
-use super::vecmath::dispatch;
-
-/// Partial sums per lane: a fixed count, so the order of additions (and the
-/// result) is the same on every CPU and thread count.
-const LANES: usize = 8;
+use super::vecmath::{dispatch, fold_lanes};
 
 /// Sum of `f(v)` over `row` in f64, lane by lane, then the lanes in order.
 #[inline(always)]
-fn lane_sum(row: &[f32], f: impl Fn(f64) -> f64) -> f64 {
-    let mut lanes = [0.0f64; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (lane, &value) in lanes.iter_mut().zip(chunk) {
-            *lane += f(f64::from(value));
-        }
-    }
-    for (lane, &value) in lanes.iter_mut().zip(chunks.remainder()) {
-        *lane += f(f64::from(value));
-    }
-    lanes.iter().sum()
+fn lane_sum(row: &mut [f32], f: impl Fn(f64) -> f64) -> f64 {
+    fold_lanes(row, 0.0f64, |sum, value| sum + f(f64::from(*value)))
+        .iter()
+        .sum()
 }
 
 dispatch! {

@@ -1,39 +1,18 @@
 //! Row-wise softmax, `exp(x - max) / sum`, as `torch.softmax` computes it.
 
-use super::vecmath::{self, dispatch};
-
-/// Lanes of the partial sums: a fixed count, so the order of additions (and
-/// the result) is the same on every CPU and thread count.
-const LANES: usize = 8;
+use super::vecmath::{self, dispatch, fold_lanes};
 
 dispatch! {
     fn softmax_row(row: &mut [f32]) {
-        // Lane-wise maxima with `>` (not `f32::max`, whose NaN rule keeps it scalar).
-        let mut lanes = [f32::NEG_INFINITY; LANES];
-        let mut chunks = row.chunks_exact(LANES);
-        for chunk in &mut chunks {
-            for (lane, &value) in lanes.iter_mut().zip(chunk) {
-                *lane = if value > *lane { value } else { *lane };
-            }
-        }
-        for (lane, &value) in lanes.iter_mut().zip(chunks.remainder()) {
-            *lane = if value > *lane { value } else { *lane };
-        }
-        let max = lanes
-            .iter()
-            .fold(f32::NEG_INFINITY, |max, &lane| if lane > max { lane } else { max });
-        let mut partial = [0.0f32; LANES];
-        let mut chunks = row.chunks_exact_mut(LANES);
-        for chunk in &mut chunks {
-            for (value, lane) in chunk.iter_mut().zip(partial.iter_mut()) {
-                *value = vecmath::exp(*value - max);
-                *lane += *value;
-            }
-        }
-        for (value, lane) in chunks.into_remainder().iter_mut().zip(partial.iter_mut()) {
+        // Maxima with `>` (not `f32::max`, whose NaN rule keeps it scalar).
+        let larger = |max: f32, value: f32| if value > max { value } else { max };
+        let max = fold_lanes(row, f32::NEG_INFINITY, |max, value| larger(max, *value))
+            .into_iter()
+            .fold(f32::NEG_INFINITY, larger);
+        let partial = fold_lanes(row, 0.0f32, |sum, value| {
             *value = vecmath::exp(*value - max);
-            *lane += *value;
-        }
+            sum + *value
+        });
         let sum = partial.iter().sum::<f32>();
         let inv = 1.0 / sum;
         for value in row.iter_mut() {

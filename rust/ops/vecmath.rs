@@ -86,6 +86,32 @@ pub fn tanh(x: f32) -> f32 {
     }
 }
 
+/// Partial results per lane of [`fold_lanes`]: a fixed count, so the order of
+/// operations (and the result) is the same on every CPU and thread count.
+pub const LANES: usize = 8;
+
+/// Fold the values of `row` into `LANES` partial results, value `i` into lane
+/// `i % LANES`, each lane in order; `step` may also rewrite the value. The
+/// caller combines the lanes. Vectorizes where the row loop of a lane would not.
+#[inline(always)]
+pub fn fold_lanes<T: Copy>(
+    row: &mut [f32],
+    init: T,
+    mut step: impl FnMut(T, &mut f32) -> T,
+) -> [T; LANES] {
+    let mut lanes = [init; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        for (lane, value) in lanes.iter_mut().zip(chunk) {
+            *lane = step(*lane, value);
+        }
+    }
+    for (lane, value) in lanes.iter_mut().zip(chunks.into_remainder()) {
+        *lane = step(*lane, value);
+    }
+    lanes
+}
+
 /// Run `$body` (a loop over slices that uses the functions above) compiled
 /// for AVX2+FMA when the CPU has them, else for the baseline target.
 macro_rules! dispatch {
