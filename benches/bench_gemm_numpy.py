@@ -38,7 +38,7 @@ def shapes() -> list[tuple[str, int, int, int, bool]]:
     out = []
     linear = [(1152, 384, "qkv"), (384, 384, "attn-out"), (1536, 384, "ffn-up")]
     linear.append((384, 1536, "ffn-down"))
-    for m in (16, 128, 4096):
+    for m in (16, 128, 768, 4096):
         for n, k, what in linear:
             out.append((f"MiniLM {what} M={m} N={n} K={k}", m, n, k, False))
     base = [(2304, 768, "qkv"), (768, 768, "attn-out"), (3072, 768, "ffn-up")]

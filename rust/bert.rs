@@ -29,8 +29,6 @@ struct Workspace {
     intermediate: Vec<f32>,
     /// The quantized input of an int8 layer.
     quantized: QuantizedRows,
-    /// Attention outputs per (sequence, head), before they are interleaved.
-    per_head: Vec<f32>,
 }
 
 impl Workspace {
@@ -42,7 +40,6 @@ impl Workspace {
             attention_out: vec![0.0; tokens * hidden],
             intermediate: vec![0.0; tokens * config.intermediate_size],
             quantized: QuantizedRows::default(),
-            per_head: Vec::new(),
         }
     }
 }
@@ -167,14 +164,7 @@ impl Layer {
         let (activation, eps) = (config.hidden_act, config.layer_norm_eps);
         let scratch = &mut work.quantized;
         self.qkv.forward(hidden, rows, &mut work.qkv, scratch);
-        multi_head_attention(
-            &work.qkv,
-            spans,
-            bias,
-            shape,
-            &mut work.context,
-            &mut work.per_head,
-        );
+        multi_head_attention(&work.qkv, spans, bias, shape, &mut work.context);
         self.attention_output
             .forward(&work.context, rows, &mut work.attention_out, scratch);
         let norm = &self.attention_norm;

@@ -23,7 +23,7 @@ use super::activation::{gelu_erf, gelu_tanh, relu};
 use crate::config::Activation;
 
 /// Output columns per task (two AVX2 registers).
-const BAND: usize = 16;
+pub const BAND: usize = 16;
 /// Rows of `a` per pass over a band.
 const ROWS: usize = 6;
 
@@ -66,6 +66,9 @@ struct Problem<'a> {
     out: OutPtr,
     k: usize,
     n: usize,
+    /// Row strides of `a` and `out` (`k` and `n` unless strided).
+    lda: usize,
+    ldo: usize,
     epilogue: Epilogue<'a>,
     avx2: bool,
 }
@@ -202,12 +205,12 @@ impl Problem<'_> {
             base,
             activation,
         } = tile;
-        let (k, n) = (self.k, self.n);
+        let (lda, ldo) = (self.lda, self.ldo);
         let band = &self.b[offset..][..depth * BAND];
         let mut acc = [[0.0f32; BAND]; ROWS];
         for (d, b_row) in band.chunks_exact(BAND).enumerate() {
             for (r, acc_row) in acc.iter_mut().enumerate().take(rows) {
-                let a_value = self.a[(row + r) * k + start + d];
+                let a_value = self.a[(row + r) * lda + start + d];
                 for (sum, &b_value) in acc_row.iter_mut().zip(b_row) {
                     *sum += a_value * b_value;
                 }
@@ -217,7 +220,7 @@ impl Problem<'_> {
             // SAFETY: row `row + r`, columns `col..col + width` are inside `out`
             // (checked by the caller) and this tile belongs to this task alone.
             let out = unsafe {
-                std::slice::from_raw_parts_mut(self.out.0.add((row + r) * n + col), width)
+                std::slice::from_raw_parts_mut(self.out.0.add((row + r) * ldo + col), width)
             };
             for (c, (slot, &value)) in out.iter_mut().zip(acc_row).enumerate() {
                 *slot = match base {
@@ -260,9 +263,9 @@ impl Problem<'_> {
     }
 }
 
-/// Ask for the rows of a band slice (one 64-byte line each) to be brought into L2.
+/// Ask for the lines of `slice` (every 16th value's) to be brought into L2.
 #[inline]
-fn prefetch_l2(slice: &[f32]) {
+pub fn prefetch_l2(slice: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     for line in slice.chunks_exact(BAND) {
         // SAFETY: a prefetch only hints the cache; the address is inside `slice`.
@@ -293,20 +296,20 @@ unsafe fn tile_avx2<const R: usize>(problem: &Problem<'_>, tile: Tile, prefetch:
         base,
         activation,
     } = tile;
-    let (k, n) = (problem.k, problem.n);
+    let (lda, ldo) = (problem.lda, problem.ldo);
     // SAFETY: loads read b[offset..][..depth * 16],
-    // `prefetch` (a slice, no fault either way) and a[(row + r) * k + start + d]
-    // for r < R, d < depth; stores write out[(row + r) * n + col ..][..16]: all
+    // `prefetch` (a slice, no fault either way) and a[(row + r) * lda + start + d]
+    // for r < R, d < depth; stores write out[(row + r) * ldo + col ..][..16]: all
     // inside the buffers by the caller's contract.
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         let b_ptr = problem.b.as_ptr().add(offset);
-        let a_ptr = problem.a.as_ptr().add(row * k + start);
+        let a_ptr = problem.a.as_ptr().add(row * lda + start);
         let step = |acc: &mut [[__m256; 2]; R], d: usize| {
             let lo = _mm256_loadu_ps(b_ptr.add(d * BAND));
             let hi = _mm256_loadu_ps(b_ptr.add(d * BAND + 8));
             for (r, sums) in acc.iter_mut().enumerate() {
-                let a_value = _mm256_broadcast_ss(&*a_ptr.add(r * k + d));
+                let a_value = _mm256_broadcast_ss(&*a_ptr.add(r * lda + d));
                 sums[0] = _mm256_fmadd_ps(a_value, lo, sums[0]);
                 sums[1] = _mm256_fmadd_ps(a_value, hi, sums[1]);
             }
@@ -335,7 +338,7 @@ unsafe fn tile_avx2<const R: usize>(problem: &Problem<'_>, tile: Tile, prefetch:
             _ => [_mm256_setzero_ps(); 2],
         };
         for (r, sums) in acc.iter().enumerate() {
-            let slot = problem.out.0.add((row + r) * n + col);
+            let slot = problem.out.0.add((row + r) * ldo + col);
             let [mut lo, mut hi] = *sums;
             match base {
                 Base::Zero => {}
@@ -350,7 +353,11 @@ unsafe fn tile_avx2<const R: usize>(problem: &Problem<'_>, tile: Tile, prefetch:
             }
             _mm256_storeu_ps(slot, lo);
             _mm256_storeu_ps(slot.add(8), hi);
-            if let Some(activation) = activation {
+        }
+        // Apart from the stores, so the sums stay in registers until stored.
+        if let Some(activation) = activation {
+            for r in 0..R {
+                let slot = problem.out.0.add((row + r) * ldo + col);
                 activate(std::slice::from_raw_parts_mut(slot, BAND), activation);
             }
         }
@@ -372,16 +379,45 @@ fn activate(values: &mut [f32], activation: Activation) {
 /// 16 contiguous values (the last band zero-padded): streamed linearly by
 /// [`banded_matmul`].
 pub fn pack_bands(b: &[f32], k: usize, n: usize) -> Vec<f32> {
+    let mut packed = Vec::new();
+    pack_bands_into(&mut packed, b, k, n, n, 1);
+    packed
+}
+
+/// [`pack_bands`] of the `(k, n)` matrix whose element `(d, c)` is
+/// `b[d * row_stride + c * col_stride]`, into `packed` (reused): attention
+/// packs a head's values this way, and its keys transposed. Row by row, so a
+/// transposed band reads its 16 keys at once (their misses overlap).
+pub fn pack_bands_into(
+    packed: &mut Vec<f32>,
+    b: &[f32],
+    k: usize,
+    n: usize,
+    row_stride: usize,
+    col_stride: usize,
+) {
     let bands = n.div_ceil(BAND);
-    let mut packed = vec![0.0f32; bands * k * BAND];
+    // Every element is written below (padding columns with zeros).
+    packed.resize(bands * k * BAND, 0.0);
     for (band, chunk) in packed.chunks_exact_mut((k * BAND).max(1)).enumerate() {
         let col = band * BAND;
         let width = BAND.min(n - col);
         for (depth, row) in chunk.chunks_exact_mut(BAND).enumerate() {
-            row[..width].copy_from_slice(&b[depth * n + col..depth * n + col + width]);
+            let first = depth * row_stride + col * col_stride;
+            if col_stride == 1 && width == BAND {
+                // A copy of constant length: vector moves, not a call to memcpy.
+                row.copy_from_slice(&b[first..first + BAND]);
+                continue;
+            }
+            for (c, slot) in row.iter_mut().enumerate() {
+                *slot = if c < width {
+                    b[first + c * col_stride]
+                } else {
+                    0.0
+                };
+            }
         }
     }
-    packed
 }
 
 /// `out (m, n) = a (m, k) @ b (k, n)`, finished by `epilogue`, with
@@ -405,19 +441,16 @@ pub fn banded_matmul(
     if m == 0 || n == 0 {
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    let avx2 =
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
-    #[cfg(not(target_arch = "x86_64"))]
-    let avx2 = false;
     let problem = Problem {
         a,
         b,
         out: OutPtr(out.as_mut_ptr()),
         k,
         n,
+        lda: k,
+        ldo: n,
         epilogue,
-        avx2,
+        avx2: has_avx2(),
     };
     let bands = n.div_ceil(BAND);
     // Blocks of rows, each split into groups of bands when there are too few
@@ -444,6 +477,59 @@ pub fn banded_matmul(
             group * per_group..((group + 1) * per_group).min(bands),
         );
     });
+}
+
+/// Whether the AVX2 + FMA tiles can run.
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// [`banded_matmul`] on the calling thread alone, with row strides:
+/// `out[i * ldo + j] = a[i * lda ..][..k] . column j of b` for `i < m`, `j < n`,
+/// finished by `epilogue`. For the small products of attention (one head of one
+/// sequence per task), which write their columns of rows shared with other tasks.
+///
+/// # Safety
+/// `out` is valid for writes at `i * ldo + j` for every `i < m`, `j < n`, and no
+/// other thread reads or writes those elements during the call.
+pub unsafe fn banded_matmul_strided(
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    out: *mut f32,
+    ldo: usize,
+    (m, k, n): (usize, usize, usize),
+    epilogue: Epilogue<'_>,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        lda >= k
+            && ldo >= n
+            && a.len() >= (m - 1) * lda + k
+            && b.len() >= k * n.div_ceil(BAND) * BAND,
+        "banded_matmul_strided sizes"
+    );
+    if let Epilogue::Bias(bias, _) = epilogue {
+        assert!(bias.len() >= n, "banded_matmul_strided bias size");
+    }
+    let problem = Problem {
+        a,
+        b,
+        out: OutPtr(out),
+        k,
+        n,
+        lda,
+        ldo,
+        epilogue,
+        avx2: has_avx2(),
+    };
+    problem.run(0, m, 0..n.div_ceil(BAND));
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 pub mod activation;
 pub mod banded;
 pub mod layernorm;
-pub mod matmul;
 pub mod qgemm;
 pub mod quantize;
 pub mod softmax;
@@ -12,8 +11,7 @@ pub mod vecmath;
 
 pub use activation::{apply_activation, gelu_erf, gelu_tanh, relu};
 pub use layernorm::{add_layer_norm, layer_norm};
-pub use matmul::{matmul, MatRef, Parallelism};
-pub use softmax::softmax_rows;
+pub use softmax::scaled_softmax_row;
 
 /// Rows per parallel task for row-wise kernels: enough work per task that
 /// scheduling stays cheap, small enough to spread over the pool.

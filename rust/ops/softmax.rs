@@ -1,9 +1,16 @@
-//! Row-wise softmax, `exp(x - max) / sum`, as `torch.softmax` computes it.
+//! Row-wise softmax, `exp(x - max) / sum`, as `torch.softmax` computes it,
+//! fused with attention's scaling and mask.
 
 use super::vecmath::{self, dispatch, fold_lanes};
 
 dispatch! {
-    fn softmax_row(row: &mut [f32]) {
+    /// `row = softmax(row * scale + bias)` (HF's order: scale, then add the
+    /// mask), in place: attention's scores become its weights in one call.
+    fn scaled_softmax_row(row: &mut [f32], scale: f32, bias: Option<&[f32]>) {
+        match bias {
+            Some(bias) => row.iter_mut().zip(bias).for_each(|(value, &mask)| *value = *value * scale + mask),
+            None => row.iter_mut().for_each(|value| *value *= scale),
+        }
         // Maxima with `>` (not `f32::max`, whose NaN rule keeps it scalar).
         let larger = |max: f32, value: f32| if value > max { value } else { max };
         let max = fold_lanes(row, f32::NEG_INFINITY, |max, value| larger(max, *value))
@@ -18,16 +25,6 @@ dispatch! {
         for value in row.iter_mut() {
             *value *= inv;
         }
-    }
-}
-
-/// Softmax of each row of `x (rows, cols)` in place.
-pub fn softmax_rows(x: &mut [f32], cols: usize) {
-    if cols == 0 {
-        return;
-    }
-    for row in x.chunks_exact_mut(cols) {
-        softmax_row(row);
     }
 }
 
@@ -48,7 +45,8 @@ mod tests {
                 exps.into_iter().map(move |e| e / sum)
             })
             .collect();
-        softmax_rows(&mut x, cols);
+        x.chunks_exact_mut(cols)
+            .for_each(|row| scaled_softmax_row(row, 1.0, None));
         let diff = x
             .iter()
             .zip(&expected)
@@ -59,7 +57,35 @@ mod tests {
         assert_eq!(x[6], 0.0);
         // A row that is entirely masked (every score at f32::MIN) is uniform, as in HF.
         let mut masked = vec![f32::MIN; 4];
-        softmax_rows(&mut masked, 4);
+        scaled_softmax_row(&mut masked, 1.0, None);
         assert_eq!(masked, vec![0.25; 4]);
+    }
+
+    #[test]
+    fn scales_then_adds_the_mask() {
+        let scores = [1.0f32, -2.0, 0.5, 3.0, 0.25, -0.75, 2.5, 1.5, -1.0];
+        let bias = [0.0, f32::MIN, 0.0, 0.0, 0.0, f32::MIN, 0.0, 0.0, 0.0];
+        let scale = 0.125f32.sqrt();
+        let mut fused = scores;
+        scaled_softmax_row(&mut fused, scale, Some(&bias));
+        let max = scores
+            .iter()
+            .zip(&bias)
+            .map(|(&s, &b)| f64::from(s * scale + b))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let exps: Vec<f64> = scores
+            .iter()
+            .zip(&bias)
+            .map(|(&s, &b)| (f64::from(s * scale + b) - max).exp())
+            .collect();
+        let sum: f64 = exps.iter().sum();
+        let diff = fused
+            .iter()
+            .zip(&exps)
+            .map(|(&got, &e)| (f64::from(got) - e / sum).abs())
+            .fold(0.0, f64::max);
+        println!("scaled masked softmax max abs diff {diff:e}");
+        assert!(diff < 1e-6);
+        assert_eq!((fused[1], fused[5]), (0.0, 0.0));
     }
 }

@@ -115,7 +115,8 @@ pub fn fold_lanes<T: Copy>(
 /// Run `$body` (a loop over slices that uses the functions above) compiled
 /// for AVX2+FMA when the CPU has them, else for the baseline target.
 macro_rules! dispatch {
-    (fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+    ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$attr])*
         pub fn $name($($arg: $ty),*) {
             #[inline(always)]
             fn generic($($arg: $ty),*) $body

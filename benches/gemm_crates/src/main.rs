@@ -56,7 +56,7 @@ fn linear(model: &str, m: usize, n: usize, k: usize, what: &str) -> Shape {
 
 fn shapes() -> Vec<Shape> {
     let mut out = Vec::new();
-    for &m in &[16usize, 128, 4096] {
+    for &m in &[16usize, 128, 768, 4096] {
         for &(n, k, what) in &[
             (1152usize, 384usize, "qkv"),
             (384, 384, "attn-out"),
