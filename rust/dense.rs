@@ -4,7 +4,6 @@
 use crate::config::Activation;
 use crate::error::Result;
 use crate::linear::Linear;
-use crate::ops::apply_activation;
 use crate::ops::quantize::QuantizedRows;
 use crate::qlinear::QuantLinear;
 use crate::weights::TensorMap;
@@ -53,12 +52,12 @@ impl Dense {
     ) {
         match self {
             Dense::Float(linear) => linear.forward(input, rows, out),
-            Dense::Int8(linear) => linear.forward_into(input, rows, out, true, scratch),
+            Dense::Int8(linear) => linear.forward_into(input, rows, out, None, scratch),
         }
     }
 
-    /// `out (rows, out) = act(input (rows, in) W^T + b)`: fused into the float
-    /// product, a pass after the int8 one.
+    /// `out (rows, out) = act(input (rows, in) W^T + b)`, the activation fused
+    /// into the product's stores.
     pub fn forward_activation(
         &self,
         input: &[f32],
@@ -69,10 +68,7 @@ impl Dense {
     ) {
         match self {
             Dense::Float(linear) => linear.forward_activation(input, rows, out, activation),
-            Dense::Int8(linear) => {
-                linear.forward_into(input, rows, out, false, scratch);
-                apply_activation(out, linear.bias(), activation);
-            }
+            Dense::Int8(linear) => linear.forward_into(input, rows, out, Some(activation), scratch),
         }
     }
 }

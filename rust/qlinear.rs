@@ -7,6 +7,7 @@
 //! with the weights' precomputed column sums:
 //! `sum_k (q_k - zp) w_k = sum_k q_k w_k - zp sum_k w_k`.
 
+use crate::config::Activation;
 use crate::error::{Error, Result};
 use crate::ops::qgemm::{int8_matmul, Epilogue, PackedWeights};
 use crate::ops::quantize::{quantize_rows, QuantizedRows, MAX_ACTIVATION_BITS};
@@ -25,7 +26,6 @@ pub struct QuantLinear {
     /// (out)
     bias: Vec<f32>,
     in_features: usize,
-    out_features: usize,
     activation_bits: u32,
 }
 
@@ -91,39 +91,29 @@ impl QuantLinear {
             column_sums,
             bias,
             in_features,
-            out_features,
             activation_bits,
         })
     }
 
-    pub fn bias(&self) -> &[f32] {
-        &self.bias
-    }
-
-    /// `out (rows, out) = input (rows, in) W^T (+ b when `with_bias`)`;
-    /// `scratch` holds the quantized input between calls.
+    /// `out (rows, out) = act(input (rows, in) W^T + b)`, the activation (if
+    /// any) applied as the values are stored; `scratch` holds the quantized
+    /// input between calls.
     pub fn forward_into(
         &self,
         input: &[f32],
         rows: usize,
         out: &mut [f32],
-        with_bias: bool,
+        activation: Option<Activation>,
         scratch: &mut QuantizedRows,
     ) {
         quantize_rows(input, rows, self.in_features, self.activation_bits, scratch);
-        let zeros;
-        let bias = if with_bias {
-            &self.bias
-        } else {
-            zeros = vec![0.0f32; self.out_features];
-            &zeros
-        };
         let epilogue = Epilogue {
             scales: &scratch.scales,
             zero_points: &scratch.zero_points,
             column_sums: &self.column_sums,
             weight_scale: &self.weight_scale,
-            bias,
+            bias: &self.bias,
+            activation,
         };
         int8_matmul(&scratch.values, rows, &self.weights, epilogue, out);
     }
@@ -175,7 +165,7 @@ mod tests {
             .collect();
         let linear = layer(weight.clone(), scale.clone(), out, inp, 8)?;
         let mut got = vec![0.0; rows * out];
-        linear.forward_into(&input, rows, &mut got, true, &mut QuantizedRows::default());
+        linear.forward_into(&input, rows, &mut got, None, &mut QuantizedRows::default());
         let mut q = QuantizedRows::default();
         quantize_rows(&input, rows, inp, 8, &mut q);
         for r in 0..rows {

@@ -58,6 +58,17 @@ dispatch! {
 }
 
 /// `x (rows, cols) = act(x + bias (cols))`, parallel over rows on the current pool.
+/// `values = act(values)`, inlined into each GEMM kernel's stores (vectorized
+/// by its target features; the same operations as [`apply_activation`]).
+#[inline(always)]
+pub(crate) fn activate(values: &mut [f32], activation: Activation) {
+    match activation {
+        Activation::GeluErf => values.iter_mut().for_each(|v| *v = gelu_erf(*v)),
+        Activation::GeluTanh => values.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
+        Activation::Relu => values.iter_mut().for_each(|v| *v = relu(*v)),
+    }
+}
+
 pub fn apply_activation(x: &mut [f32], bias: &[f32], activation: Activation) {
     let cols = bias.len();
     if cols == 0 {

@@ -19,7 +19,7 @@
 
 use rayon::prelude::*;
 
-use super::activation::{gelu_erf, gelu_tanh, relu};
+use super::activation::activate;
 use crate::config::Activation;
 
 /// Output columns per task (two AVX2 registers).
@@ -361,17 +361,6 @@ unsafe fn tile_avx2<const R: usize>(problem: &Problem<'_>, tile: Tile, prefetch:
                 activate(std::slice::from_raw_parts_mut(slot, BAND), activation);
             }
         }
-    }
-}
-
-/// `values = act(values)`, inlined into each kernel (vectorized by its target
-/// features, the same operations as `ops::activation`).
-#[inline(always)]
-fn activate(values: &mut [f32], activation: Activation) {
-    match activation {
-        Activation::GeluErf => values.iter_mut().for_each(|v| *v = gelu_erf(*v)),
-        Activation::GeluTanh => values.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
-        Activation::Relu => values.iter_mut().for_each(|v| *v = relu(*v)),
     }
 }
 

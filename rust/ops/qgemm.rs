@@ -21,6 +21,9 @@
 
 use rayon::prelude::*;
 
+use super::activation::activate;
+use crate::config::Activation;
+
 /// Output channels per band (two AVX2 registers of i32).
 pub const BAND: usize = 16;
 /// Rows per micro tile (2 x ROWS accumulators + 2 weights + 1 broadcast <= 16 registers).
@@ -71,6 +74,8 @@ pub struct Epilogue<'a> {
     pub column_sums: &'a [i32],
     pub weight_scale: &'a [f32],
     pub bias: &'a [f32],
+    /// Applied to the values as they are stored (the FFN's first layer).
+    pub activation: Option<Activation>,
 }
 
 /// The output `(m, n)` row-major, shared by tasks that write disjoint tiles.
@@ -171,6 +176,12 @@ unsafe fn write_row(
             exact as f32 * (scale * epilogue.weight_scale[col + c]) + epilogue.bias[col + c];
         // SAFETY: the caller's contract.
         unsafe { *out.0.add(row * n + col + c) = value };
+    }
+    if let Some(activation) = epilogue.activation {
+        // SAFETY: the caller's contract (the elements just written).
+        let values =
+            unsafe { std::slice::from_raw_parts_mut(out.0.add(row * n + col), sums.len()) };
+        activate(values, activation);
     }
 }
 
@@ -290,6 +301,12 @@ unsafe fn tile_avx2_rows<const R: usize>(
                 _mm256_storeu_ps(out.0.add((row + r) * w.n + c), value);
             }
         }
+        if let Some(activation) = epilogue.activation {
+            for r in 0..R {
+                let values = std::slice::from_raw_parts_mut(out.0.add((row + r) * w.n + col), BAND);
+                activate(values, activation);
+            }
+        }
     }
 }
 
@@ -327,6 +344,7 @@ mod tests {
             column_sums: &no_sums,
             weight_scale: &ones,
             bias: &zeros,
+            activation: None,
         };
         let mut out = vec![f32::NAN; m * w.n];
         matmul_with(kernel, a, m, w, epilogue, &mut out);
@@ -390,19 +408,31 @@ mod tests {
             .collect();
         let weight_scale: Vec<f32> = (0..n).map(|i| 0.003 / (i + 1) as f32).collect();
         let bias: Vec<f32> = (0..n).map(|i| i as f32 * -0.25).collect();
-        let epilogue = Epilogue {
-            scales: &scales,
-            zero_points: &zero_points,
-            column_sums: &column_sums,
-            weight_scale: &weight_scale,
-            bias: &bias,
-        };
-        let run = |kernel: Kernel| {
+        let run = |kernel: Kernel, activation: Option<Activation>| {
+            let epilogue = Epilogue {
+                scales: &scales,
+                zero_points: &zero_points,
+                column_sums: &column_sums,
+                weight_scale: &weight_scale,
+                bias: &bias,
+                activation,
+            };
             let mut out = vec![f32::NAN; m * n];
             matmul_with(kernel, &a, m, &packed, epilogue, &mut out);
-            out.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+            out
         };
-        assert_eq!(run(kernel()), run(tile_portable));
+        let bits = |v: Vec<f32>| v.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+        let plain = run(kernel(), None);
+        assert_eq!(bits(plain.clone()), bits(run(tile_portable, None)));
+        // Activations fused into the stores (40 columns: two full bands and a
+        // partial one): the same bits as applied to the stored values.
+        for activation in [Activation::GeluErf, Activation::GeluTanh, Activation::Relu] {
+            let mut separate = plain.clone();
+            activate(&mut separate, activation);
+            let fused = run(kernel(), Some(activation));
+            assert_eq!(bits(fused), bits(separate.clone()), "{activation:?}");
+            assert_eq!(bits(run(tile_portable, Some(activation))), bits(separate));
+        }
     }
 
     #[test]
