@@ -457,15 +457,22 @@ pub fn banded_matmul(
     let blocks = m.div_ceil(block);
     let per_group = bands.div_ceil(wanted.div_ceil(blocks).clamp(1, bands));
     let groups = bands.div_ceil(per_group);
-    (0..blocks * groups).into_par_iter().for_each(|task| {
-        let (first, group) = ((task / groups) * block, task % groups);
-        let count = block.min(m - first);
-        problem.run(
-            first,
-            count,
-            group * per_group..((group + 1) * per_group).min(bands),
-        );
-    });
+    // One task per job: a thread that falls behind (this VM's cores run at
+    // uneven speeds) gives up single tasks, not halves of its share. In-process
+    // A/B against rayon's default splitting: 32x128 5% faster, 24x32 7-14%,
+    // 1x128 and 1x16 1-4% (medians).
+    (0..blocks * groups)
+        .into_par_iter()
+        .with_max_len(1)
+        .for_each(|task| {
+            let (first, group) = ((task / groups) * block, task % groups);
+            let count = block.min(m - first);
+            problem.run(
+                first,
+                count,
+                group * per_group..((group + 1) * per_group).min(bands),
+            );
+        });
 }
 
 /// Whether the AVX2 + FMA tiles can run.
