@@ -32,13 +32,10 @@ const ROWS: usize = 6;
 const ONE_BLOCK: usize = 128;
 /// Rows per block above `ONE_BLOCK`: tasks are (block of rows, group of bands);
 /// a block's depth slice of `a` stays in cache while the bands stream past it.
-/// Measured against 96 and 192 in one process: 48 is 5-10% faster on 1,000
-/// sentences of mixed length (batches of 160 to 2,300 rows).
-const BLOCK_ROWS: usize = 48;
-/// Rows per block when there are at least 8 such blocks a thread (32x128: up to
-/// 9% faster than 48): each band is read once per block, so larger blocks read
-/// the weights fewer times, and there are blocks enough to share out.
-const BIG_BLOCK_ROWS: usize = 192;
+/// Measured in one process against 48, 64, 128 and 192 (one task per job):
+/// 32x128 8-15% faster than 192 (which 4096 rows used before), the 24x32
+/// batch 6% and the 1,000 mixed sentences 4% faster than 48 (medians).
+const BLOCK_ROWS: usize = 96;
 /// Longest depth slice: each sum is accumulated in registers over one slice,
 /// then added to the output, and a band's slice (`16 x depth` values) stays in
 /// L1 while the row tiles pass over it. The slices depend on `k` alone (never
@@ -447,13 +444,7 @@ pub fn banded_matmul(
     // 8 tasks a thread: small enough to even out a thread that falls behind
     // (measured: 1x128 5-9% faster than 4), large enough to stream bands.
     let wanted = 8 * rayon::current_num_threads();
-    let block = if m <= ONE_BLOCK {
-        m
-    } else if m >= BIG_BLOCK_ROWS * wanted {
-        BIG_BLOCK_ROWS
-    } else {
-        BLOCK_ROWS
-    };
+    let block = if m <= ONE_BLOCK { m } else { BLOCK_ROWS };
     let blocks = m.div_ceil(block);
     let per_group = bands.div_ceil(wanted.div_ceil(blocks).clamp(1, bands));
     let groups = bands.div_ceil(per_group);
@@ -625,7 +616,7 @@ mod tests {
 
     #[test]
     fn same_bits_on_one_and_two_threads() {
-        // 2000 rows: blocks of 192 on one thread, of 48 on two.
+        // 2000 rows: 21 blocks of 96; 7 rows: one block in groups of bands.
         for (m, k, n) in [(7, 100, 70), (130, 50, 40), (400, 800, 64), (2000, 40, 32)] {
             let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 - 6.0).collect();
             let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.1).collect();
