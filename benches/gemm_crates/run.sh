@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the comparison (default RUSTFLAGS: the crates pick AVX2/FMA/AVX-512 at run time),
-# then alternate the Rust crates and numpy, 1 and 2 threads, REPS times, and print the table.
+# then alternate the Rust crates and numpy, 1 and 2 threads, REPS times, and print the table
+# of this run (its files in results/ carry its process id).
 # Usage: benches/gemm_crates/run.sh [REPS]   (python with numpy + threadpoolctl on PATH)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -16,4 +17,4 @@ for rep in $(seq 1 "$reps"); do
       python "$here/../bench_gemm_numpy.py" > "$out/numpy-${t}t-$$-$rep.tsv"
   done
 done
-python "$here/../bench_gemm_numpy.py" --combine "$out"/*.tsv
+python "$here/../bench_gemm_numpy.py" --combine "$out"/*-$$-*.tsv
