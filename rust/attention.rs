@@ -298,18 +298,23 @@ mod tests {
         out
     }
 
-    /// 3 sequences of 5 tokens, 2 heads of 3: a fused QKV buffer of varied values.
+    /// A fused QKV buffer of varied values in [-1.2, 1.2) (`modulo` of them) for
+    /// `tokens` tokens and heads of `head_size`.
+    fn qkv_of(tokens: usize, shape: AttentionShape, modulo: usize) -> Vec<f32> {
+        let step = 2.4 / modulo as f32;
+        (0..tokens * 3 * shape.hidden_size())
+            .map(|i| ((i * 7919) % modulo) as f32 * step - 1.2)
+            .collect()
+    }
+
+    /// 3 sequences of 5 tokens, 2 heads of 3.
     fn small_batch() -> (usize, usize, AttentionShape, Vec<f32>) {
         let (batch, seq_len) = (3, 5);
         let shape = AttentionShape {
             num_heads: 2,
             head_size: 3,
         };
-        let len = batch * seq_len * 3 * shape.hidden_size();
-        let qkv: Vec<f32> = (0..len)
-            .map(|i| ((i * 7919) % 97) as f32 / 40.0 - 1.2)
-            .collect();
-        (batch, seq_len, shape, qkv)
+        (batch, seq_len, shape, qkv_of(batch * seq_len, shape, 97))
     }
 
     fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -348,10 +353,7 @@ mod tests {
             num_heads: 2,
             head_size: 32,
         };
-        let len = batch * seq_len * 3 * shape.hidden_size();
-        let qkv: Vec<f32> = (0..len)
-            .map(|i| ((i * 7919) % 211) as f32 / 70.0 - 1.5)
-            .collect();
+        let qkv = qkv_of(batch * seq_len, shape, 211);
         let mask: Vec<i64> = (0..batch * seq_len)
             .map(|i| i64::from(i >= seq_len || i < 37))
             .collect();
