@@ -163,10 +163,10 @@ impl Layer {
         let rows = hidden.len() / config.hidden_size;
         let (activation, eps) = (config.hidden_act, config.layer_norm_eps);
         let scratch = &mut work.quantized;
-        self.qkv.forward(hidden, rows, &mut work.qkv, scratch);
+        self.qkv.forward(hidden, rows, &mut work.qkv, None, scratch);
         multi_head_attention(&work.qkv, spans, bias, shape, &mut work.context);
         self.attention_output
-            .forward(&work.context, rows, &mut work.attention_out, scratch);
+            .forward(&work.context, rows, &mut work.attention_out, None, scratch);
         let norm = &self.attention_norm;
         add_layer_norm(
             &mut work.attention_out,
@@ -175,15 +175,15 @@ impl Layer {
             &norm.beta,
             eps,
         );
-        self.intermediate.forward_activation(
+        self.intermediate.forward(
             &work.attention_out,
             rows,
             &mut work.intermediate,
-            activation,
+            Some(activation),
             scratch,
         );
         self.output
-            .forward(&work.intermediate, rows, hidden, scratch);
+            .forward(&work.intermediate, rows, hidden, None, scratch);
         let norm = &self.output_norm;
         add_layer_norm(hidden, &work.attention_out, &norm.gamma, &norm.beta, eps);
     }
@@ -208,7 +208,8 @@ impl Pooler {
             })
             .collect();
         let mut pooled = vec![0.0; spans.len() * self.dense.out_features()];
-        self.dense.forward(&first_tokens, spans.len(), &mut pooled);
+        self.dense
+            .forward(&first_tokens, spans.len(), &mut pooled, None);
         pooled.iter_mut().for_each(|value| *value = value.tanh());
         pooled
     }

@@ -41,34 +41,20 @@ impl Dense {
         })
     }
 
-    /// `out (rows, out) = input (rows, in) W^T + b`; `scratch` holds an int8
-    /// layer's quantized input (reused from call to call).
+    /// `out (rows, out) = act(input (rows, in) W^T + b)`, the activation (if
+    /// any) fused into the product's stores; `scratch` holds an int8 layer's
+    /// quantized input (reused from call to call).
     pub fn forward(
         &self,
         input: &[f32],
         rows: usize,
         out: &mut [f32],
+        activation: Option<Activation>,
         scratch: &mut QuantizedRows,
     ) {
         match self {
-            Dense::Float(linear) => linear.forward(input, rows, out),
-            Dense::Int8(linear) => linear.forward_into(input, rows, out, None, scratch),
-        }
-    }
-
-    /// `out (rows, out) = act(input (rows, in) W^T + b)`, the activation fused
-    /// into the product's stores.
-    pub fn forward_activation(
-        &self,
-        input: &[f32],
-        rows: usize,
-        out: &mut [f32],
-        activation: Activation,
-        scratch: &mut QuantizedRows,
-    ) {
-        match self {
-            Dense::Float(linear) => linear.forward_activation(input, rows, out, activation),
-            Dense::Int8(linear) => linear.forward_into(input, rows, out, Some(activation), scratch),
+            Dense::Float(linear) => linear.forward(input, rows, out, activation),
+            Dense::Int8(linear) => linear.forward_into(input, rows, out, activation, scratch),
         }
     }
 }

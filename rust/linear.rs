@@ -68,29 +68,17 @@ impl Linear {
         self.out_features
     }
 
-    /// `out (rows, out) = input (rows, in) W^T + b`.
-    pub fn forward(&self, input: &[f32], rows: usize, out: &mut [f32]) {
-        self.multiply(input, rows, out, Epilogue::Bias(&self.bias, None));
-    }
-
-    /// `out (rows, out) = act(input (rows, in) W^T + b)`, fused into the product.
-    pub fn forward_activation(
+    /// `out (rows, out) = act(input (rows, in) W^T + b)`, the activation (if
+    /// any) fused into the product's stores.
+    pub fn forward(
         &self,
         input: &[f32],
         rows: usize,
         out: &mut [f32],
-        activation: Activation,
+        activation: Option<Activation>,
     ) {
-        self.multiply(
-            input,
-            rows,
-            out,
-            Epilogue::Bias(&self.bias, Some(activation)),
-        );
-    }
-
-    fn multiply(&self, input: &[f32], rows: usize, out: &mut [f32], epilogue: Epilogue<'_>) {
         let (k, n) = (self.in_features, self.out_features);
+        let epilogue = Epilogue::Bias(&self.bias, activation);
         banded_matmul(input, &self.weight_bands, out, rows, k, n, epilogue);
     }
 }
