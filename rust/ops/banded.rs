@@ -107,7 +107,42 @@ enum Base {
     Bias,
 }
 
-impl Problem<'_> {
+impl<'a> Problem<'a> {
+    /// The product of `m` rows, its operands' sizes checked: `a` holds rows of
+    /// `k` values every `lda`, `b` the bands of `(k, n)`, the bias (if any) `n`
+    /// values. `out` (rows every `ldo`) is the caller's to check.
+    fn new(
+        a: &'a [f32],
+        lda: usize,
+        b: &'a [f32],
+        out: OutPtr,
+        ldo: usize,
+        (m, k, n): (usize, usize, usize),
+        epilogue: Epilogue<'a>,
+    ) -> Self {
+        assert!(
+            lda >= k
+                && ldo >= n
+                && (m == 0 || a.len() >= (m - 1) * lda + k)
+                && b.len() >= k * n.div_ceil(BAND) * BAND,
+            "banded_matmul sizes"
+        );
+        if let Epilogue::Bias(bias, _) = epilogue {
+            assert!(bias.len() >= n, "banded_matmul bias size");
+        }
+        Problem {
+            a,
+            b,
+            out,
+            k,
+            n,
+            lda,
+            ldo,
+            epilogue,
+            avx2: has_avx2(),
+        }
+    }
+
     /// Rows `first..first + count` by the bands `bands`: depth slice by depth
     /// slice, band by band, row tile by row tile.
     fn run(&self, first: usize, count: usize, bands: std::ops::Range<usize>) {
@@ -417,27 +452,12 @@ pub fn banded_matmul(
     n: usize,
     epilogue: Epilogue<'_>,
 ) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n.div_ceil(BAND) * BAND && out.len() >= m * n,
-        "banded_matmul sizes"
-    );
-    if let Epilogue::Bias(bias, _) = epilogue {
-        assert!(bias.len() >= n, "banded_matmul bias size");
-    }
+    assert!(out.len() >= m * n, "banded_matmul output size");
+    let out = OutPtr(out.as_mut_ptr());
+    let problem = Problem::new(a, k, b, out, n, (m, k, n), epilogue);
     if m == 0 || n == 0 {
         return;
     }
-    let problem = Problem {
-        a,
-        b,
-        out: OutPtr(out.as_mut_ptr()),
-        k,
-        n,
-        lda: k,
-        ldo: n,
-        epilogue,
-        avx2: has_avx2(),
-    };
     let bands = n.div_ceil(BAND);
     // Blocks of rows, each split into groups of bands when there are too few
     // blocks to keep every thread busy (few rows: the latency path).
@@ -492,30 +512,10 @@ pub unsafe fn banded_matmul_strided(
     (m, k, n): (usize, usize, usize),
     epilogue: Epilogue<'_>,
 ) {
+    let problem = Problem::new(a, lda, b, OutPtr(out), ldo, (m, k, n), epilogue);
     if m == 0 || n == 0 {
         return;
     }
-    assert!(
-        lda >= k
-            && ldo >= n
-            && a.len() >= (m - 1) * lda + k
-            && b.len() >= k * n.div_ceil(BAND) * BAND,
-        "banded_matmul_strided sizes"
-    );
-    if let Epilogue::Bias(bias, _) = epilogue {
-        assert!(bias.len() >= n, "banded_matmul_strided bias size");
-    }
-    let problem = Problem {
-        a,
-        b,
-        out: OutPtr(out),
-        k,
-        n,
-        lda,
-        ldo,
-        epilogue,
-        avx2: has_avx2(),
-    };
     problem.run(0, m, 0..n.div_ceil(BAND));
 }
 
