@@ -9,13 +9,18 @@
 //! Tasks are (block of rows, group of bands); blocks are split into
 //! groups of bands when there are too few of them to keep every thread busy
 //! (one sentence: the latency path). Each band is read from memory once per
-//! block, and while one slice of a band is in use, the next is prefetched into
-//! L2, a share per row tile: with weights larger than the caches, this is what
-//! keeps the FMA units fed (BERT-base 1x128: 15-20% faster than no prefetch).
-//! The `gemm` crate repacks `b` on every call instead, and measured 2-24%
-//! slower on the encoder's shapes (`benches/`). No sum is ever split across
-//! threads, and the depth slices depend on `k` alone, so results do not depend
-//! on the thread count, nor a row's result on the rows around it.
+//! block. With one block, a band's slice stays in L1 while every row tile
+//! passes over it, and the next slice is prefetched into L2 meanwhile, a share
+//! per row tile: with weights larger than the caches, this is what keeps the
+//! FMA units fed (BERT-base 1x128: 15-20% faster than no prefetch). With
+//! several blocks, each row tile crosses a chunk of bands instead, so output
+//! rows are written in runs (see `Problem::run`). The `gemm` crate repacks `b`
+//! on every call instead, and measured 2-24% slower on the encoder's shapes
+//! (`benches/`). No sum is ever split across threads, and the depth slices
+//! depend on `k` alone, so results do not depend on the thread count, nor a
+//! row's result on the rows around it (nor on the order a task walks its tiles).
+
+use std::ops::Range;
 
 use rayon::prelude::*;
 
@@ -30,11 +35,11 @@ const ROWS: usize = 6;
 /// Up to this many rows, one block takes every row: each band is read from
 /// memory once (MiniLM 1x128: 10-15% faster than blocks of 48).
 const ONE_BLOCK: usize = 128;
-/// Rows per block above `ONE_BLOCK`: tasks are (block of rows, group of bands);
-/// a block's depth slice of `a` stays in cache while the bands stream past it.
+/// Rows per block above `ONE_BLOCK`: tasks are (block of rows, group of bands).
 /// Measured in one process against 48, 64, 128 and 192 (one task per job):
 /// 32x128 8-15% faster than 192 (which 4096 rows used before), the 24x32
-/// batch 6% and the 1,000 mixed sentences 4% faster than 48 (medians).
+/// batch 6% and the 1,000 mixed sentences 4% faster than 48 (medians); still
+/// ahead of 48 and 192 in `Order::Rows` (MiniLM layers, 768 rows).
 const BLOCK_ROWS: usize = 96;
 /// Longest depth slice: each sum is accumulated in registers over one slice,
 /// then added to the output, and a band's slice (`16 x depth` values) stays in
@@ -42,6 +47,18 @@ const BLOCK_ROWS: usize = 96;
 /// on `m` or the thread count), so a row's result never depends on the rows
 /// around it.
 const DEPTH: usize = 384;
+/// Bands per chunk in `Order::Rows`: 16 slices of at most 384 x 16 values
+/// (384 KB) stay in L2 while the row tiles pass over them (one process, MiniLM
+/// layers at 768 rows: 16 measured ahead of 8, 12 and 24, and of all the
+/// task's bands).
+const CHUNK_BANDS: usize = 16;
+
+/// How a task walks its rows and bands (see `Problem::run`).
+#[derive(Clone, Copy)]
+enum Order {
+    Bands,
+    Rows,
+}
 
 /// The depth slices of `k`: as few as `DEPTH` allows, of equal length.
 fn slice_depth(k: usize) -> usize {
@@ -143,20 +160,47 @@ impl<'a> Problem<'a> {
         }
     }
 
-    /// Rows `first..first + count` by the bands `bands`: depth slice by depth
-    /// slice, band by band, row tile by row tile.
-    fn run(&self, first: usize, count: usize, bands: std::ops::Range<usize>) {
-        let k = self.k;
-        let depth = slice_depth(k);
-        let mut order = (0..k)
-            .step_by(depth)
-            .flat_map(|start| bands.clone().map(move |band| (start, band)))
-            .peekable();
-        while let Some((start, band)) = order.next() {
-            let next = order
-                .peek()
-                .map(|&(start, band)| self.slice_at(start, band));
-            self.band_slice(first, count, band, start, next);
+    /// Rows `first..first + count` by the bands `bands`, depth slice by depth
+    /// slice, in one of two orders:
+    /// - `Order::Bands`, band by band, then row tile by row tile: each band's
+    ///   slice is read from memory once and stays in L1 while every row tile
+    ///   passes over it, the next band prefetched meanwhile. For one block of
+    ///   rows (few rows: the weights stream from memory).
+    /// - `Order::Rows`, chunk of bands by chunk, then row tile by row tile
+    ///   across the chunk (in L2, pulled in by the first row tile): a tile's
+    ///   output rows are written in runs of contiguous lines. Down a band they
+    ///   would be a row apart (6 KB for MiniLM's FFN), and such stores measured
+    ///   14-24% slower at 768 rows (1 thread), however prefetched.
+    fn run(&self, first: usize, count: usize, bands: Range<usize>, order: Order) {
+        let depth = slice_depth(self.k);
+        match order {
+            Order::Bands => {
+                let mut slices = (0..self.k)
+                    .step_by(depth)
+                    .flat_map(|start| bands.clone().map(move |band| (start, band)))
+                    .peekable();
+                while let Some((start, band)) = slices.next() {
+                    let next = slices
+                        .peek()
+                        .map(|&(start, band)| self.slice_at(start, band));
+                    self.band_slice(first, count, band, start, next);
+                }
+            }
+            Order::Rows => {
+                for start in (0..self.k).step_by(depth) {
+                    for chunk in bands.clone().step_by(CHUNK_BANDS) {
+                        let chunk = chunk..(chunk + CHUNK_BANDS).min(bands.end);
+                        for row in (first..first + count).step_by(ROWS) {
+                            let rows = ROWS.min(first + count - row);
+                            for band in chunk.clone() {
+                                let next = (row == first && band + 1 < chunk.end)
+                                    .then(|| self.slice_at(start, band + 1));
+                                self.band_slice(row, rows, band, start, next);
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -468,6 +512,11 @@ pub fn banded_matmul(
     let blocks = m.div_ceil(block);
     let per_group = bands.div_ceil(wanted.div_ceil(blocks).clamp(1, bands));
     let groups = bands.div_ceil(per_group);
+    let order = if blocks == 1 {
+        Order::Bands
+    } else {
+        Order::Rows
+    };
     // One task per job: a thread that falls behind (this VM's cores run at
     // uneven speeds) gives up single tasks, not halves of its share. In-process
     // A/B against rayon's default splitting: 32x128 5% faster, 24x32 7-14%,
@@ -478,11 +527,8 @@ pub fn banded_matmul(
         .for_each(|task| {
             let (first, group) = ((task / groups) * block, task % groups);
             let count = block.min(m - first);
-            problem.run(
-                first,
-                count,
-                group * per_group..((group + 1) * per_group).min(bands),
-            );
+            let group = group * per_group..((group + 1) * per_group).min(bands);
+            problem.run(first, count, group, order);
         });
 }
 
@@ -516,7 +562,7 @@ pub unsafe fn banded_matmul_strided(
     if m == 0 || n == 0 {
         return;
     }
-    problem.run(0, m, 0..n.div_ceil(BAND));
+    problem.run(0, m, 0..n.div_ceil(BAND), Order::Bands);
 }
 
 #[cfg(test)]
@@ -547,6 +593,8 @@ mod tests {
             (40, 1000, 48),
             (13, 800, 20),
             (250, 777, 33),
+            // Blocks in groups of more than one chunk of bands, a partial band.
+            (1100, 100, 600),
         ] {
             let a = filled(m * k, 37, 101);
             let b = filled(k * n, 53, 97);
@@ -578,18 +626,21 @@ mod tests {
     #[test]
     fn a_row_does_not_depend_on_the_rows_around_it() {
         // Packed and padded batches put a sequence's rows at other places among
-        // other rows: each row must come out bitwise the same.
-        let (m, k, n) = (200, 1000, 40);
-        let a = filled(m * k, 31, 89);
-        let b = filled(k * n, 17, 83);
-        let packed = pack_bands(&b, k, n);
-        let mut all = vec![0.0f32; m * n];
-        banded_matmul(&a, &packed, &mut all, m, k, n, Epilogue::Overwrite);
-        for (first, count) in [(0, 1), (5, 7), (150, 50), (193, 3)] {
-            let mut part = vec![0.0f32; count * n];
-            let rows = &a[first * k..(first + count) * k];
-            banded_matmul(rows, &packed, &mut part, count, k, n, Epilogue::Overwrite);
-            assert_eq!(part, all[first * n..(first + count) * n]);
+        // other rows: each row must come out bitwise the same. Up to 128 rows run
+        // band by band, more in blocks, row tile by row tile across chunks of
+        // bands (1600 x 600: one group of 38 bands, 3 chunks).
+        for (m, k, n) in [(200, 1000, 40), (1600, 64, 600)] {
+            let a = filled(m * k, 31, 89);
+            let b = filled(k * n, 17, 83);
+            let packed = pack_bands(&b, k, n);
+            let mut all = vec![0.0f32; m * n];
+            banded_matmul(&a, &packed, &mut all, m, k, n, Epilogue::Overwrite);
+            for (first, count) in [(0, 1), (5, 7), (150, 50), (193, 3), (m - 130, 130)] {
+                let mut part = vec![0.0f32; count * n];
+                let rows = &a[first * k..(first + count) * k];
+                banded_matmul(rows, &packed, &mut part, count, k, n, Epilogue::Overwrite);
+                assert_eq!(part, all[first * n..(first + count) * n], "{m}x{k}x{n}");
+            }
         }
     }
 
@@ -617,7 +668,13 @@ mod tests {
     #[test]
     fn same_bits_on_one_and_two_threads() {
         // 2000 rows: 21 blocks of 96; 7 rows: one block in groups of bands.
-        for (m, k, n) in [(7, 100, 70), (130, 50, 40), (400, 800, 64), (2000, 40, 32)] {
+        for (m, k, n) in [
+            (7, 100, 70),
+            (130, 50, 40),
+            (400, 800, 64),
+            (2000, 40, 32),
+            (1000, 400, 600),
+        ] {
             let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 - 6.0).collect();
             let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.1).collect();
             let run = |threads: usize| {
