@@ -611,6 +611,13 @@ mod tests {
             .collect()
     }
 
+    /// Element `(i, j)` of `a (m, k) @ b (k, n)`, in f64.
+    fn naive(a: &[f32], b: &[f32], (i, j): (usize, usize), k: usize, n: usize) -> f64 {
+        (0..k)
+            .map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j]))
+            .sum()
+    }
+
     #[test]
     fn matches_naive_for_every_small_shape() {
         let mut worst = 0.0f32;
@@ -644,10 +651,7 @@ mod tests {
             );
             for i in 0..m {
                 for j in 0..n {
-                    let want: f64 = 0.5
-                        + (0..k)
-                            .map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j]))
-                            .sum::<f64>();
+                    let want = 0.5 + naive(&a, &b, (i, j), k, n);
                     worst =
                         worst.max((out[i * n + j] - want as f32).abs() / (1.0 + want.abs() as f32));
                 }
@@ -681,9 +685,7 @@ mod tests {
                 problem.run(0, m, 0..n.div_ceil(BAND), order);
                 for i in 0..m {
                     for j in 0..n {
-                        let dot: f64 = (0..k)
-                            .map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j]))
-                            .sum();
+                        let dot = naive(&a, &b, (i, j), k, n);
                         let want = match epilogue {
                             Epilogue::Overwrite => dot,
                             Epilogue::Accumulate => 0.5 + dot,
@@ -724,7 +726,7 @@ mod tests {
     fn fused_bias_and_activation_equal_the_separate_passes() {
         // One depth slice (k <= 384): the same float operations in the same order
         // as the product followed by `apply_activation`; 40 columns = 2 full bands
-        // (AVX2) and a partial one (portable).
+        // and a partial one (the AVX2 tile's spilled sums).
         let (m, k, n) = (50, 300, 40);
         let a = filled(m * k, 7, 61);
         let b = filled(k * n, 11, 59);
