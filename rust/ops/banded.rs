@@ -42,10 +42,11 @@ const ONE_BLOCK: usize = 128;
 /// ahead of 48 and 192 in `Order::Rows` (MiniLM layers, 768 rows).
 const BLOCK_ROWS: usize = 96;
 /// Longest depth slice: each sum is accumulated in registers over one slice,
-/// then added to the output, and a band's slice (`16 x depth` values) stays in
-/// L1 while the row tiles pass over it. The slices depend on `k` alone (never
-/// on `m` or the thread count), so a row's result never depends on the rows
-/// around it.
+/// then added to the output. A band's slice (`16 x depth` values) stays in L1
+/// while the row tiles pass over it (`Order::Bands`), or a row tile's slice of
+/// `a` (`6 x depth`) while the bands stream past (`Order::Rows`; 192 and 768
+/// measured no better there). The slices depend on `k` alone (never on `m` or
+/// the thread count), so a row's result never depends on the rows around it.
 const DEPTH: usize = 384;
 /// Bands per chunk in `Order::Rows`: 16 slices of at most 384 x 16 values
 /// (384 KB) stay in L2 while the row tiles pass over them (one process, MiniLM
