@@ -84,7 +84,7 @@ struct Problem<'a> {
     /// Row strides of `a` and `out` (`k` and `n` unless strided).
     lda: usize,
     ldo: usize,
-    /// `slice_depth(k)`, computed once: the tiles' paths do no division.
+    /// `slice_depth(k)`, computed once per product, not per band slice.
     depth: usize,
     epilogue: Epilogue<'a>,
     avx2: bool,
@@ -265,9 +265,6 @@ impl<'a> Problem<'a> {
             // tile): bursts overflow the queue of misses (1x16: 30% slower).
             let prefetch = next.map_or(&[][..], |next| {
                 let lines = next.len() / BAND;
-                if tiles == 1 {
-                    return next;
-                }
                 let share = lines.div_ceil(tiles);
                 let first = (tile * share).min(lines);
                 &next[first * BAND..(first + share).min(lines) * BAND]
