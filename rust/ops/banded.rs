@@ -31,6 +31,15 @@ use crate::config::Activation;
 pub const BAND: usize = 16;
 /// Rows of `a` per pass over a band.
 const ROWS: usize = 6;
+/// Depth steps per pass of the AVX2 tile's loop. Measured in one process
+/// against ORT's MatMul (MLAS) as the yardstick, 1 thread: from the loop that
+/// recomputed each row's address every step (27 instructions a step) to 4
+/// steps a pass (22), 768x384x1536 went from 0.75-0.89x of MLAS to 0.86-0.99x;
+/// 8 steps a pass took it to 0.90-0.96x (128x384x1152: 0.81x, 1.01-1.08x; 2
+/// threads: +8-12% over 4 steps); 16 measured slower than 8. This VM's cores
+/// are shared: fewer instructions per FMA measured faster than the FMA count
+/// alone predicts.
+const UNROLL: usize = 8;
 
 /// Up to this many rows, one block takes every row: each band is read from
 /// memory once (MiniLM 1x128: 10-15% faster than blocks of 48).
@@ -419,13 +428,8 @@ unsafe fn tile_avx2<const R: usize>(
     // whole band: all inside the buffers by the caller's contract.
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        // One pointer per row of `a`, one index shared by all, 4 steps per
-        // pass: a step is its loads and FMAs, with no address arithmetic (27
-        // instructions a step before, 22 now). This VM's cores are shared,
-        // and fewer instructions measured faster: against MLAS's kernel in
-        // one process (its MatMul in ORT, same shapes), 768x384x1536 went
-        // from 0.89-0.95x to 0.94-0.99x of it; encoder 1x128 and the 1,000
-        // mixed sentences 10-20% faster (old and new builds alternating).
+        // One pointer per row of `a`, one index shared by all, `UNROLL` steps
+        // per pass: a step is its loads and FMAs, with no address arithmetic.
         let rows: [*const f32; R] =
             std::array::from_fn(|r| problem.a.as_ptr().add((row + r) * lda + start));
         let mut b_ptr = problem.b.as_ptr().add(offset);
@@ -439,22 +443,22 @@ unsafe fn tile_avx2<const R: usize>(
             }
         };
         // The lines of the next slice, spread evenly over the steps: a group
-        // of 4 steps earns `4 * lines` credit, a line costs `depth`.
+        // of `UNROLL` steps earns `UNROLL * lines` credit, a line costs `depth`.
         let lines = (prefetch.len() / BAND).min(depth);
         let (mut line, mut credit) = (0, 0);
         let mut d = 0;
-        while d + 4 <= depth {
-            credit += 4 * lines;
+        while d + UNROLL <= depth {
+            credit += UNROLL * lines;
             while credit >= depth {
                 credit -= depth;
                 _mm_prefetch::<_MM_HINT_T1>(prefetch.as_ptr().add(line * BAND) as *const i8);
                 line += 1;
             }
-            for u in 0..4 {
+            for u in 0..UNROLL {
                 step(&mut acc, b_ptr.add(u * BAND), d + u);
             }
-            b_ptr = b_ptr.add(4 * BAND);
-            d += 4;
+            b_ptr = b_ptr.add(UNROLL * BAND);
+            d += UNROLL;
         }
         while d < depth {
             step(&mut acc, b_ptr, d);
