@@ -1,14 +1,18 @@
-"""numpy's sgemm (OpenBLAS) on the shapes of benches/gemm_crates, and the comparison table.
+"""The GEMM comparison table of benches/gemm_crates, and numpy's sgemm from Python.
 
-Measure (thread count from OPENBLAS_NUM_THREADS, checked with threadpoolctl)::
+`benches/gemm_crates/run.sh` measures every library in one process, numpy's sgemm
+included (its OpenBLAS library, called there as `numpy.matmul` calls it), and combines
+the TSV files into markdown tables (best time over all files for each library, shape
+and thread count; and oxiformer's ratio to numpy from the medians of the same rounds)::
+
+    python benches/bench_gemm_numpy.py --combine all-*.tsv
+
+Measure `numpy.matmul` itself, in a process of its own (a cross-check of the in-process
+column: Python's call overhead included; thread count from OPENBLAS_NUM_THREADS, checked
+with threadpoolctl)::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \
         python benches/bench_gemm_numpy.py > numpy-1t.tsv
-
-Combine with the Rust crates' TSV (benches/gemm_crates) into a markdown table
-(best time over all files given for each library, shape and thread count)::
-
-    python benches/bench_gemm_numpy.py --combine rust-*.tsv numpy-*.tsv
 
 Every linear shape is C = A @ W.T with A (M, K) and W (N, K) float32 row-major; the
 attention shapes are per-head views of a fused QKV buffer (seq, 1152): Q @ K.T and P @ V.
@@ -123,6 +127,7 @@ def combine(paths: list[str]) -> None:
     same_bits: dict[tuple[str, str], set[str]] = defaultdict(set)
     dims: dict[str, tuple[int, int, int]] = {}
     order: list[str] = []
+    medians: dict[tuple[str, str, str, int], float] = {}
     for path in paths:
         with open(path) as handle:
             for line in handle:
@@ -136,6 +141,7 @@ def combine(paths: list[str]) -> None:
                     order.append(shape)
                 key = (lib, shape, threads)
                 best[key] = min(best.get(key, float("inf")), float(fields[6]))
+                medians[(path, lib, shape, threads)] = float(fields[7])
                 if fields[10] != "-":
                     hashes[(lib, shape)].add(fields[10])
                 if fields[12] != "-":
@@ -145,8 +151,8 @@ def combine(paths: list[str]) -> None:
         if not rows:
             continue
         print(f"\n### {threads} thread{'s' if threads > 1 else ''}: GFLOPS (ratio to numpy)\n")
-        print("| shape | " + " | ".join(LIBS) + " |")
-        print("| --- |" + " ---: |" * len(LIBS))
+        print("| shape | " + " | ".join(LIBS) + " | oxiformer, ratio of medians |")
+        print("| --- |" + " ---: |" * (len(LIBS) + 1))
         for shape in rows:
             m, n, k = dims[shape]
             flops = 2.0 * m * n * k
@@ -159,6 +165,14 @@ def combine(paths: list[str]) -> None:
                     continue
                 gflops = flops / seconds / 1e9
                 cells.append(f"{gflops:.1f} ({gflops / ref:.2f})")
+            # numpy's median over oxiformer's, each file's rounds (in one process).
+            ratios = []
+            for path in paths:
+                numpy_median = medians.get((path, "numpy", shape, threads))
+                ours = medians.get((path, "oxiformer", shape, threads))
+                if numpy_median and ours:
+                    ratios.append(numpy_median / ours)
+            cells.append(f"{statistics.median(ratios):.2f}" if ratios else "-")
             print(f"| {shape} | " + " | ".join(cells) + " |")
     print("\n### Bitwise: 1 vs 2 threads\n")
     for lib in LIBS[1:]:

@@ -1,6 +1,9 @@
 //! Single-precision GEMM crates on oxiformer's shapes: `gemm` (candle's kernel),
-//! `matrixmultiply` and `faer`, and oxiformer's own dense-layer kernel
-//! (`rust/ops/banded.rs`, weights packed once), side by side in one process.
+//! `matrixmultiply` and `faer`, oxiformer's own dense-layer kernel
+//! (`rust/ops/banded.rs`, weights packed once), and numpy's sgemm (the OpenBLAS
+//! library in numpy's wheel, loaded at run time with `--openblas PATH`: the
+//! `cblas_sgemm` that `numpy.matmul` calls on these operands), side by side in one
+//! process, round-robin.
 //!
 //! Every linear shape is `C (M, N) = A (M, K) @ W^T` with `A` row-major and the
 //! weight `W (N, K)` row-major (the HF Linear layout): each crate reads `W^T`
@@ -9,6 +12,12 @@
 //! `scores = Q K^T` (M=seq, N=seq, K=head) and `ctx = P V` (M=seq, N=head, K=seq).
 //!
 //! Usage: gemm-compare --threads N [--reps R] [--min-ms T] [--only SUBSTR] [--extra]
+//!        [--openblas PATH] [--pause-ms P]
+//! `--pause-ms` (default 200 with OpenBLAS and 2+ threads, else 0): a busy pause
+//! on every thread of the pool after every timed batch, so OpenBLAS's worker
+//! threads, which spin for 2^28 cycles (about 0.1 s) after a call, are asleep
+//! before the next library runs. Busy, not asleep: after a sleep of that length
+//! the next batch measured 30-45% slower on this VM (every library).
 //! `--extra`: linear shapes only, `gemm` on the (N, K) weight against `gemm` on the
 //! weight transposed once to (K, N) row-major (and `faer`), instead of the 3 crates.
 //! `matrixmultiply` reads its thread count once from `MATMUL_NUM_THREADS`, so a
@@ -16,7 +25,109 @@
 //! line per (library, shape) on stdout (header first), a human summary on stderr.
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// `cblas_sgemm` of the ILP64 OpenBLAS in numpy's wheel (`blasint` is 64-bit; the
+/// CBLAS enums are C ints).
+type Sgemm = unsafe extern "C" fn(
+    i32,
+    i32,
+    i32,
+    i64,
+    i64,
+    i64,
+    f32,
+    *const f32,
+    i64,
+    *const f32,
+    i64,
+    f32,
+    *mut f32,
+    i64,
+);
+const CBLAS_ROW_MAJOR: i32 = 101;
+const CBLAS_NO_TRANS: i32 = 111;
+const CBLAS_TRANS: i32 = 112;
+
+/// numpy's OpenBLAS, loaded once by `--openblas`.
+struct OpenBlas {
+    sgemm: Sgemm,
+    _library: libloading::Library,
+}
+static OPENBLAS: OnceLock<OpenBlas> = OnceLock::new();
+
+/// Load numpy's `libscipy_openblas64_` (numpy >= 2 wheels), set its thread count,
+/// and describe it (core type, build config).
+fn load_openblas(path: &str, threads: usize) -> String {
+    use std::ffi::{c_char, c_int, CStr};
+    // SAFETY: a shared library of numpy's wheel; its initialisers only set up OpenBLAS.
+    let library = unsafe { libloading::Library::new(path) }
+        .unwrap_or_else(|e| panic!("--openblas {path}: {e}"));
+    let symbol = |name: &str| -> *const () {
+        // SAFETY: only the address is taken here; each is cast to its C signature below.
+        unsafe { library.get::<*const ()>(name.as_bytes()) }
+            .map(|s| *s)
+            .unwrap_or_else(|e| {
+                panic!("{path}: no {name} (numpy's scipy-openblas64 expected): {e}")
+            })
+    };
+    // SAFETY: the signatures of OpenBLAS's cblas.h and openblas_config.h (ILP64 build).
+    let (sgemm, set_threads, corename, config) = unsafe {
+        (
+            std::mem::transmute::<*const (), Sgemm>(symbol("scipy_cblas_sgemm64_")),
+            std::mem::transmute::<*const (), unsafe extern "C" fn(c_int)>(symbol(
+                "scipy_openblas_set_num_threads64_",
+            )),
+            std::mem::transmute::<*const (), unsafe extern "C" fn() -> *const c_char>(symbol(
+                "scipy_openblas_get_corename64_",
+            )),
+            std::mem::transmute::<*const (), unsafe extern "C" fn() -> *const c_char>(symbol(
+                "scipy_openblas_get_config64_",
+            )),
+        )
+    };
+    // SAFETY: plain calls into the loaded library; the strings are static in it.
+    let described = unsafe {
+        set_threads(threads as c_int);
+        format!(
+            "{} (core {})",
+            CStr::from_ptr(config()).to_string_lossy(),
+            CStr::from_ptr(corename()).to_string_lossy()
+        )
+    };
+    let blas = OpenBlas {
+        sgemm,
+        _library: library,
+    };
+    if OPENBLAS.set(blas).is_err() {
+        panic!("OpenBLAS loaded twice");
+    }
+    described
+}
+
+/// Keep every thread of the pool spinning for `pause`.
+fn busy(pause: Duration) {
+    if pause.is_zero() {
+        return;
+    }
+    let end = Instant::now() + pause;
+    rayon::broadcast(|_| {
+        while Instant::now() < end {
+            std::hint::spin_loop();
+        }
+    });
+}
+
+/// A CBLAS operand: (transpose flag, leading dimension) of a row- or column-major view.
+fn cblas_view(v: View) -> (i32, i64) {
+    if v.cs == 1 {
+        (CBLAS_NO_TRANS, v.rs as i64)
+    } else {
+        assert_eq!(v.rs, 1, "OpenBLAS needs one unit stride");
+        (CBLAS_TRANS, v.cs as i64)
+    }
+}
 
 #[derive(Clone, Copy)]
 struct View {
@@ -45,9 +156,15 @@ fn linear(model: &str, m: usize, n: usize, k: usize, what: &str) -> Shape {
         m,
         n,
         k,
-        a: View { rs: k as isize, cs: 1 },
+        a: View {
+            rs: k as isize,
+            cs: 1,
+        },
         // W (N, K) row-major read as W^T (K, N): element (kk, nn) at nn * K + kk.
-        b: View { rs: 1, cs: k as isize },
+        b: View {
+            rs: 1,
+            cs: k as isize,
+        },
         a_len: m * k,
         b_len: n * k,
         single_only: false,
@@ -83,8 +200,14 @@ fn shapes() -> Vec<Shape> {
         m: seq,
         n: seq,
         k: head,
-        a: View { rs: qkv_stride as isize, cs: 1 },
-        b: View { rs: 1, cs: qkv_stride as isize },
+        a: View {
+            rs: qkv_stride as isize,
+            cs: 1,
+        },
+        b: View {
+            rs: 1,
+            cs: qkv_stride as isize,
+        },
         a_len: seq * qkv_stride,
         b_len: seq * qkv_stride,
         single_only: true,
@@ -94,8 +217,14 @@ fn shapes() -> Vec<Shape> {
         m: seq,
         n: head,
         k: seq,
-        a: View { rs: seq as isize, cs: 1 },
-        b: View { rs: qkv_stride as isize, cs: 1 },
+        a: View {
+            rs: seq as isize,
+            cs: 1,
+        },
+        b: View {
+            rs: qkv_stride as isize,
+            cs: 1,
+        },
         a_len: seq * seq,
         b_len: seq * qkv_stride,
         single_only: true,
@@ -114,6 +243,8 @@ enum Lib {
     /// oxiformer's kernel (`rust/ops/banded.rs`): dense layers over the weight packed
     /// once in 16-column bands; attention packs K^T or V on every call, as the encoder does.
     Oxiformer,
+    /// numpy's sgemm: `cblas_sgemm` of the OpenBLAS in numpy's wheel (`--openblas`).
+    Numpy,
 }
 
 impl Lib {
@@ -124,6 +255,7 @@ impl Lib {
             Lib::Faer => "faer",
             Lib::GemmKn => "gemm-WT-contig",
             Lib::Oxiformer => "oxiformer",
+            Lib::Numpy => "numpy",
         }
     }
 }
@@ -133,19 +265,56 @@ fn run(lib: Lib, s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], threads: usize)
     let (m, n, k) = (s.m, s.n, s.k);
     // `GemmKn` gets `b` already transposed to (K, N) row-major.
     let s = &if lib == Lib::GemmKn {
-        Shape { b: View { rs: n as isize, cs: 1 }, ..s.clone() }
+        Shape {
+            b: View {
+                rs: n as isize,
+                cs: 1,
+            },
+            ..s.clone()
+        }
     } else {
         s.clone()
     };
     assert!(c.len() >= m * n);
     match lib {
+        Lib::Numpy => {
+            let blas = OPENBLAS.get().expect("--openblas");
+            let ((ta, lda), (tb, ldb)) = (cblas_view(s.a), cblas_view(s.b));
+            // SAFETY: the views are inside `a` and `b` (`check_views`), `c` holds
+            // (m, n) row-major; OpenBLAS reads and writes nothing else.
+            unsafe {
+                (blas.sgemm)(
+                    CBLAS_ROW_MAJOR,
+                    ta,
+                    tb,
+                    m as i64,
+                    n as i64,
+                    k as i64,
+                    1.0,
+                    a.as_ptr(),
+                    lda,
+                    b.as_ptr(),
+                    ldb,
+                    0.0,
+                    c.as_mut_ptr(),
+                    n as i64,
+                )
+            };
+        }
         Lib::Oxiformer if s.single_only => {
             // Attention: one thread, `b` raw; packed here (timed), as per head in the encoder.
             thread_local! {
                 static PACKED: std::cell::RefCell<Vec<f32>> = std::cell::RefCell::default();
             }
             PACKED.with_borrow_mut(|packed| {
-                _core::ops::banded::pack_bands_into(packed, b, k, n, s.b.rs as usize, s.b.cs as usize);
+                _core::ops::banded::pack_bands_into(
+                    packed,
+                    b,
+                    k,
+                    n,
+                    s.b.rs as usize,
+                    s.b.cs as usize,
+                );
                 // SAFETY: `c` holds (m, n) row-major, written by this call alone.
                 unsafe {
                     _core::ops::banded::banded_matmul_strided(
@@ -162,7 +331,15 @@ fn run(lib: Lib, s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], threads: usize)
         }
         Lib::Oxiformer => {
             // `b` is the packed bands; runs on rayon's global pool (built with `threads`).
-            _core::ops::banded::banded_matmul(a, b, c, m, k, n, _core::ops::banded::Epilogue::Overwrite);
+            _core::ops::banded::banded_matmul(
+                a,
+                b,
+                c,
+                m,
+                k,
+                n,
+                _core::ops::banded::Epilogue::Overwrite,
+            );
         }
         Lib::Gemm | Lib::GemmKn => {
             let par = if threads <= 1 {
@@ -307,6 +484,16 @@ fn main() {
     let min_ms: f64 = get("--min-ms").map_or(40.0, |v| v.parse().expect("--min-ms T"));
     let only = get("--only");
     let extra = args.iter().any(|a| a == "--extra");
+    let openblas = get("--openblas").map(|path| load_openblas(&path, threads));
+    let pause_ms: u64 = get("--pause-ms").map_or(
+        if openblas.is_some() && threads > 1 {
+            200
+        } else {
+            0
+        },
+        |v| v.parse().expect("--pause-ms P"),
+    );
+    let pause = Duration::from_millis(pause_ms);
 
     // matrixmultiply reads this once, on its first call.
     std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
@@ -321,12 +508,22 @@ fn main() {
         std::arch::is_x86_feature_detected!("avx512f"),
         cfg!(feature = "x86-v4"),
     );
+    if let Some(described) = &openblas {
+        eprintln!(
+            "numpy's OpenBLAS: {described}; OPENBLAS_CORETYPE={:?} OPENBLAS_L2_SIZE={:?}; pause {pause_ms} ms",
+            std::env::var("OPENBLAS_CORETYPE").ok(),
+            std::env::var("OPENBLAS_L2_SIZE").ok(),
+        );
+    }
 
-    let all_libs: Vec<Lib> = if extra {
+    let mut all_libs: Vec<Lib> = if extra {
         vec![Lib::Gemm, Lib::GemmKn, Lib::Faer]
     } else {
         vec![Lib::Gemm, Lib::MatrixMultiply, Lib::Faer, Lib::Oxiformer]
     };
+    if openblas.is_some() {
+        all_libs.insert(0, Lib::Numpy);
+    }
     println!("lib\tshape\tthreads\tm\tn\tk\tmin_s\tmedian_s\tgflops_best\tgflops_median\thash\trel_err\tsame_bits_1t");
     for s in shapes() {
         if let Some(pat) = &only {
@@ -375,6 +572,7 @@ fn main() {
             run(lib, &s, &a, b_for(lib), &mut c[li], threads);
             let dt = t0.elapsed().as_secs_f64().max(1e-7);
             iters[li] = ((min_ms / 1e3 / dt).ceil() as usize).clamp(1, 1_000_000);
+            busy(pause);
         }
         // Round-robin: rep r runs the libraries in a rotated order, so drift in
         // machine load hits every library alike.
@@ -385,25 +583,36 @@ fn main() {
                 let t0 = Instant::now();
                 for _ in 0..iters[li] {
                     let lib = libs[li];
-                    run(lib, &s, black_box(&a), black_box(b_for(lib)), &mut c[li], threads);
+                    run(
+                        lib,
+                        &s,
+                        black_box(&a),
+                        black_box(b_for(lib)),
+                        &mut c[li],
+                        threads,
+                    );
                 }
                 black_box(&c[li]);
                 samples[li].push(t0.elapsed().as_secs_f64() / iters[li] as f64);
+                busy(pause);
             }
         }
         for (li, &lib) in libs.iter().enumerate() {
             let best = samples[li].iter().cloned().fold(f64::INFINITY, f64::min);
             let med = median(&mut samples[li]);
             let err = sampled_error(&s, &a, &b, &c[li]); // against the (N, K) weight
-            // Bitwise: the same call on one thread (gemm, faer pick it per call;
-            // matrixmultiply is compared across processes through `hash`).
+                                                         // Bitwise: the same call on one thread (gemm, faer pick it per call;
+                                                         // matrixmultiply is compared across processes through `hash`).
             let same = match lib {
-                Lib::MatrixMultiply => "-".to_string(),
+                Lib::MatrixMultiply | Lib::Numpy => "-".to_string(),
                 _ if threads == 1 => "-".to_string(),
                 _ => {
                     let mut c1 = vec![0.0f32; s.m * s.n];
                     run(lib, &s, &a, b_for(lib), &mut c1, 1);
-                    (c1.iter().zip(&c[li]).all(|(x, y)| x.to_bits() == y.to_bits())).to_string()
+                    (c1.iter()
+                        .zip(&c[li])
+                        .all(|(x, y)| x.to_bits() == y.to_bits()))
+                    .to_string()
                 }
             };
             println!(
