@@ -12,7 +12,7 @@ reps="${1:-1}"
 out="${RESULTS_DIR:-$here/results}"
 mkdir -p "$out"
 openblas="$(python -c 'import glob, os, numpy
-print(*sorted(glob.glob(os.path.dirname(numpy.__file__) + ".libs/libscipy_openblas*.so*")))' | cut -d' ' -f1)"
+print(min(glob.glob(os.path.dirname(numpy.__file__) + ".libs/libscipy_openblas*.so*"), default=""))')"
 if [ -z "$openblas" ]; then
   echo "numpy's OpenBLAS (numpy.libs/libscipy_openblas*.so, numpy >= 2 wheels) not found" >&2
   exit 1
