@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use crate::ops::banded::{banded_matmul_strided, pack_bands_into, prefetch_l2, Epilogue, BAND};
+use crate::ops::matmul::{matmul_strided, pack_panels_into, prefetch_l2, Epilogue, PANEL};
 use crate::ops::scaled_softmax_row;
 
 /// Sizes shared by every sequence of one attention call.
@@ -133,7 +133,7 @@ unsafe fn attend_one(
     let stride = 3 * hidden;
     let base = span.start * stride + head * head_size;
     // K^T: element (x, j) is key j's x-th value; V: element (j, x).
-    pack_bands_into(
+    pack_panels_into(
         &mut scratch.keys_t,
         &qkv[base + hidden..],
         head_size,
@@ -141,7 +141,7 @@ unsafe fn attend_one(
         1,
         stride,
     );
-    pack_bands_into(
+    pack_panels_into(
         &mut scratch.values,
         &qkv[base + 2 * hidden..],
         keys,
@@ -150,7 +150,7 @@ unsafe fn attend_one(
         1,
     );
     // Whole bands of keys (the padding keys are zeros, their scores unused).
-    let width = keys.next_multiple_of(BAND);
+    let width = keys.next_multiple_of(PANEL);
     scratch.scores.resize(len * width, 0.0);
     let scores = &mut scratch.scores[..len * width];
     // SAFETY (both products): `scores` is this task's own buffer; the context
@@ -158,7 +158,7 @@ unsafe fn attend_one(
     // caller's contract).
     unsafe {
         // (T, keys) = Q K^T
-        banded_matmul_strided(
+        matmul_strided(
             &qkv[base..],
             stride,
             &scratch.keys_t,
@@ -176,7 +176,7 @@ unsafe fn attend_one(
     // SAFETY: as above.
     unsafe {
         // (T, d) = P V
-        banded_matmul_strided(
+        matmul_strided(
             scores,
             width,
             &scratch.values,

@@ -17,17 +17,9 @@ pub const MAX_LAYERS: usize = 10_000;
 /// Largest sinusoidal position table computed at load time (1 GiB of f32).
 pub const MAX_SINUSOIDAL_VALUES: usize = 1 << 28;
 
-/// The feed-forward activation (`hidden_act`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    /// `gelu`: x * Phi(x), with the exact erf.
-    GeluErf,
-    /// `gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`: the tanh approximation.
-    GeluTanh,
-    /// `relu`.
-    Relu,
-}
+pub use crate::ops::Activation;
 
+/// Hugging Face's names of the activations (`hidden_act`).
 impl Activation {
     /// The canonical name, as [`EncoderConfig::to_json`] writes it.
     pub fn name(self) -> &'static str {

@@ -1,10 +1,10 @@
 //! A dense layer of either precision: float32 ([`Linear`]) or int8
 //! ([`QuantLinear`]), chosen per layer at load.
 
-use crate::config::Activation;
 use crate::error::Result;
 use crate::linear::Linear;
 use crate::ops::quantize::QuantizedRows;
+use crate::ops::Activation;
 use crate::qlinear::QuantLinear;
 use crate::weights::TensorMap;
 

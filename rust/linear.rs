@@ -1,15 +1,15 @@
 //! A dense layer `y = x W^T + b` with the weight in HF layout `(out, in)`.
 
-use crate::config::Activation;
 use crate::error::Result;
-use crate::ops::banded::{banded_matmul, pack_bands, Epilogue};
+use crate::ops::matmul::{matmul, pack_panels, Epilogue};
+use crate::ops::Activation;
 use crate::weights::TensorMap;
 
 #[derive(Debug, Clone)]
 pub struct Linear {
-    /// W^T (in, out) packed in bands of 16 columns (`ops::banded`), once at load;
+    /// W^T (in, out) packed in bands of 16 columns (`ops::matmul`), once at load;
     /// the only copy of the weight.
-    weight_bands: Vec<f32>,
+    weight_panels: Vec<f32>,
     /// (out)
     bias: Vec<f32>,
     in_features: usize,
@@ -51,9 +51,9 @@ impl Linear {
                 weight_t[col * out_features + row] = value;
             }
         }
-        let weight_bands = pack_bands(&weight_t, in_features, out_features);
+        let weight_panels = pack_panels(&weight_t, in_features, out_features);
         Ok(Linear {
-            weight_bands,
+            weight_panels,
             bias,
             in_features,
             out_features,
@@ -79,6 +79,6 @@ impl Linear {
     ) {
         let (k, n) = (self.in_features, self.out_features);
         let epilogue = Epilogue::Bias(&self.bias, activation);
-        banded_matmul(input, &self.weight_bands, out, rows, k, n, epilogue);
+        matmul(input, &self.weight_panels, out, rows, k, n, epilogue);
     }
 }

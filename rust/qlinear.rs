@@ -7,10 +7,11 @@
 //! with the weights' precomputed column sums:
 //! `sum_k (q_k - zp) w_k = sum_k q_k w_k - zp sum_k w_k`.
 
-use crate::config::Activation;
 use crate::error::{Error, Result};
-use crate::ops::qgemm::{int8_matmul, Epilogue, PackedWeights};
-use crate::ops::quantize::{quantize_rows, QuantizedRows, MAX_ACTIVATION_BITS};
+use crate::ops::qmatmul::{qmatmul, Epilogue, PackedWeights};
+pub use crate::ops::quantize::MAX_ACTIVATION_BITS;
+use crate::ops::quantize::{quantize_rows, QuantizedRows};
+use crate::ops::Activation;
 use crate::weights::TensorMap;
 
 /// Largest magnitude of a symmetric int8 weight.
@@ -115,7 +116,7 @@ impl QuantLinear {
             bias: &self.bias,
             activation,
         };
-        int8_matmul(&scratch.values, rows, &self.weights, epilogue, out);
+        qmatmul(&scratch.values, rows, &self.weights, epilogue, out);
     }
 }
 

@@ -3,9 +3,17 @@
 
 use rayon::prelude::*;
 
-use crate::config::Activation;
-
 use super::vecmath::{self, dispatch};
+
+/// A feed-forward activation, applied elementwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// x * Phi(x), with the exact erf.
+    GeluErf,
+    /// The tanh approximation of GELU.
+    GeluTanh,
+    Relu,
+}
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;

@@ -2,14 +2,14 @@
 //! with a naive twin in its tests.
 
 pub mod activation;
-pub mod banded;
 pub mod layernorm;
-pub mod qgemm;
+pub mod matmul;
+pub mod qmatmul;
 pub mod quantize;
 pub mod softmax;
 pub mod vecmath;
 
-pub use activation::{apply_activation, gelu_erf, gelu_tanh, relu};
+pub use activation::{apply_activation, gelu_erf, gelu_tanh, relu, Activation};
 pub use layernorm::{add_layer_norm, layer_norm};
 pub use softmax::scaled_softmax_row;
 

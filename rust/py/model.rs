@@ -15,7 +15,7 @@ use crate::bert::{expected_tensors as encoder_tensors, Encoder, EncoderOutput};
 use crate::config::{EncoderConfig, MAX_SINUSOIDAL_VALUES};
 use crate::embeddings::sinusoidal_table;
 use crate::error::Error;
-use crate::ops::quantize::MAX_ACTIVATION_BITS;
+use crate::qlinear::MAX_ACTIVATION_BITS;
 use crate::quantization::{Quantization, QUANTIZABLE};
 use crate::weights::{Tensor, TensorMap};
 

@@ -1,6 +1,6 @@
 //! Single-precision GEMM crates on oxiformer's shapes: `gemm` (candle's kernel),
 //! `matrixmultiply` and `faer`, oxiformer's own dense-layer kernel
-//! (`rust/ops/banded.rs`, weights packed once), and numpy's sgemm (the OpenBLAS
+//! (`rust/ops/matmul.rs`, weights packed once), and numpy's sgemm (the OpenBLAS
 //! library in numpy's wheel, loaded at run time with `--openblas PATH`: the
 //! `cblas_sgemm` that `numpy.matmul` calls on these operands), side by side in one
 //! process, round-robin.
@@ -240,7 +240,7 @@ enum Lib {
     /// `gemm` with the weight transposed once at load time: `W^T (K, N)` row-major
     /// (`--extra`, linear shapes only).
     GemmKn,
-    /// oxiformer's kernel (`rust/ops/banded.rs`): dense layers over the weight packed
+    /// oxiformer's kernel (`rust/ops/matmul.rs`): dense layers over the weight packed
     /// once in 16-column bands; attention packs K^T or V on every call, as the encoder does.
     Oxiformer,
     /// numpy's sgemm: `cblas_sgemm` of the OpenBLAS in numpy's wheel (`--openblas`).
@@ -307,7 +307,7 @@ fn run(lib: Lib, s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], threads: usize)
                 static PACKED: std::cell::RefCell<Vec<f32>> = std::cell::RefCell::default();
             }
             PACKED.with_borrow_mut(|packed| {
-                _core::ops::banded::pack_bands_into(
+                _core::ops::matmul::pack_panels_into(
                     packed,
                     b,
                     k,
@@ -317,28 +317,28 @@ fn run(lib: Lib, s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], threads: usize)
                 );
                 // SAFETY: `c` holds (m, n) row-major, written by this call alone.
                 unsafe {
-                    _core::ops::banded::banded_matmul_strided(
+                    _core::ops::matmul::matmul_strided(
                         a,
                         s.a.rs as usize,
                         packed,
                         c.as_mut_ptr(),
                         n,
                         (m, k, n),
-                        _core::ops::banded::Epilogue::Overwrite,
+                        _core::ops::matmul::Epilogue::Overwrite,
                     )
                 };
             });
         }
         Lib::Oxiformer => {
             // `b` is the packed bands; runs on rayon's global pool (built with `threads`).
-            _core::ops::banded::banded_matmul(
+            _core::ops::matmul::matmul(
                 a,
                 b,
                 c,
                 m,
                 k,
                 n,
-                _core::ops::banded::Epilogue::Overwrite,
+                _core::ops::matmul::Epilogue::Overwrite,
             );
         }
         Lib::Gemm | Lib::GemmKn => {
@@ -552,7 +552,7 @@ fn main() {
             Vec::new()
         };
         let bands: Vec<f32> = if packs {
-            _core::ops::banded::pack_bands(&bt, s.k, s.n)
+            _core::ops::matmul::pack_panels(&bt, s.k, s.n)
         } else {
             Vec::new()
         };

@@ -22,8 +22,7 @@
 
 use rayon::prelude::*;
 
-use super::activation::activate;
-use crate::config::Activation;
+use super::activation::{activate, Activation};
 
 /// Output channels per band (two AVX2 registers of i32).
 pub const BAND: usize = 16;
@@ -34,7 +33,7 @@ const BLOCK_ROWS: usize = 48;
 /// Bands per task for large `m` (16 x 384 pairs x 32 bytes: 192 KB in L2).
 const CHUNK_BANDS: usize = 16;
 
-/// int8 weights `(n, k)` repacked for [`int8_matmul`].
+/// int8 weights `(n, k)` repacked for [`qmatmul`].
 #[derive(Debug, Clone)]
 pub struct PackedWeights {
     data: Vec<i8>,
@@ -84,14 +83,14 @@ pub struct Epilogue<'a> {
 /// The output `(m, n)` row-major, shared by tasks that write disjoint tiles.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
-// SAFETY: every tile writes its own (rows, band) block, see `int8_matmul`.
+// SAFETY: every tile writes its own (rows, band) block, see `qmatmul`.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 /// `out (m, n) = dequantize(a (m, k_padded) @ w^T)`: `a` u16 activations with row stride
 /// `k_padded` (as `QuantizedRows`), the packed weights, the epilogue's per-row and
 /// per-column terms.
-pub fn int8_matmul(
+pub fn qmatmul(
     a: &[u16],
     m: usize,
     weights: &PackedWeights,
@@ -127,11 +126,11 @@ fn matmul_with(
     let out = OutPtr(out.as_mut_ptr());
     // Several blocks: a task is (block, chunk of bands), walked row tile by row
     // tile across the chunk, so output rows are written in runs of lines (as
-    // `banded_matmul`'s: int8 32x128 15-19% faster than a band per task, best
+    // `matmul`'s: int8 32x128 15-19% faster than a band per task, best
     // times in one process). One block: a band per task, enough for every thread.
     let chunk = if blocks > 1 { CHUNK_BANDS } else { 1 };
     let chunks = bands.div_ceil(chunk);
-    // One task per job, as `banded_matmul`'s (in-process A/B against rayon's
+    // One task per job, as `matmul`'s (in-process A/B against rayon's
     // default splitting: int8 32x128 4%, 24x32 7% faster, medians).
     (0..blocks * chunks)
         .into_par_iter()

@@ -2,7 +2,7 @@
 //! layer's product.
 //!
 //! `out (m, n) (+)= a (m, k) @ b (k, n)` with `b` (the Linear weight, transposed)
-//! packed once at load by [`pack_bands`]: band `j` is `k` rows of 16 contiguous
+//! packed once at load by [`pack_panels`]: band `j` is `k` rows of 16 contiguous
 //! values, so a pass over it reads memory linearly. A micro tile keeps 6 rows x
 //! 16 columns of sums in registers while it walks down a depth slice of a band.
 //!
@@ -24,11 +24,10 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::activation::activate;
-use crate::config::Activation;
+use super::activation::{activate, Activation};
 
 /// Output columns per task (two AVX2 registers).
-pub const BAND: usize = 16;
+pub const PANEL: usize = 16;
 /// Rows of `a` per pass over a band.
 const ROWS: usize = 6;
 /// Depth steps per pass of the AVX2 tile's loop. Measured in one process
@@ -78,7 +77,7 @@ fn slice_depth(k: usize) -> usize {
 /// A raw output pointer shared by tasks that write disjoint tiles.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint elements (distinct tiles), see `banded_matmul`.
+// SAFETY: tasks write disjoint elements (distinct tiles), see `matmul`.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
@@ -153,11 +152,11 @@ impl<'a> Problem<'a> {
             lda >= k
                 && ldo >= n
                 && (m == 0 || a.len() >= (m - 1) * lda + k)
-                && b.len() >= k * n.div_ceil(BAND) * BAND,
-            "banded_matmul sizes"
+                && b.len() >= k * n.div_ceil(PANEL) * PANEL,
+            "matmul sizes"
         );
         if let Epilogue::Bias(bias, _) = epilogue {
-            assert!(bias.len() >= n, "banded_matmul bias size");
+            assert!(bias.len() >= n, "matmul bias size");
         }
         Problem {
             a,
@@ -237,7 +236,7 @@ impl<'a> Problem<'a> {
     /// Offset in `b` and length of the slice of `band` from depth `start`.
     fn slice_at(&self, start: usize, band: usize) -> (usize, usize) {
         let depth = self.depth.min(self.k - start);
-        (band * self.k * BAND + start * BAND, depth * BAND)
+        (band * self.k * PANEL + start * PANEL, depth * PANEL)
     }
 
     /// Rows `first..first + count` by one depth slice of one band; `next` (a
@@ -250,10 +249,10 @@ impl<'a> Problem<'a> {
         start: usize,
         next: Option<(usize, usize)>,
     ) {
-        let col = band * BAND;
-        let width = BAND.min(self.n - col);
+        let col = band * PANEL;
+        let width = PANEL.min(self.n - col);
         let (offset, len) = self.slice_at(start, band);
-        let depth = len / BAND;
+        let depth = len / PANEL;
         let base = match self.epilogue {
             _ if start > 0 => Base::Out,
             Epilogue::Overwrite => Base::Zero,
@@ -273,10 +272,10 @@ impl<'a> Problem<'a> {
             // spread evenly over its own steps (in a burst, for the portable
             // tile): bursts overflow the queue of misses (1x16: 30% slower).
             let prefetch = next.map_or(&[][..], |next| {
-                let lines = next.len() / BAND;
+                let lines = next.len() / PANEL;
                 let share = lines.div_ceil(tiles);
                 let first = (tile * share).min(lines);
-                &next[first * BAND..(first + share).min(lines) * BAND]
+                &next[first * PANEL..(first + share).min(lines) * PANEL]
             });
             let tile = Tile {
                 row,
@@ -291,7 +290,7 @@ impl<'a> Problem<'a> {
             if self.avx2 {
                 // SAFETY: the CPU has AVX2 and FMA; the tile is inside `a`, `b`
                 // (zero-padded to whole bands) and `out` (sizes checked by
-                // `banded_matmul`), and belongs to this task alone.
+                // `matmul`), and belongs to this task alone.
                 unsafe { self.tile_avx2(rows, tile, width, prefetch) };
                 continue;
             }
@@ -310,9 +309,9 @@ impl<'a> Problem<'a> {
             ..
         } = tile;
         let lda = self.lda;
-        let band = &self.b[offset..][..depth * BAND];
-        let mut acc = [[0.0f32; BAND]; ROWS];
-        for (d, b_row) in band.chunks_exact(BAND).enumerate() {
+        let band = &self.b[offset..][..depth * PANEL];
+        let mut acc = [[0.0f32; PANEL]; ROWS];
+        for (d, b_row) in band.chunks_exact(PANEL).enumerate() {
             for (r, acc_row) in acc.iter_mut().enumerate().take(rows) {
                 let a_value = self.a[(row + r) * lda + start + d];
                 for (sum, &b_value) in acc_row.iter_mut().zip(b_row) {
@@ -326,7 +325,7 @@ impl<'a> Problem<'a> {
     /// Write the sums of a tile's rows (their first `width` columns) as the
     /// epilogue says: the portable tile's stores, and the AVX2 tile's on a
     /// partial band.
-    fn finish(&self, sums: &[[f32; BAND]], tile: Tile, width: usize) {
+    fn finish(&self, sums: &[[f32; PANEL]], tile: Tile, width: usize) {
         let Tile {
             row,
             col,
@@ -385,7 +384,7 @@ impl<'a> Problem<'a> {
 #[inline]
 pub fn prefetch_l2(slice: &[f32]) {
     #[cfg(target_arch = "x86_64")]
-    for line in slice.chunks_exact(BAND) {
+    for line in slice.chunks_exact(PANEL) {
         // SAFETY: a prefetch only hints the cache; the address is inside `slice`.
         unsafe {
             std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
@@ -444,32 +443,32 @@ unsafe fn tile_avx2<const R: usize>(
         };
         // The lines of the next slice, spread evenly over the steps: a group
         // of `UNROLL` steps earns `UNROLL * lines` credit, a line costs `depth`.
-        let lines = (prefetch.len() / BAND).min(depth);
+        let lines = (prefetch.len() / PANEL).min(depth);
         let (mut line, mut credit) = (0, 0);
         let mut d = 0;
         while d + UNROLL <= depth {
             credit += UNROLL * lines;
             while credit >= depth {
                 credit -= depth;
-                _mm_prefetch::<_MM_HINT_T1>(prefetch.as_ptr().add(line * BAND) as *const i8);
+                _mm_prefetch::<_MM_HINT_T1>(prefetch.as_ptr().add(line * PANEL) as *const i8);
                 line += 1;
             }
             for u in 0..UNROLL {
-                step(&mut acc, b_ptr.add(u * BAND), d + u);
+                step(&mut acc, b_ptr.add(u * PANEL), d + u);
             }
-            b_ptr = b_ptr.add(UNROLL * BAND);
+            b_ptr = b_ptr.add(UNROLL * PANEL);
             d += UNROLL;
         }
         while d < depth {
             step(&mut acc, b_ptr, d);
-            b_ptr = b_ptr.add(BAND);
+            b_ptr = b_ptr.add(PANEL);
             d += 1;
         }
         for line in line..lines {
-            _mm_prefetch::<_MM_HINT_T1>(prefetch.as_ptr().add(line * BAND) as *const i8);
+            _mm_prefetch::<_MM_HINT_T1>(prefetch.as_ptr().add(line * PANEL) as *const i8);
         }
-        if width < BAND {
-            let mut sums = [[0.0f32; BAND]; R];
+        if width < PANEL {
+            let mut sums = [[0.0f32; PANEL]; R];
             for (spilled, [lo, hi]) in sums.iter_mut().zip(acc) {
                 _mm256_storeu_ps(spilled.as_mut_ptr(), lo);
                 _mm256_storeu_ps(spilled.as_mut_ptr().add(8), hi);
@@ -479,7 +478,7 @@ unsafe fn tile_avx2<const R: usize>(
         }
         let bias = match base {
             Base::Bias => {
-                let bias = problem.bias()[col..col + BAND].as_ptr();
+                let bias = problem.bias()[col..col + PANEL].as_ptr();
                 [_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8))]
             }
             _ => [_mm256_setzero_ps(); 2],
@@ -505,7 +504,7 @@ unsafe fn tile_avx2<const R: usize>(
         if let Some(activation) = activation {
             for r in 0..R {
                 let slot = problem.out.0.add((row + r) * ldo + col);
-                activate(std::slice::from_raw_parts_mut(slot, BAND), activation);
+                activate(std::slice::from_raw_parts_mut(slot, PANEL), activation);
             }
         }
     }
@@ -513,18 +512,18 @@ unsafe fn tile_avx2<const R: usize>(
 
 /// `b (k, n)` row-major repacked as bands of 16 columns, each band `k` rows of
 /// 16 contiguous values (the last band zero-padded): streamed linearly by
-/// [`banded_matmul`].
-pub fn pack_bands(b: &[f32], k: usize, n: usize) -> Vec<f32> {
+/// [`matmul`].
+pub fn pack_panels(b: &[f32], k: usize, n: usize) -> Vec<f32> {
     let mut packed = Vec::new();
-    pack_bands_into(&mut packed, b, k, n, n, 1);
+    pack_panels_into(&mut packed, b, k, n, n, 1);
     packed
 }
 
-/// [`pack_bands`] of the `(k, n)` matrix whose element `(d, c)` is
+/// [`pack_panels`] of the `(k, n)` matrix whose element `(d, c)` is
 /// `b[d * row_stride + c * col_stride]`, into `packed` (reused): attention
 /// packs a head's values this way, and its keys transposed. Row by row, so a
 /// transposed band reads its 16 keys at once (their misses overlap).
-pub fn pack_bands_into(
+pub fn pack_panels_into(
     packed: &mut Vec<f32>,
     b: &[f32],
     k: usize,
@@ -532,17 +531,17 @@ pub fn pack_bands_into(
     row_stride: usize,
     col_stride: usize,
 ) {
-    let bands = n.div_ceil(BAND);
+    let bands = n.div_ceil(PANEL);
     // Every element is written below (padding columns with zeros).
-    packed.resize(bands * k * BAND, 0.0);
-    for (band, chunk) in packed.chunks_exact_mut((k * BAND).max(1)).enumerate() {
-        let col = band * BAND;
-        let width = BAND.min(n - col);
-        for (depth, row) in chunk.chunks_exact_mut(BAND).enumerate() {
+    packed.resize(bands * k * PANEL, 0.0);
+    for (band, chunk) in packed.chunks_exact_mut((k * PANEL).max(1)).enumerate() {
+        let col = band * PANEL;
+        let width = PANEL.min(n - col);
+        for (depth, row) in chunk.chunks_exact_mut(PANEL).enumerate() {
             let first = depth * row_stride + col * col_stride;
-            if col_stride == 1 && width == BAND {
+            if col_stride == 1 && width == PANEL {
                 // A copy of constant length: vector moves, not a call to memcpy.
-                row.copy_from_slice(&b[first..first + BAND]);
+                row.copy_from_slice(&b[first..first + PANEL]);
                 continue;
             }
             for (c, slot) in row.iter_mut().enumerate() {
@@ -557,8 +556,8 @@ pub fn pack_bands_into(
 }
 
 /// `out (m, n) = a (m, k) @ b (k, n)`, finished by `epilogue`, with
-/// `b` packed by [`pack_bands`]. Bands of columns run in parallel on the pool.
-pub fn banded_matmul(
+/// `b` packed by [`pack_panels`]. Bands of columns run in parallel on the pool.
+pub fn matmul(
     a: &[f32],
     b: &[f32],
     out: &mut [f32],
@@ -567,13 +566,13 @@ pub fn banded_matmul(
     n: usize,
     epilogue: Epilogue<'_>,
 ) {
-    assert!(out.len() >= m * n, "banded_matmul output size");
+    assert!(out.len() >= m * n, "matmul output size");
     let out = OutPtr(out.as_mut_ptr());
     let problem = Problem::new(a, k, b, out, n, (m, k, n), epilogue);
     if m == 0 || n == 0 {
         return;
     }
-    let bands = n.div_ceil(BAND);
+    let bands = n.div_ceil(PANEL);
     // Blocks of rows, each split into groups of bands when there are too few
     // blocks to keep every thread busy (few rows: the latency path).
     // 8 tasks a thread: small enough to even out a thread that falls behind
@@ -612,7 +611,7 @@ fn has_avx2() -> bool {
     false
 }
 
-/// [`banded_matmul`] on the calling thread alone, with row strides:
+/// [`matmul`] on the calling thread alone, with row strides:
 /// `out[i * ldo + j] = a[i * lda ..][..k] . column j of b` for `i < m`, `j < n`,
 /// finished by `epilogue`. For the small products of attention (one head of one
 /// sequence per task), which write their columns of rows shared with other tasks.
@@ -620,7 +619,7 @@ fn has_avx2() -> bool {
 /// # Safety
 /// `out` is valid for writes at `i * ldo + j` for every `i < m`, `j < n`, and no
 /// other thread reads or writes those elements during the call.
-pub unsafe fn banded_matmul_strided(
+pub unsafe fn matmul_strided(
     a: &[f32],
     lda: usize,
     b: &[f32],
@@ -633,7 +632,7 @@ pub unsafe fn banded_matmul_strided(
     if m == 0 || n == 0 {
         return;
     }
-    problem.run(0, m, 0..n.div_ceil(BAND), Order::Bands);
+    problem.run(0, m, 0..n.div_ceil(PANEL), Order::Bands);
 }
 
 #[cfg(test)]
@@ -677,9 +676,9 @@ mod tests {
             let a = filled(m * k, 37, 101);
             let b = filled(k * n, 53, 97);
             let mut out = vec![0.5f32; m * n];
-            banded_matmul(
+            matmul(
                 &a,
-                &pack_bands(&b, k, n),
+                &pack_panels(&b, k, n),
                 &mut out,
                 m,
                 k,
@@ -694,7 +693,7 @@ mod tests {
                 }
             }
         }
-        println!("banded_matmul max relative diff {worst:e}");
+        println!("matmul max relative diff {worst:e}");
         assert!(worst < 1e-5);
     }
 
@@ -706,7 +705,7 @@ mod tests {
         let a = filled(m * k, 37, 101);
         let b = filled(k * n, 53, 97);
         let bias: Vec<f32> = (0..n).map(|j| j as f32 / 10.0 - 2.0).collect();
-        let packed = pack_bands(&b, k, n);
+        let packed = pack_panels(&b, k, n);
         let relu = Some(Activation::Relu);
         let mut worst = 0.0f32;
         for epilogue in [
@@ -719,7 +718,7 @@ mod tests {
                 let out_ptr = OutPtr(out.as_mut_ptr());
                 let mut problem = Problem::new(&a, k, &packed, out_ptr, n, (m, k, n), epilogue);
                 problem.avx2 = false;
-                problem.run(0, m, 0..n.div_ceil(BAND), order);
+                problem.run(0, m, 0..n.div_ceil(PANEL), order);
                 for i in 0..m {
                     for j in 0..n {
                         let dot = naive(&a, &b, (i, j), k, n);
@@ -747,13 +746,13 @@ mod tests {
         for (m, k, n) in [(200, 1000, 40), (1600, 64, 600)] {
             let a = filled(m * k, 31, 89);
             let b = filled(k * n, 17, 83);
-            let packed = pack_bands(&b, k, n);
+            let packed = pack_panels(&b, k, n);
             let mut all = vec![0.0f32; m * n];
-            banded_matmul(&a, &packed, &mut all, m, k, n, Epilogue::Overwrite);
+            matmul(&a, &packed, &mut all, m, k, n, Epilogue::Overwrite);
             for (first, count) in [(0, 1), (5, 7), (150, 50), (193, 3), (m - 130, 130)] {
                 let mut part = vec![0.0f32; count * n];
                 let rows = &a[first * k..(first + count) * k];
-                banded_matmul(rows, &packed, &mut part, count, k, n, Epilogue::Overwrite);
+                matmul(rows, &packed, &mut part, count, k, n, Epilogue::Overwrite);
                 assert_eq!(part, all[first * n..(first + count) * n], "{m}x{k}x{n}");
             }
         }
@@ -768,13 +767,13 @@ mod tests {
         let a = filled(m * k, 7, 61);
         let b = filled(k * n, 11, 59);
         let bias: Vec<f32> = (0..n).map(|j| j as f32 / 10.0 - 2.0).collect();
-        let packed = pack_bands(&b, k, n);
+        let packed = pack_panels(&b, k, n);
         for activation in [Activation::GeluErf, Activation::GeluTanh, Activation::Relu] {
             let mut fused = vec![0.0f32; m * n];
             let epilogue = Epilogue::Bias(&bias, Some(activation));
-            banded_matmul(&a, &packed, &mut fused, m, k, n, epilogue);
+            matmul(&a, &packed, &mut fused, m, k, n, epilogue);
             let mut separate = vec![0.0f32; m * n];
-            banded_matmul(&a, &packed, &mut separate, m, k, n, Epilogue::Overwrite);
+            matmul(&a, &packed, &mut separate, m, k, n, Epilogue::Overwrite);
             crate::ops::apply_activation(&mut separate, &bias, activation);
             assert_eq!(fused, separate, "{activation:?}");
         }
@@ -796,10 +795,8 @@ mod tests {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
                 let mut out = vec![0.0f32; m * n];
                 if let Ok(pool) = pool {
-                    let packed = pack_bands(&b, k, n);
-                    pool.install(|| {
-                        banded_matmul(&a, &packed, &mut out, m, k, n, Epilogue::Overwrite)
-                    });
+                    let packed = pack_panels(&b, k, n);
+                    pool.install(|| matmul(&a, &packed, &mut out, m, k, n, Epilogue::Overwrite));
                 }
                 out
             };
