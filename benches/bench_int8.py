@@ -1,20 +1,19 @@
-"""oxiformer int8 against ONNX Runtime's dynamic int8 and against fp32, side by side in one run.
+"""How exact oxiformer int8 is, against fp32 and against ONNX Runtime's dynamic int8, and
+how large (its speed is timed by ``compare.py``, with the other engines).
 
-Engines, all on the same thread count: oxiformer fp32; oxiformer int8 (the default scheme:
-int8 per-channel weights, 12-bit per-token activations); oxiformer int8 with 8-bit
-activations (the plain u8 x s8 scheme); ONNX Runtime fp32 on ``../shared/fixtures/minilm/
+Engines: oxiformer fp32; oxiformer int8 (the default scheme: int8 per-channel weights, 8-bit
+per-token activations, 4 float32 outlier input channels per layer); oxiformer int8 without
+outlier channels (the plain u8 x s8 scheme); ONNX Runtime fp32 on ``../shared/fixtures/minilm/
 model.onnx`` and ``quantize_dynamic`` of it (per-channel and per-tensor int8 weights).
 
-Prints three markdown tables:
-- speed: MiniLM encoder 1x16, 1x128, 32x128 (best of interleaved rounds), ratios to ORT int8
-  per-channel and to oxiformer fp32 (> 1: oxiformer int8 is faster);
+Prints two markdown tables:
 - accuracy: min and mean cosine to fp32 per sentence (mean pooling, normalized) and per
   token, on the 36 golden texts (against PyTorch's fp32 output) and on ``--sentences`` real
   multilingual sentences (against oxiformer fp32, which equals the golden to 1e-5);
 - size: weights on disk, and peak RSS of a fresh process that loads the model and runs one
   32x128 batch.
 
-    python benches/bench_int8.py [--threads 2] [--sentences 1000] [--skip-speed]
+    python benches/bench_int8.py [--threads 2] [--sentences 1000]
 
 Needs: onnxruntime, onnx, tokenizers; the corpus packages of ``tests/corpus.py``.
 """
@@ -23,27 +22,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from compare import (
+from _common import (
     FIXTURES,
-    REPORT_PEAK,
-    best_times,
     hf_tokenizer,
+    machine_header,
     minilm_dir,
+    ort_int8_model,
     ort_pipeline,
     ort_session,
-    quantized_models,
+    peak_rss,
 )
 
 Array = Any
-PLAIN_BITS = 8
 
 
 def cosines(a: Array, b: Array) -> Array:
@@ -58,36 +54,12 @@ def encoders(threads: int) -> dict[str, Any]:
 
     oxiformer.set_num_threads(threads)
     fp32 = oxiformer.SentenceEncoder.from_pretrained()
-    plain = dict.fromkeys(QUANTIZABLE, PLAIN_BITS)
+    no_outliers = dict.fromkeys(QUANTIZABLE, 0)
     return {
         "oxiformer fp32": fp32,
         "oxiformer int8": fp32.quantize(),
-        "oxiformer int8, u8 activations": fp32.quantize(plain),
+        "oxiformer int8, no outlier channels": fp32.quantize(outlier_channels=no_outliers),
     }
-
-
-def speed_table(models: dict[str, Any], sessions: dict[str, Any]) -> list[str]:
-    rng = np.random.default_rng(0)
-    lines = [
-        "| work | " + " | ".join([*models, *sessions]) + " | int8 vs ORT int8 per-channel "
-        "| int8 vs our fp32 |",
-        "|---|" + "---|" * (len(models) + len(sessions) + 2),
-    ]
-    for batch, seq in ((1, 16), (1, 128), (32, 128)):
-        ids = rng.integers(1000, 30000, (batch, seq))
-        mask = np.ones_like(ids)
-        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        runs: dict[str, Callable[[], object]] = {
-            name: (lambda m=model, i=ids, k=mask: m.encoder(i, k)) for name, model in models.items()
-        }
-        runs.update({name: (lambda s=s, f=feed: s.run(None, f)) for name, s in sessions.items()})
-        times = best_times(runs, repeats=3 if batch > 1 else 30, rounds=5)
-        ours = times["oxiformer int8"]
-        cells = [f"{times[name] * 1e3:.1f} ms" for name in runs]
-        cells.append(f"**{times['ORT int8 per-channel'] / ours:.2f}x**")
-        cells.append(f"**{times['oxiformer fp32'] / ours:.2f}x**")
-        lines.append(f"| encoder {batch}x{seq} | " + " | ".join(cells) + " |")
-    return lines
 
 
 def accuracy_table(models: dict[str, Any], sessions: dict[str, Any], count: int) -> list[str]:
@@ -96,7 +68,7 @@ def accuracy_table(models: dict[str, Any], sessions: dict[str, Any], count: int)
     golden = dict(np.load(FIXTURES / "golden.npz"))
     golden_texts = json.loads((FIXTURES / "texts.json").read_text(encoding="utf-8"))
     sentences = multilingual.multilingual_sentences(count)
-    hf = hf_tokenizer()
+    hf = hf_tokenizer(minilm_dir())
     fp32 = models["oxiformer fp32"]
     mask = golden["attention_mask"]
     valid = mask.astype(bool)
@@ -169,19 +141,6 @@ s.run(None, {"input_ids": ids, "attention_mask": 1 + 0 * ids, "token_type_ids": 
 """
 
 
-def peak_rss(code: str, *args: str) -> float:
-    """Peak RSS (MiB) of a fresh process running ``code``."""
-    result = subprocess.run(
-        [sys.executable, "-c", code + REPORT_PEAK, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"peak RSS run failed: {result.stderr.strip()[-300:]}")
-    return float(result.stdout.split()[-1]) / 1024
-
-
 def size_table(ort_paths: dict[str, Path], threads: int, tmp: Path) -> list[str]:
     from oxiformer.convert import convert
 
@@ -205,18 +164,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sentences", type=int, default=1000)
-    parser.add_argument("--skip-speed", action="store_true", help="accuracy and size only")
     args = parser.parse_args()
 
     models = encoders(args.threads)
+    source = FIXTURES / "model.onnx"
+    ort_paths = {
+        "ORT int8 per-channel": ort_int8_model(source, per_channel=True),
+        "ORT int8 per-tensor": ort_int8_model(source, per_channel=False),
+    }
+    sessions = {"ORT fp32": ort_session(source, args.threads)}
+    sessions.update({name: ort_session(path, args.threads) for name, path in ort_paths.items()})
+    print(machine_header(args.threads) + "\n")
+    print("\n".join(accuracy_table(models, sessions, args.sentences)) + "\n")
     with tempfile.TemporaryDirectory() as tmp:
-        ort_paths = quantized_models(Path(tmp))
-        sessions = {"ORT fp32": ort_session(FIXTURES / "model.onnx", args.threads)}
-        sessions.update({name: ort_session(path, args.threads) for name, path in ort_paths.items()})
-        print(f"threads: {args.threads}\n")
-        if not args.skip_speed:
-            print("\n".join(speed_table(models, sessions)) + "\n")
-        print("\n".join(accuracy_table(models, sessions, args.sentences)) + "\n")
         print("\n".join(size_table(ort_paths, args.threads, Path(tmp))))
 
 

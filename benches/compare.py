@@ -1,19 +1,22 @@
-"""oxiformer against its peers, side by side in one run: one markdown table (and a PNG bar
-chart when matplotlib is installed).
+"""oxiformer against ONNX Runtime on MiniLM, fp32 and int8: the one script that times them.
 
-Peers, all on the same thread count: ONNX Runtime fp32 on ``../shared/fixtures/minilm/
-model.onnx``; ONNX Runtime dynamic int8 of it (``quantize_dynamic``, per-tensor and
-per-channel weights); HF ``tokenizers`` + ONNX Runtime as the complete text-to-embedding
-pipeline. Work: encoder batches 1x16, 1x128, 32x128; 1,000 real sentences of mixed length
-end to end (text in, normalized embeddings out, batch size 32); cold start (a fresh process
-that imports, loads the default model and embeds one sentence: wall time and peak RSS).
-Accuracy: min cosine similarity per token and per sentence against the fp32 golden
-(``golden.npz``, made with PyTorch + transformers).
+Engines (each in a process of its own, taking turns round by round; see ``_common.Turns``):
+oxiformer fp32 and int8 (``SentenceEncoder.from_pretrained(dtype="int8")``), ONNX Runtime fp32
+on ``../shared/fixtures/minilm/model.onnx`` and its ``quantize_dynamic`` int8 (per-channel
+weights). Work: encoder batches 1x16, 1x128, 32x128 of random ids, and ``--sentences`` real
+sentences of mixed length end to end (text in, normalized embeddings out, batches of 32; HF
+tokenizers feed ORT). Each cell is the median over ``--rounds`` rounds of each round's best
+call; ratios are peer time / oxiformer time (> 1: oxiformer is faster).
 
-    python benches/compare.py [--threads 2] [--sentences 1000] [--png compare.png]
+Also (unless ``--speed-only``): min cosine to the fp32 golden per token and per sentence
+(PyTorch's output in ``golden.npz``), and cold start (a fresh process that imports, loads and
+embeds one sentence: wall time, peak RSS).
 
-Needs: onnxruntime, onnx (for quantization), tokenizers; the corpus packages of
-``tests/corpus.py`` for the real sentences.
+    python benches/compare.py [--threads 2] [--rounds 5] [--sentences 1000]
+    python benches/compare.py --engines ox-fp32 --simd avx2,avx512     # paths side by side
+    python benches/compare.py --baseline /path/to/venv/bin/python        # two builds, A/B
+
+Needs onnxruntime, onnx and tokenizers, and the corpus packages of ``tests/corpus.py``.
 """
 
 from __future__ import annotations
@@ -24,138 +27,146 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import (
+    FIXTURES,
+    REPORT_PEAK,
+    Engine,
+    Turns,
+    hf_tokenizer,
+    machine_header,
+    minilm_dir,
+    ort_int8_model,
+    ort_pipeline,
+    ort_session,
+    real_sentences,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "minilm"
-sys.path.insert(0, str(ROOT / "tests"))
-
-Array = Any
-Row = dict[str, Any]
-
-
-def minilm_dir() -> Path:
-    from oxiformer.pretrained import default_model_dir
-
-    return default_model_dir()
-
-
-def best_time(
-    run: Callable[[], object],
-    repeats: int,
-    rounds: int = 5,
-    clock: Callable[[], float] = time.perf_counter,
-) -> float:
-    """Best mean time per call over ``rounds`` rounds of ``repeats`` calls (after one
-    warm-up), by ``clock`` (wall time by default; ``time.process_time`` for CPU time)."""
-    run()
-    best = float("inf")
-    for _ in range(rounds):
-        start = clock()
-        for _ in range(repeats):
-            run()
-        best = min(best, (clock() - start) / repeats)
-    return best
+ENGINES = ("ox-fp32", "ox-int8", "ort-fp32", "ort-int8")
+SHAPES = {"1x16": (1, 16, 30), "1x128": (1, 128, 10), "32x128": (32, 128, 2)}
+# (mine, peer) pairs the table gives ratios for.
+RATIOS = (
+    ("ox-fp32", "ort-fp32"),
+    ("ox-int8", "ort-int8"),
+    ("ox-int8", "ox-fp32"),
+)
 
 
-def best_times(
-    runs: Mapping[str, Callable[[], object]], repeats: int, rounds: int = 3
-) -> dict[str, float]:
-    """:func:`best_time` of each run, taking turns round by round (order reversed every other
-    round), so a change of load on a shared machine hits every engine alike."""
-    best = dict.fromkeys(runs, float("inf"))
-    names = list(runs)
-    for index in range(rounds):
-        for name in names if index % 2 == 0 else names[::-1]:
-            best[name] = min(best[name], best_time(runs[name], repeats, rounds=1))
-    return best
-
-
-def ort_session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def quantized_models(directory: Path) -> dict[str, Path]:
-    """ORT dynamic int8 of the shared model: per-tensor (the default) and per-channel."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    paths = {}
-    for name, per_channel in (("int8 per-tensor", False), ("int8 per-channel", True)):
-        out = directory / f"minilm-{'channel' if per_channel else 'tensor'}.onnx"
-        if not out.exists():
-            quantize_dynamic(
-                str(FIXTURES / "model.onnx"),
-                str(out),
-                per_channel=per_channel,
-                weight_type=QuantType.QInt8,
+def engines(args: argparse.Namespace) -> dict[str, Engine]:
+    chosen = args.engines.split(",")
+    tokenizer = str(minilm_dir() / "tokenizer.json")
+    table: dict[str, Engine] = {}
+    for name in chosen:
+        if name == "ort-fp32":
+            table[name] = Engine("ort", str(FIXTURES / "model.onnx"), tokenizer=tokenizer)
+        elif name == "ort-int8":
+            table[name] = Engine(
+                "ort", str(ort_int8_model(FIXTURES / "model.onnx")), tokenizer=tokenizer
             )
-        paths[f"ORT {name}"] = out
-    return paths
+        elif name in ("ox-fp32", "ox-int8"):
+            dtype = "int8" if name == "ox-int8" else "float32"
+            for path in args.simd.split(",") if args.simd else [""]:
+                suffix = f" [{path}]" if path else ""
+                env = {"OXIFORMER_SIMD": path} if path else {}
+                table[name + suffix] = Engine("oxiformer", dtype=dtype, env=env)
+                if args.baseline:
+                    table[f"{name}{suffix} (baseline)"] = Engine(
+                        "oxiformer", dtype=dtype, python=args.baseline, env=env
+                    )
+        else:
+            raise SystemExit(f"unknown engine {name!r} (known: {', '.join(ENGINES)})")
+    return table
 
 
-def real_sentences(count: int) -> list[str]:
-    """``count`` real sentences of several languages, 5 to 128 tokens, deterministic."""
-    import corpus
-    from oxiformer import Tokenizer
-
-    lines = [line for line in corpus.corpus_lines() if len(line) >= 20]
-    if not lines:
-        raise SystemExit("no corpus: install the packages listed in tests/corpus.py")
-    tokenizer = Tokenizer.from_pretrained(minilm_dir())
-    picked: list[str] = []
-    step = max(1, len(lines) // (count * 3))
-    for line in lines[::step]:
-        if 5 <= len(tokenizer.encode(line).ids) <= 128:
-            picked.append(line)
-        if len(picked) == count:
-            break
-    return picked
-
-
-def ort_pipeline(session: Any, tokenizer: Any, texts: list[str], batch: int) -> Array:
-    """HF tokenizers + ORT, as a user writes it: batches in input order, padded to the
-    longest, mean pooling over the mask, L2 normalization."""
-    out = []
-    for start in range(0, len(texts), batch):
-        encodings = tokenizer.encode_batch(texts[start : start + batch])
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = session.run(None, feed)[0]
-        summed = (hidden * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
-        out.append(summed / np.linalg.norm(summed, axis=1, keepdims=True))
-    return np.concatenate(out)
+def speed_rows(args: argparse.Namespace, table: dict[str, Engine]) -> list[dict[str, Any]]:
+    works = args.work.split(",")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, Turns(table, args.threads) as turns:
+        for work in works:
+            if work in SHAPES:
+                batch, seq, repeats = SHAPES[work]
+                command: dict[str, Any] = {"op": "encoder", "batch": batch, "seq": seq}
+                command["repeats"] = repeats
+                label = f"encoder {work}"
+            elif work == "texts":
+                sentences = real_sentences(args.sentences)
+                path = Path(tmp) / "texts.json"
+                path.write_text(json.dumps(sentences), encoding="utf-8")
+                command = {"op": "texts", "file": str(path), "batch_size": 32, "repeats": 1}
+                label = f"{len(sentences)} real sentences, text -> embedding"
+            else:
+                raise SystemExit(f"unknown work {work!r}: {', '.join([*SHAPES, 'texts'])}")
+            rows.append({"work": label, **turns.medians(command, args.rounds)})
+            print(f"  {label}: done", file=sys.stderr)
+        turns.close()
+    return rows
 
 
-def hf_tokenizer() -> Any:
-    from tokenizers import Tokenizer as HFTokenizer
+def ratio_columns(names: list[str]) -> list[tuple[str, str]]:
+    """(mine, peer) engine names to give ratios for, matched by their base names."""
+    pairs = []
+    for mine, peer in RATIOS:
+        for name in names:
+            if name.split(" ")[0] != mine:
+                continue
+            # the peer of the same path / build, else the plain one
+            suffix = name[len(mine) :]
+            match = peer + suffix if peer + suffix in names else peer
+            if match in names and match != name:
+                pairs.append((name, match))
+    return pairs
 
-    tokenizer = HFTokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
-    tokenizer.enable_truncation(256)
-    tokenizer.enable_padding()
-    return tokenizer
+
+def speed_table(rows: list[dict[str, Any]], names: list[str]) -> list[str]:
+    pairs = ratio_columns(names)
+    header = ["work", *names, *(f"{mine} vs {peer}" for mine, peer in pairs)]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for row in rows:
+        cells = [row["work"], *(f"{row[name] * 1e3:.1f} ms" for name in names)]
+        cells += [f"**{row[peer] / row[mine]:.2f}x**" for mine, peer in pairs]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
-def min_cosines(tokens: Array, sentences: Array, golden: dict[str, Array]) -> tuple[float, float]:
+def min_cosines(tokens: Any, sentences: Any, golden: dict[str, Any]) -> tuple[float, float]:
     """(min token cosine, min sentence cosine) against the fp32 golden."""
     mask = golden["attention_mask"].astype(bool)
     want = golden["last_hidden_state"][mask]
-    got = tokens[mask] if tokens.ndim == 3 else tokens
+    got = tokens[mask]
     token_cos = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
     gold = golden["sentence_embedding"]
     sentence_cos = (sentences * gold).sum(1) / (
         np.linalg.norm(sentences, axis=1) * np.linalg.norm(gold, axis=1)
     )
     return float(token_cos.min()), float(sentence_cos.min())
+
+
+def accuracy_line(table: dict[str, Engine], threads: int) -> str:
+    import oxiformer
+
+    oxiformer.set_num_threads(threads)
+    golden = dict(np.load(FIXTURES / "golden.npz"))
+    texts = json.loads((FIXTURES / "texts.json").read_text(encoding="utf-8"))
+    ids, mask = golden["input_ids"], golden["attention_mask"]
+    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    cells = []
+    hf = hf_tokenizer(minilm_dir())
+    for name, engine in table.items():
+        if engine.kind == "oxiformer":
+            dtype = None if engine.dtype == "float32" else engine.dtype
+            model = oxiformer.SentenceEncoder.from_pretrained(dtype=dtype)
+            tokens = model.encoder(ids, mask).last_hidden_state
+            sentences = model.encode(texts)
+        else:
+            session = ort_session(Path(str(engine.model)), threads)
+            tokens = session.run(None, feed)[0]
+            sentences = ort_pipeline(session, hf, texts, 64)
+        token, sentence = min_cosines(tokens, sentences, golden)
+        cells.append(f"{name} {token:.4f} / {sentence:.4f}")
+    return "min cosine to the fp32 golden, token / sentence: " + "; ".join(cells)
 
 
 COLD_OXIFORMER = (
@@ -172,15 +183,8 @@ v = h.mean(1); v / np.linalg.norm(v)
 """
 
 
-# The child reports its own peak RSS (VmHWM starts afresh at exec, unlike ru_maxrss, which
-# a forked child inherits from this large process).
-REPORT_PEAK = (
-    "\nprint([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
-)
-
-
 def cold_start(code: str, *args: str, runs: int = 3) -> tuple[float, float]:
-    """(best wall seconds, peak RSS MiB) of a fresh ``python -c code`` process."""
+    """(best wall seconds, peak RSS MiB) of a fresh ``python -c code``."""
     best, peak = float("inf"), 0.0
     for _ in range(runs):
         start = time.perf_counter()
@@ -193,122 +197,42 @@ def cold_start(code: str, *args: str, runs: int = 3) -> tuple[float, float]:
         elapsed = time.perf_counter() - start
         if result.returncode != 0:
             raise SystemExit(f"cold start failed: {result.stderr.strip()[-300:]}")
-        peak_kib = float(result.stdout.split()[-1])
-        best, peak = min(best, elapsed), max(peak, peak_kib / 1024)
+        best, peak = min(best, elapsed), max(peak, float(result.stdout.split()[-1]) / 1024)
     return best, peak
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sentences", type=int, default=1000)
-    parser.add_argument("--png", default=None, help="write a bar chart (needs matplotlib)")
+    parser.add_argument("--engines", default=",".join(ENGINES), help=", ".join(ENGINES))
+    parser.add_argument("--work", default="1x16,1x128,32x128,texts")
+    parser.add_argument("--simd", default="", help="oxiformer paths to run side by side")
+    parser.add_argument("--baseline", default="", help="a Python with another oxiformer build")
+    parser.add_argument("--speed-only", action="store_true")
     args = parser.parse_args()
 
-    import oxiformer
-
-    oxiformer.set_num_threads(args.threads)
-    golden = dict(np.load(FIXTURES / "golden.npz"))
-    texts = json.loads((FIXTURES / "texts.json").read_text(encoding="utf-8"))
-    model = oxiformer.SentenceEncoder.from_pretrained()
-    sessions = {"ORT fp32": ort_session(FIXTURES / "model.onnx", args.threads)}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, path in quantized_models(Path(tmp)).items():
-            sessions[name] = ort_session(path, args.threads)
-
-    rows: list[Row] = []
-    rng = np.random.default_rng(0)
-    ids_golden, mask_golden = golden["input_ids"], golden["attention_mask"]
-    # Accuracy on the golden texts.
-    feed = {
-        "input_ids": ids_golden,
-        "attention_mask": mask_golden,
-        "token_type_ids": np.zeros_like(ids_golden),
-    }
-    ox_tokens = model.encoder(ids_golden, mask_golden).last_hidden_state
-    accuracy = {"oxiformer fp32": min_cosines(ox_tokens, model.encode(texts), golden)}
-    hf = hf_tokenizer()
-    for name, session in sessions.items():
-        tokens = session.run(None, feed)[0]
-        accuracy[name] = min_cosines(tokens, ort_pipeline(session, hf, texts, 64), golden)
-
-    for batch, seq in ((1, 16), (1, 128), (32, 128)):
-        ids = rng.integers(1000, 30000, (batch, seq))
-        mask = np.ones_like(ids)
-        repeats = 3 if batch > 1 else 30
-        run_feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        runs: dict[str, Callable[[], object]] = {
-            "oxiformer fp32": lambda ids=ids, mask=mask: model.encoder(ids, mask)
-        }
-        for name, session in sessions.items():
-            runs[name] = lambda s=session, f=run_feed: s.run(None, f)
-        # Engines take turns, round by round, so a change of load hits them alike.
-        row: Row = {"work": f"encoder {batch}x{seq}", **best_times(runs, repeats, rounds=5)}
-        rows.append(row)
-
-    sentences = real_sentences(args.sentences)
-    row = {"work": f"{len(sentences)} real sentences, text -> embedding"}
-    row["oxiformer fp32"] = best_time(lambda: model.encode(sentences, batch_size=32), 1, rounds=3)
-    for name, session in sessions.items():
-        row[name] = best_time(lambda s=session: ort_pipeline(s, hf, sentences, 32), 1, rounds=3)
-    rows.append(row)
-
-    cold: dict[str, tuple[float, float]] = {"oxiformer fp32": cold_start(COLD_OXIFORMER)}
-    cold["ORT fp32"] = cold_start(
-        COLD_ORT, str(minilm_dir() / "tokenizer.json"), str(FIXTURES / "model.onnx")
+    table = engines(args)
+    print(machine_header(args.threads))
+    print(
+        f"median over {args.rounds} rounds of each round's best; every engine in its own "
+        "process, taking turns; ratio = peer time / oxiformer time\n"
     )
-
-    engines = ["oxiformer fp32", *sessions]
-    lines = [
-        f"threads: {args.threads}; times are the best of several rounds; "
-        "x = peer time / oxiformer time (> 1: oxiformer is faster)",
-        "",
-        "| work | " + " | ".join(engines) + " |",
-        "|---|" + "---|" * len(engines),
-    ]
-    for row in rows:
-        base = row["oxiformer fp32"]
-        cells = [f"{row['oxiformer fp32'] * 1e3:.1f} ms"]
-        cells += [f"{row[name] * 1e3:.1f} ms ({row[name] / base:.2f}x)" for name in sessions]
-        lines.append(f"| {row['work']} | " + " | ".join(cells) + " |")
-    cold_cells = [
-        f"{cold[name][0]:.2f} s, {cold[name][1]:.0f} MiB" if name in cold else "—"
-        for name in engines
-    ]
-    lines.append(
-        "| cold start (import, load, embed 1), peak RSS | " + " | ".join(cold_cells) + " |"
-    )
-    lines.append(
-        "| min cosine to fp32 golden: token / sentence | "
-        + " | ".join(f"{accuracy[n][0]:.4f} / {accuracy[n][1]:.4f}" for n in engines)
-        + " |"
-    )
-    print("\n".join(lines))
-    if args.png:
-        plot(rows, engines, args.png)
-
-
-def plot(rows: list[Row], engines: list[str], path: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("(matplotlib is not installed: no chart)", file=sys.stderr)
+    rows = speed_rows(args, table)
+    print("\n".join(speed_table(rows, list(table))))
+    if args.speed_only:
         return
-    figure, axis = plt.subplots(figsize=(10, 4))
-    width = 0.8 / len(engines)
-    for index, engine in enumerate(engines):
-        speed = [row["oxiformer fp32"] / row[engine] for row in rows]
-        axis.bar([i + index * width for i in range(len(rows))], speed, width, label=engine)
-    axis.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
-    axis.set_xticklabels([row["work"] for row in rows], fontsize=8)
-    axis.set_ylabel("speed relative to oxiformer")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path)
-    print(f"wrote {path}", file=sys.stderr)
+    print()
+    print(
+        accuracy_line({k: v for k, v in table.items() if v.python == sys.executable}, args.threads)
+    )
+    ox = cold_start(COLD_OXIFORMER)
+    ort = cold_start(COLD_ORT, str(minilm_dir() / "tokenizer.json"), str(FIXTURES / "model.onnx"))
+    print(
+        f"cold start (import, load, embed 1): oxiformer {ox[0]:.2f} s, {ox[1]:.0f} MiB peak; "
+        f"ORT fp32 {ort[0]:.2f} s, {ort[1]:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,21 @@ struct Workspace {
     intermediate: Vec<f32>,
     /// The quantized input of an int8 layer.
     quantized: QuantizedRows,
+    /// When calibrating: max |x| per input channel of each dense layer, 4 per layer.
+    peaks: Option<Vec<Vec<f32>>>,
+}
+
+/// Record max |x| per channel of `x (rows, cols)` in `peaks`, when calibrating.
+fn observe(peaks: &mut Option<Vec<Vec<f32>>>, x: &[f32], cols: usize) {
+    if let Some(peaks) = peaks {
+        let mut peak = vec![0.0f32; cols];
+        for row in x.chunks_exact(cols.max(1)) {
+            for (max, &value) in peak.iter_mut().zip(row) {
+                *max = max.max(value.abs());
+            }
+        }
+        peaks.push(peak);
+    }
 }
 
 impl Workspace {
@@ -40,6 +55,7 @@ impl Workspace {
             attention_out: vec![0.0; tokens * hidden],
             intermediate: vec![0.0; tokens * config.intermediate_size],
             quantized: QuantizedRows::default(),
+            peaks: None,
         }
     }
 }
@@ -87,8 +103,14 @@ impl Layer {
                 format!("{prefix}.{name}.weight"),
                 vec![out_features, in_features],
             ));
-            if quantization.bits(name).is_some() {
+            if let Some(int8) = quantization.int8(name) {
                 names.push((format!("{prefix}.{name}.weight_scale"), vec![out_features]));
+                if int8.outliers > 0 {
+                    let count = int8.outliers;
+                    names.push((format!("{prefix}.{name}.outlier_index"), vec![count]));
+                    let shape = vec![out_features, count];
+                    names.push((format!("{prefix}.{name}.outlier_weight"), shape));
+                }
             }
             names.push((format!("{prefix}.{name}.bias"), vec![out_features]));
         };
@@ -122,7 +144,7 @@ impl Layer {
             ],
             hidden,
             hidden,
-            quantization.bits("attention.self.query"),
+            quantization.int8("attention.self.query"),
         )?;
         let mut linear = |name: &str, in_features: usize, out_features: usize| {
             Dense::load_stacked(
@@ -130,7 +152,7 @@ impl Layer {
                 &[&format!("{prefix}.{name}")],
                 in_features,
                 out_features,
-                quantization.bits(name),
+                quantization.int8(name),
             )
         };
         let attention_output = linear("attention.output.dense", hidden, hidden)?;
@@ -162,9 +184,12 @@ impl Layer {
     ) {
         let rows = hidden.len() / config.hidden_size;
         let (activation, eps) = (config.hidden_act, config.layer_norm_eps);
+        let (hidden_size, inner) = (config.hidden_size, config.intermediate_size);
         let scratch = &mut work.quantized;
+        observe(&mut work.peaks, hidden, hidden_size);
         self.qkv.forward(hidden, rows, &mut work.qkv, None, scratch);
         multi_head_attention(&work.qkv, spans, bias, shape, &mut work.context);
+        observe(&mut work.peaks, &work.context, hidden_size);
         self.attention_output
             .forward(&work.context, rows, &mut work.attention_out, None, scratch);
         let norm = &self.attention_norm;
@@ -175,6 +200,7 @@ impl Layer {
             &norm.beta,
             eps,
         );
+        observe(&mut work.peaks, &work.attention_out, hidden_size);
         self.intermediate.forward(
             &work.attention_out,
             rows,
@@ -182,6 +208,7 @@ impl Layer {
             Some(activation),
             scratch,
         );
+        observe(&mut work.peaks, &work.intermediate, inner);
         self.output
             .forward(&work.intermediate, rows, hidden, None, scratch);
         let norm = &self.output_norm;
@@ -263,6 +290,8 @@ impl Encoder {
         with_pooler: bool,
         quantization: &Quantization,
     ) -> Result<Self> {
+        // An unusable OXIFORMER_SIMD stops here, before any kernel runs.
+        crate::cpu::paths()?;
         let embeddings = Embeddings::load(&mut tensors, &config, quantization)?;
         let layers = (0..config.num_hidden_layers)
             .map(|index| Layer::load(&mut tensors, &config, index, quantization))
@@ -403,6 +432,26 @@ impl Encoder {
         lengths: &[usize],
         output_hidden_states: bool,
     ) -> Result<EncoderOutput> {
+        let (positions, spans) = self.packed_layout(input_ids, token_type_ids, lengths)?;
+        threads::run(|| {
+            self.run(
+                input_ids,
+                token_type_ids,
+                &positions,
+                &spans,
+                None,
+                output_hidden_states,
+            )
+        })
+    }
+
+    /// The positions and spans of packed sequences of `lengths`, their inputs checked.
+    fn packed_layout(
+        &self,
+        input_ids: &[i64],
+        token_type_ids: &[i64],
+        lengths: &[usize],
+    ) -> Result<(Vec<usize>, Vec<Span>)> {
         let mut total = 0usize;
         for (index, &len) in lengths.iter().enumerate() {
             if len == 0 {
@@ -421,17 +470,7 @@ impl Encoder {
         }
         self.validate_tokens(input_ids, token_type_ids, 0)?;
         let positions: Vec<usize> = lengths.iter().flat_map(|&len| 0..len).collect();
-        let spans = packed_spans(lengths);
-        threads::run(|| {
-            self.run(
-                input_ids,
-                token_type_ids,
-                &positions,
-                &spans,
-                None,
-                output_hidden_states,
-            )
-        })
+        Ok((positions, packed_spans(lengths)))
     }
 
     /// Embeddings, every layer, the pooler: on the current pool, inputs valid.
@@ -444,6 +483,30 @@ impl Encoder {
         bias: Option<&[f32]>,
         output_hidden_states: bool,
     ) -> EncoderOutput {
+        self.run_observed(
+            input_ids,
+            token_type_ids,
+            positions,
+            spans,
+            bias,
+            output_hidden_states,
+            None,
+        )
+        .0
+    }
+
+    /// [`Encoder::run`], recording each dense layer's input peaks into `peaks` when given.
+    #[allow(clippy::too_many_arguments)]
+    fn run_observed(
+        &self,
+        input_ids: &[i64],
+        token_type_ids: &[i64],
+        positions: &[usize],
+        spans: &[Span],
+        bias: Option<&[f32]>,
+        output_hidden_states: bool,
+        peaks: Option<Vec<Vec<f32>>>,
+    ) -> (EncoderOutput, Option<Vec<Vec<f32>>>) {
         let config = &self.config;
         let tokens = input_ids.len();
         let mut hidden = vec![0.0f32; tokens * config.hidden_size];
@@ -455,6 +518,7 @@ impl Encoder {
             head_size: config.head_size(),
         };
         let mut work = Workspace::new(config, tokens);
+        work.peaks = peaks;
         for layer in &self.layers {
             layer.forward(&mut hidden, spans, bias, shape, config, &mut work);
             if let Some(states) = hidden_states.as_mut() {
@@ -465,11 +529,37 @@ impl Encoder {
             .pooler
             .as_ref()
             .map(|pooler| pooler.forward(&hidden, spans));
-        EncoderOutput {
+        let output = EncoderOutput {
             last_hidden_state: hidden,
             pooler_output,
             hidden_states,
-        }
+        };
+        (output, work.peaks)
+    }
+
+    /// Calibration for int8: run packed sequences (as [`Encoder::forward_packed`]) and return,
+    /// for each layer, the largest |value| of each input channel of its dense layers, in the
+    /// order query (shared with key and value), attention.output.dense, intermediate.dense,
+    /// output.dense.
+    pub fn input_peaks(
+        &self,
+        input_ids: &[i64],
+        token_type_ids: &[i64],
+        lengths: &[usize],
+    ) -> Result<Vec<Vec<f32>>> {
+        let (positions, spans) = self.packed_layout(input_ids, token_type_ids, lengths)?;
+        let (_, peaks) = threads::run(|| {
+            self.run_observed(
+                input_ids,
+                token_type_ids,
+                &positions,
+                &spans,
+                None,
+                false,
+                Some(Vec::new()),
+            )
+        })?;
+        Ok(peaks.unwrap_or_default())
     }
 }
 

@@ -190,7 +190,7 @@ impl EncoderConfig {
                 return Err(Error::config(source_name, format!("'{field}' must be > 0")));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(Error::config(
                 source_name,
                 format!(

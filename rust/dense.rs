@@ -6,6 +6,7 @@ use crate::linear::Linear;
 use crate::ops::quantize::QuantizedRows;
 use crate::ops::Activation;
 use crate::qlinear::QuantLinear;
+use crate::quantization::Int8Layer;
 use crate::weights::TensorMap;
 
 #[derive(Debug, Clone)]
@@ -15,22 +16,23 @@ pub enum Dense {
 }
 
 impl Dense {
-    /// Load `prefixes` stacked along their outputs: int8 with `activation_bits`
-    /// bits per activation when given, else float32.
+    /// Load `prefixes` stacked along their outputs: int8 as `int8` says when given, else
+    /// float32.
     pub fn load_stacked(
         tensors: &mut TensorMap,
         prefixes: &[&str],
         in_features: usize,
         part_out_features: usize,
-        activation_bits: Option<u32>,
+        int8: Option<Int8Layer>,
     ) -> Result<Self> {
-        Ok(match activation_bits {
-            Some(bits) => Dense::Int8(QuantLinear::load_stacked(
+        Ok(match int8 {
+            Some(int8) => Dense::Int8(QuantLinear::load_stacked(
                 tensors,
                 prefixes,
                 in_features,
                 part_out_features,
-                bits,
+                int8.activation_bits,
+                int8.outliers,
             )?),
             None => Dense::Float(Linear::load_stacked(
                 tensors,

@@ -3,7 +3,7 @@
 //! (`rust/py/mod.rs`).
 
 /// Everything that can go wrong on user-supplied data.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A model configuration that cannot describe a valid encoder.
     #[error("{source_name}: {message}")]

@@ -23,5 +23,7 @@ mod py;
 pub use bert::{expected_tensors, Encoder, EncoderOutput};
 pub use config::{Activation, EncoderConfig, PositionEmbedding};
 pub use error::{Error, Result};
+/// Which SIMD paths run (`OXIFORMER_SIMD`), for the bindings and users of the crate.
+pub use ops::cpu;
 pub use quantization::Quantization;
 pub use weights::{Tensor, TensorMap};

@@ -1,6 +1,6 @@
-//! Which dense layers of each encoder layer run in int8, and with how many
-//! bits per activation (from `config.json`'s `quantization_config`, parsed by
-//! the Python layer).
+//! Which dense layers of each encoder layer run in int8, with how many bits per activation
+//! and how many outlier input channels kept in float32 (from `config.json`'s
+//! `quantization_config`, parsed by the Python layer).
 
 use std::collections::BTreeMap;
 
@@ -16,12 +16,21 @@ pub const QUANTIZABLE: [&str; 6] = [
     "output.dense",
 ];
 
-/// int8 layers and their activation bits, and whether the word embeddings are
-/// stored in int8; empty means a float32 model.
+/// int8 layers, their activation bits and outlier channels, and whether the word embeddings
+/// are stored in int8; empty means a float32 model.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Quantization {
     activation_bits: BTreeMap<String, u32>,
+    outlier_channels: BTreeMap<String, usize>,
     word_embeddings: bool,
+}
+
+/// How one int8 layer runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Int8Layer {
+    pub activation_bits: u32,
+    /// Input channels kept out of the 8-bit activations (`{layer}.outlier_index`).
+    pub outliers: usize,
 }
 
 impl Quantization {
@@ -53,6 +62,7 @@ impl Quantization {
         }
         let quantization = Quantization {
             activation_bits,
+            outlier_channels: BTreeMap::new(),
             word_embeddings,
         };
         let qkv: Vec<Option<u32>> = QUANTIZABLE[..3]
@@ -69,9 +79,52 @@ impl Quantization {
         Ok(quantization)
     }
 
+    /// `outliers`: `(name of an int8 layer, outlier channels)`; query, key and value share
+    /// their input, so they have the same count.
+    pub fn with_outliers(
+        mut self,
+        outliers: impl IntoIterator<Item = (String, usize)>,
+    ) -> Result<Self> {
+        let source = "quantization_config";
+        for (name, count) in outliers {
+            if !self.activation_bits.contains_key(&name) {
+                return Err(Error::config(
+                    source,
+                    format!("outlier_channels names {name:?}, which is not an int8 layer"),
+                ));
+            }
+            self.outlier_channels.insert(name, count);
+        }
+        let qkv: Vec<usize> = QUANTIZABLE[..3]
+            .iter()
+            .map(|name| self.outliers(name))
+            .collect();
+        if qkv.iter().any(|count| *count != qkv[0]) {
+            return Err(Error::config(
+                source,
+                "attention.self.query, key and value must have the same outlier channels \
+                 (they share one input)",
+            ));
+        }
+        Ok(self)
+    }
+
     /// The activation bits of `module` when it runs in int8.
     pub fn bits(&self, module: &str) -> Option<u32> {
         self.activation_bits.get(module).copied()
+    }
+
+    /// The outlier channels of `module` (0 unless int8 with outliers).
+    pub fn outliers(&self, module: &str) -> usize {
+        self.outlier_channels.get(module).copied().unwrap_or(0)
+    }
+
+    /// How `module` runs in int8, if it does.
+    pub fn int8(&self, module: &str) -> Option<Int8Layer> {
+        self.bits(module).map(|activation_bits| Int8Layer {
+            activation_bits,
+            outliers: self.outliers(module),
+        })
     }
 
     /// Whether the word embeddings are int8.

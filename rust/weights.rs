@@ -9,11 +9,12 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 
-/// A tensor's values: float32, or int8 for quantized weights.
+/// A tensor's values: float32, int8 for quantized weights, int64 for channel indices.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TensorData {
     F32(Vec<f32>),
     I8(Vec<i8>),
+    I64(Vec<i64>),
 }
 
 impl TensorData {
@@ -21,6 +22,7 @@ impl TensorData {
         match self {
             TensorData::F32(values) => values.len(),
             TensorData::I8(values) => values.len(),
+            TensorData::I64(values) => values.len(),
         }
     }
 
@@ -28,6 +30,7 @@ impl TensorData {
         match self {
             TensorData::F32(_) => "float32",
             TensorData::I8(_) => "int8",
+            TensorData::I64(_) => "int64",
         }
     }
 }
@@ -48,6 +51,11 @@ impl Tensor {
     /// An int8 tensor (quantized weights), checked like [`Tensor::new`].
     pub fn new_i8(name: &str, shape: Vec<usize>, data: Vec<i8>) -> Result<Self> {
         Self::with_data(name, shape, TensorData::I8(data))
+    }
+
+    /// An int64 tensor (channel indices), checked like [`Tensor::new`].
+    pub fn new_i64(name: &str, shape: Vec<usize>, data: Vec<i64>) -> Result<Self> {
+        Self::with_data(name, shape, TensorData::I64(data))
     }
 
     fn with_data(name: &str, shape: Vec<usize>, data: TensorData) -> Result<Self> {
@@ -135,6 +143,33 @@ impl TensorMap {
                 ),
             )),
         }
+    }
+
+    /// Take `name`, `count` channel indices into `0..limit`, strictly increasing.
+    pub fn take_channels(&mut self, name: &str, count: usize, limit: usize) -> Result<Vec<usize>> {
+        let values = match self.take_any(name, &[count])? {
+            TensorData::I64(values) => values,
+            other => {
+                return Err(Error::weights(
+                    name,
+                    format!("expected int64 channel indices, got {}", other.dtype()),
+                ))
+            }
+        };
+        let channels: Vec<usize> = values
+            .iter()
+            .filter_map(|&value| usize::try_from(value).ok().filter(|&c| c < limit))
+            .collect();
+        if channels.len() != values.len() || channels.windows(2).any(|pair| pair[0] >= pair[1]) {
+            return Err(Error::weights(
+                name,
+                format!(
+                    "channel indices must be distinct, increasing and in [0, {limit}), got \
+                     {values:?}"
+                ),
+            ));
+        }
+        Ok(channels)
     }
 
     /// Take the quantization scales `name` (`len` float32 values, finite, >= 0).

@@ -34,3 +34,13 @@ def fixtures() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"fixtures not found at {FIXTURES}")
     return FIXTURES
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Name the SIMD paths the tests ran end to end (``test_simd.py``), for the CI log."""
+    import sys
+
+    module = sys.modules.get("test_simd")
+    ran = sorted(getattr(module, "RAN", ()))
+    if ran:
+        terminalreporter.write_line(f"SIMD paths run end to end: {', '.join(ran)}")

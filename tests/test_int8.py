@@ -58,13 +58,14 @@ def test_weight_quantization_is_symmetric_per_output_channel() -> None:
 
 
 def test_activation_bits_stay_below_int32_overflow() -> None:
-    assert max_activation_bits(384) == 15
-    assert max_activation_bits(1536) == 13
-    assert max_activation_bits(3072) == 12
-    assert max_activation_bits(8192) == 11
+    """8-bit activations by int8 weights: ``in * 255 * 127`` must stay below 2^31."""
+    assert max_activation_bits(384) == 8
+    assert max_activation_bits(66_000) == 8
+    assert max_activation_bits(67_000) == 0
     config = {"hidden_size": 1024, "intermediate_size": 8192}
-    assert default_activation_bits(config)["output.dense"] == 11
-    assert default_activation_bits(config)["intermediate.dense"] == 12
+    assert default_activation_bits(config) == dict.fromkeys(QUANTIZABLE, 8)
+    with pytest.raises(ConfigError, match="too many"):
+        default_activation_bits({"hidden_size": 1024, "intermediate_size": 70_000})
 
 
 def test_int8_meets_the_accuracy_targets_on_the_golden_texts(
@@ -99,13 +100,21 @@ def test_saved_int8_model_loads_identically(
     kind, out = convert(minilm_dir, tmp_path / "q", dtype="int8")
     assert kind == "sentence-encoder"
     config = json.loads((out / "config.json").read_text())
-    assert config["quantization_config"]["quant_method"] == "oxiformer"
-    assert config["quantization_config"]["activation_bits"] == default_activation_bits(config)
+    quantization = config["quantization_config"]
+    assert quantization["quant_method"] == "oxiformer" and quantization["format"] == 2
+    assert quantization["activation_bits"] == default_activation_bits(config)
+    assert quantization["outlier_channels"] == dict.fromkeys(QUANTIZABLE, 4)
     with np.load(out / "weights.npz") as stored:
         name = "encoder.layer.0.intermediate.dense"
         assert stored[f"{name}.weight"].dtype == np.int8
         assert stored[f"{name}.weight_scale"].dtype == np.float32
         assert stored[f"{name}.bias"].dtype == np.float32
+        index = stored[f"{name}.outlier_index"]
+        assert index.dtype == np.int64 and index.shape == (4,)
+        assert np.all(np.diff(index) > 0)
+        assert stored[f"{name}.outlier_weight"].shape == (1536, 4)
+        # the outlier channels' int8 weights are zero: the float side product covers them
+        assert not stored[f"{name}.weight"][:, index].any()
         assert stored["embeddings.word_embeddings.weight"].dtype == np.int8
         assert stored["embeddings.position_embeddings.weight"].dtype == np.float32
     size_fp32 = (minilm_dir / "model.safetensors").stat().st_size
@@ -165,23 +174,25 @@ def test_int8_packed_equals_padded(int8: Encoder) -> None:
         np.testing.assert_allclose(part, padded[row, : lengths[row]], atol=1e-5, rtol=0)
 
 
-def test_the_plain_scheme_and_partial_quantization(
+def test_outlier_channels_and_partial_quantization(
     fp32: Encoder, minilm_golden: dict[str, npt.NDArray[Any]]
 ) -> None:
-    """8-bit activations everywhere (VNNI's u8 x s8) is coarser than the default 12 bits;
-    a layer left out of ``activation_bits`` stays float32."""
+    """Without outlier channels (the plain u8 x s8 scheme) int8 is coarser than with the
+    default 4 a layer; a layer left out of ``activation_bits`` stays float32."""
     ids, mask = minilm_golden["input_ids"], minilm_golden["attention_mask"]
     valid = mask.astype(bool)
     golden = minilm_golden["last_hidden_state"][valid]
     worst = {}
-    for name, bits in {
-        "u8 everywhere": dict.fromkeys(QUANTIZABLE, 8),
-        "12 bits, FFN down-projection float32": dict.fromkeys(QUANTIZABLE[:5], 12),
+    for name, model in {
+        "no outlier channels": fp32.quantize(outlier_channels=dict.fromkeys(QUANTIZABLE, 0)),
+        "4 outlier channels": fp32.quantize(),
+        "FFN down-projection float32": fp32.quantize(dict.fromkeys(QUANTIZABLE[:5], 8)),
     }.items():
-        out = fp32.quantize(bits)(ids, mask).last_hidden_state
+        out = model(ids, mask).last_hidden_state
         worst[name] = cosines(out[valid], golden).min()
         print(f"{name}: token cosine min {worst[name]:.5f}")
-    assert 0.95 < worst["u8 everywhere"] < worst["12 bits, FFN down-projection float32"]
+    assert 0.95 < worst["no outlier channels"] < worst["4 outlier channels"]
+    assert worst["no outlier channels"] < worst["FFN down-projection float32"]
     float_table = fp32.quantize(word_embeddings=False)
     assert float_table.config["quantization_config"]["word_embeddings"] is False
     assert float_table.state_dict()["embeddings.word_embeddings.weight"].dtype == np.float32
@@ -192,9 +203,9 @@ def test_the_plain_scheme_and_partial_quantization(
     [
         ({"attention.self.query": 8}, "share one input"),
         ({"pooler.dense": 8}, "unknown layer"),
-        ({"output.dense": 16}, "from 1 to 15"),
-        ({"output.dense": 14}, "not supported with 1536 inputs"),
-        ({"output.dense": True}, "from 1 to 15"),
+        ({"output.dense": 9}, "from 1 to 8"),
+        ({"output.dense": 12}, "from 1 to 8"),
+        ({"output.dense": True}, "from 1 to 8"),
     ],
 )
 def test_bad_activation_bits(fp32: Encoder, bits: dict[str, Any], message: str) -> None:
@@ -216,6 +227,15 @@ def test_broken_int8_files_are_named(tmp_path: Path) -> None:
         ({**config["quantization_config"], "activation_bits": {}}, "non-empty"),
         ("int8", "must be an object"),
         ({**config["quantization_config"], "word_embeddings": "yes"}, "true or false"),
+        ({**config["quantization_config"], "format": 1}, "older oxiformer"),
+        (
+            {**config["quantization_config"], "outlier_channels": {"output.dense": -1}},
+            "from 0 to 64",
+        ),
+        (
+            {**config["quantization_config"], "outlier_channels": {"pooler.dense": 1}},
+            "unknown layer",
+        ),
     ]:
         (model / "config.json").write_text(json.dumps({**config, "quantization_config": bad}))
         with pytest.raises(ConfigError, match=message) as err:
@@ -229,6 +249,10 @@ def test_broken_int8_files_are_named(tmp_path: Path) -> None:
         ({name: tensors[name].astype(np.float32)}, "expected int8"),
         ({name: np.full_like(tensors[name], -128)}, r"\[-127, 127\]"),
         ({name.replace("weight", "weight_scale"): None}, "missing tensor"),
+        ({name.replace("weight", "outlier_index"): None}, "missing tensor"),
+        ({name.replace("weight", "outlier_index"): np.array([0, 0, 1, 2])}, "increasing"),
+        ({name.replace("weight", "outlier_index"): np.array([0, 1, 2, 64])}, r"\[0, 64\)"),
+        ({name.replace("weight", "outlier_index"): np.zeros(4, np.float32)}, "integer"),
     ]:
         broken = {**tensors, **change}
         np.savez(model / "weights.npz", **{k: v for k, v in broken.items() if v is not None})
@@ -244,9 +268,11 @@ def test_classifiers_in_int8(tmp_path: Path) -> None:
     int8 = oxiformer.SequenceClassifier.from_pretrained(TINY_BERT_SEQCLS, dtype="int8")
     assert int8.encoder.dtype == "int8"
     logits = int8(**inputs).logits
-    # a random-init model (weights of std 0.3 on 32 channels) is harsh on int8: within 5%
+    # a random-init model (weights of std 0.3 on 32 channels, no outlier structure for the
+    # float channels to catch) is harsh on 8-bit activations: 5.1% of the largest logit
+    # measured; the accuracy targets are asserted on MiniLM above
     diff = max_abs_diff("tiny-bert seqcls int8 vs golden logits", logits, golden["logits"])
-    assert diff <= 0.05 * np.abs(golden["logits"]).max()
+    assert diff <= 0.08 * np.abs(golden["logits"]).max()
     np.testing.assert_array_equal(logits.argmax(-1), golden["logits"].argmax(-1))
     np.testing.assert_array_equal(fp32.quantize()(**inputs).logits, logits)
     int8.save_pretrained(tmp_path / "seqcls")
@@ -259,7 +285,7 @@ def test_classifiers_in_int8(tmp_path: Path) -> None:
     token_logits = tokcls(**inputs).logits
     expected = tokcls_golden["logits"]
     diff = max_abs_diff("tiny-bert tokcls int8 vs golden logits", token_logits, expected)
-    assert diff <= 0.05 * np.abs(expected).max()
+    assert diff <= 0.08 * np.abs(expected).max()
 
 
 def test_sentence_encoder_in_int8(minilm_dir: Path) -> None:

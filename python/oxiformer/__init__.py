@@ -5,7 +5,7 @@ Nothing heavy happens at import: models and tokenizers load on request.
 
 from __future__ import annotations
 
-from oxiformer._core import get_num_threads, set_num_threads
+from oxiformer._core import get_num_threads, set_num_threads, simd_info
 from oxiformer.classifiers import (
     SequenceClassifier,
     SequenceClassifierOutput,
@@ -43,4 +43,5 @@ __all__ = [
     "__version__",
     "get_num_threads",
     "set_num_threads",
+    "simd_info",
 ]

@@ -16,6 +16,12 @@ _ForwardOutput = tuple[
 
 def set_num_threads(num_threads: int) -> None: ...
 def get_num_threads() -> int: ...
+def simd_info() -> dict[str, Any]:
+    """The SIMD paths in use (``fp32``: portable, avx2, avx512 or neon; ``int8``: portable,
+    avx2, avxvnni, avx512vnni, neon or neondot), the CPU's ``features``, the ``available``
+    paths and the ``forced`` value of ``OXIFORMER_SIMD``. Raises ConfigError when
+    ``OXIFORMER_SIMD`` asks for a path this CPU lacks."""
+
 def parse_config(config: _Config, source: str = "config.json") -> dict[str, Any]: ...
 def expected_tensors(
     config: _Config,
@@ -58,6 +64,12 @@ class Encoder:
         lengths: npt.NDArray[np.int64],
         output_hidden_states: bool = False,
     ) -> _ForwardOutput: ...
+    def input_peaks(
+        self,
+        input_ids: npt.NDArray[np.int64],
+        token_type_ids: npt.NDArray[np.int64],
+        lengths: npt.NDArray[np.int64],
+    ) -> list[npt.NDArray[np.float32]]: ...
 
 @final
 class Encoding:

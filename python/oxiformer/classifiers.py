@@ -135,12 +135,15 @@ class _Classifier:
         return cls(encoder, weight, bias, _labels(raw, num_labels, str(directory)), tokenizer, raw)
 
     def quantize(
-        self, activation_bits: Mapping[str, int] | None = None, word_embeddings: bool = True
+        self,
+        activation_bits: Mapping[str, int] | None = None,
+        word_embeddings: bool = True,
+        outlier_channels: Mapping[str, int] | None = None,
     ) -> Any:
         """The same classifier with the encoder in int8 (arguments as
         :meth:`Encoder.quantize`); the classifier head stays float32."""
         return type(self)(
-            self.encoder.quantize(activation_bits, word_embeddings),
+            self.encoder.quantize(activation_bits, word_embeddings, outlier_channels),
             self.weight,
             self.bias,
             self.labels,

@@ -19,6 +19,7 @@ from oxiformer import _core
 from oxiformer.config import config_path, load_config
 from oxiformer.errors import ConfigError, InputError
 from oxiformer.quantize import (
+    calibrate,
     default_activation_bits,
     parse_quantization_config,
     quantization_config,
@@ -164,14 +165,17 @@ class Encoder:
         dtype: str | None = None,
         activation_bits: Mapping[str, int] | None = None,
         word_embeddings: bool = True,
+        outlier_channels: Mapping[str, int] | None = None,
     ) -> Encoder:
         """Build from a config dict and ``{HF name: array}``; names and shapes are checked.
 
         A config with ``quantization_config`` describes an int8 model (int8 weights with
         their ``weight_scale``); ``dtype="int8"`` quantizes float tensors first, with
         ``activation_bits`` (``{layer: bits}``, default
-        :data:`oxiformer.quantize.DEFAULT_ACTIVATION_BITS`; unlisted layers stay float32) and
-        the word embeddings in int8 unless ``word_embeddings`` is false.
+        :data:`oxiformer.quantize.DEFAULT_ACTIVATION_BITS`; unlisted layers stay float32),
+        ``outlier_channels`` (``{layer: count}``, default
+        :data:`oxiformer.quantize.DEFAULT_OUTLIER_CHANNELS`) and the word embeddings in int8
+        unless ``word_embeddings`` is false.
         """
         normalized = _core.parse_config(dict(config), config_source)
         quantization = config.get("quantization_config")
@@ -188,11 +192,15 @@ class Encoder:
         elif dtype == "int8":
             if activation_bits is None:
                 activation_bits = default_activation_bits(normalized)
-            quantization = quantization_config(activation_bits, word_embeddings)
+            quantization = quantization_config(activation_bits, word_embeddings, outlier_channels)
             float_expected = _core.expected_tensors(normalized, with_pooler)
-            tensors = quantize_tensors(
-                select_encoder_tensors(tensors, float_expected, source), layers, quantization
-            )
+            floats = select_encoder_tensors(tensors, float_expected, source)
+            peaks = None
+            if any(quantization["outlier_channels"].values()):
+                float_core = _core.Encoder(normalized, floats, with_pooler, config_source)
+                peaks = calibrate(float_core, normalized)
+                del float_core
+            tensors = quantize_tensors(floats, layers, quantization, peaks)
         expected = _core.expected_tensors(normalized, with_pooler, quantization)
         int8_names = quantized_weight_names(layers, quantization)
         selected = select_encoder_tensors(tensors, expected, source, int8=int8_names)
@@ -212,11 +220,16 @@ class Encoder:
             self._tensors = None
 
     def quantize(
-        self, activation_bits: Mapping[str, int] | None = None, word_embeddings: bool = True
+        self,
+        activation_bits: Mapping[str, int] | None = None,
+        word_embeddings: bool = True,
+        outlier_channels: Mapping[str, int] | None = None,
     ) -> Encoder:
         """This model with its dense layers in int8 (see :mod:`oxiformer.quantize`);
         ``activation_bits``: ``{layer: bits}`` of the layers to quantize (default
-        :data:`oxiformer.quantize.DEFAULT_ACTIVATION_BITS`)."""
+        :data:`oxiformer.quantize.DEFAULT_ACTIVATION_BITS`); ``outlier_channels``:
+        ``{layer: count}`` of float32 input channels (default
+        :data:`oxiformer.quantize.DEFAULT_OUTLIER_CHANNELS`)."""
         if self.dtype == "int8":
             raise ConfigError("this model is already quantized to int8")
         return Encoder.from_tensors(
@@ -227,6 +240,7 @@ class Encoder:
             dtype="int8",
             activation_bits=activation_bits,
             word_embeddings=word_embeddings,
+            outlier_channels=outlier_channels,
         )
 
     @property

@@ -215,13 +215,25 @@ def embeddings(
     return _layer_norm_named(tensors, "embeddings.LayerNorm", hidden, config)
 
 
+#: Called with (layer index, dense layer name, its input (B, T, in)) as the encoder runs.
+Observer = Callable[[int, str, Array], None]
+
+
 def encoder_layer(
-    tensors: Tensors, config: Mapping[str, Any], index: int, hidden: Array, mask_bias: Array
+    tensors: Tensors,
+    config: Mapping[str, Any],
+    index: int,
+    hidden: Array,
+    mask_bias: Array,
+    observe: Observer | None = None,
 ) -> Array:
-    """One post-LayerNorm layer (HF ``BertLayer``): attention block, then feed-forward block."""
+    """One post-LayerNorm layer (HF ``BertLayer``): attention block, then feed-forward block.
+    ``observe`` sees each dense layer's input (query, key and value share one)."""
     prefix = f"encoder.layer.{index}."
 
     def dense(name: str, x: Array) -> Array:
+        if observe is not None and name != "attention.self.key" and name != "attention.self.value":
+            observe(index, name, x)
         weight = _param(tensors, prefix + name + ".weight", hidden.dtype.type)
         return linear(x, weight, _param(tensors, prefix + name + ".bias", hidden.dtype.type))
 
@@ -246,8 +258,9 @@ def forward(
     *,
     dtype: type[np.floating[Any]] = np.float32,
     with_pooler: bool = False,
+    observe: Observer | None = None,
 ) -> dict[str, Any]:
-    """Run the encoder on ``input_ids`` (B, T).
+    """Run the encoder on ``input_ids`` (B, T); ``observe`` sees each dense layer's input.
 
     Returns ``last_hidden_state`` (B, T, H), ``hidden_states`` (the embeddings output, then
     the output of each layer) and, with ``with_pooler``, ``pooler_output`` (B, H).
@@ -278,7 +291,7 @@ def forward(
     hidden = embeddings(tensors, config, ids, types, dtype)  # (B, T, H)
     hidden_states = [hidden]
     for index in range(config["num_hidden_layers"]):
-        hidden = encoder_layer(tensors, config, index, hidden, mask_bias)  # (B, T, H)
+        hidden = encoder_layer(tensors, config, index, hidden, mask_bias, observe)  # (B, T, H)
         hidden_states.append(hidden)
     outputs: dict[str, Any] = {"last_hidden_state": hidden, "hidden_states": hidden_states}
     if with_pooler:

@@ -101,11 +101,14 @@ class SentenceEncoder:
         return cls(encoder, tokenizer, pooling, normalize_output, max_seq_length)
 
     def quantize(
-        self, activation_bits: Mapping[str, int] | None = None, word_embeddings: bool = True
+        self,
+        activation_bits: Mapping[str, int] | None = None,
+        word_embeddings: bool = True,
+        outlier_channels: Mapping[str, int] | None = None,
     ) -> SentenceEncoder:
         """The same pipeline with the encoder in int8 (arguments as :meth:`Encoder.quantize`)."""
         return SentenceEncoder(
-            self.encoder.quantize(activation_bits, word_embeddings),
+            self.encoder.quantize(activation_bits, word_embeddings, outlier_channels),
             self.tokenizer,
             self.pooling,
             self.normalize,

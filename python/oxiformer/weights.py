@@ -189,7 +189,8 @@ def select_encoder_tensors(
     """Check ``tensors`` against the ``expected`` HF names and shapes; return exactly those.
 
     Tensors named in ``int8`` are quantized weights: they must be int8 and are returned as
-    int8 C-contiguous arrays (every other tensor is float, converted to float32).
+    int8 C-contiguous arrays; ``*.outlier_index`` tensors are channel indices, returned as
+    int64 (every other tensor is float, converted to float32).
 
     - A leading ``bert.`` (or ``distilbert.``) is stripped from stored names; ``LayerNorm.gamma``
       / ``.beta`` (TF-converted checkpoints) are read as ``LayerNorm.weight`` / ``.bias``;
@@ -238,6 +239,14 @@ def select_encoder_tensors(
                 )
             else:
                 selected[name] = np.require(array, requirements=["C", "A"])
+        elif name.endswith(".outlier_index"):
+            if array.dtype.kind not in "iu":
+                problems.append(
+                    f"tensor '{stored_name}' has dtype {array.dtype}, expected integer channel "
+                    "indices"
+                )
+            else:
+                selected[name] = np.ascontiguousarray(array, dtype=np.int64)
         elif array.dtype.kind != "f":
             problems.append(
                 f"tensor '{stored_name}' has dtype {array.dtype}, expected a floating-point dtype"

@@ -1,72 +1,76 @@
-//! Integer matrix multiply for int8 layers: `acc (m, n) = a (m, k) @ w (n, k)^T`
-//! with `a` unsigned activations of up to 15 bits (stored as u16, see
-//! `ops::quantize`) and `w` int8 weights, accumulated exactly in i32.
+//! Integer matrix multiply of the int8 layers: `out (m, n) = dequantize(a (m, k) @ w (n, k)^T)`
+//! with `a` unsigned 8-bit activations (a zero point per row, see `ops::quantize`) and `w`
+//! int8 weights, summed exactly in i32, plus a float32 product over a few outlier input
+//! channels that stay out of the 8-bit activations.
 //!
-//! Weights are prepacked once into bands of 16 output channels; within a
-//! band, each pair of input positions `(2p, 2p + 1)` is 32 bytes: channels 0-7
-//! then 8-15, each channel's two weights side by side. The AVX2 kernel widens
-//! 16 of those bytes to i16 (`vpmovsxbw`), broadcasts a pair of activations,
-//! and multiplies with `vpmaddwd` (i16 x i16, pairs summed into i32): exact,
-//! unlike `vpmaddubsw`, which saturates at i16. The portable kernel computes
-//! the same sums in the same integer type; integer sums do not depend on their
-//! order, so both give identical i32 results, whatever the thread count.
-//! The caller guarantees `k * 127 * (2^bits - 1) < 2^31` (no overflow).
+//! The weights are packed once at load, panel by panel (16 output channels), in groups of
+//! `group` input positions: `[panel][k / group][16 channels][group]`, so one step of a tile
+//! loads `16 * group` contiguous bytes per panel. `group` is what the path's instruction
+//! takes: 4 for `vpdpbusd` (AVX-512 VNNI, AVX-VNNI) and the portable path, 2 for AVX2's
+//! `vpmaddwd` (on activations stored as u16 and weights widened to 16 bits). Integer sums do
+//! not depend on their order, so every path computes the same i32 sums.
 //!
-//! Each tile turns its sums into float outputs itself ([`Epilogue`]: zero
-//! point, scales, bias), in registers on the AVX2 path, with the same float
-//! operations in the same order as the portable one.
-//!
-//! Tasks are (block of rows, chunk of bands), each written by one task: row
-//! tile by row tile, each crossing the chunk's bands (one band per task when
-//! the rows make one block).
-
-use rayon::prelude::*;
+//! Each tile turns its sums into outputs itself ([`Epilogue`]), with the same float
+//! operations in the same order on every path and tile shape:
+//! `v = (acc - zp_r colsum_c) as f32 * (scale_r * weight_scale_c) + bias_c`, then
+//! `v = fma(x_r[o], outlier_weight[o][c], v)` for each outlier channel `o` in order, then
+//! the activation. The tiles run on `ops::grid`, as the fp32 ones.
 
 use super::activation::{activate, Activation};
+use super::cpu::Int8Path;
+use super::grid::{self, Kernel, OutPtr, Prefetch, Shape, Tile, MAX_TILE_PANELS, PANEL};
+use super::simd::{Int8Simd, Portable};
 
-/// Output channels per band (two AVX2 registers of i32).
-pub const BAND: usize = 16;
-/// Rows per micro tile (2 x ROWS accumulators + 2 weights + 1 broadcast <= 16 registers).
-const ROWS: usize = 6;
-/// Rows per task for large `m`: the block of activations stays in L1/L2.
-const BLOCK_ROWS: usize = 48;
-/// Bands per task for large `m` (16 x 384 pairs x 32 bytes: 192 KB in L2).
-const CHUNK_BANDS: usize = 16;
+/// The most input channels an int8 layer takes: `k * 255 * 127` must stay below 2^31 for
+/// the i32 sums to be exact.
+pub const MAX_IN_FEATURES: usize = ((1u64 << 31) / (255 * 127)) as usize - 1;
 
-/// int8 weights `(n, k)` repacked for [`qmatmul`].
+/// int8 weights `(n, k)` packed for [`qmatmul`] in groups of `group` input positions.
 #[derive(Debug, Clone)]
-pub struct PackedWeights {
+pub struct PackedInt8 {
     data: Vec<i8>,
-    /// Input positions rounded up to even.
+    /// Input positions rounded up to a whole group.
     k_padded: usize,
     n: usize,
+    group: usize,
 }
 
-impl PackedWeights {
+impl PackedInt8 {
     /// Pack `w (n, k)` row-major (HF's `(out, in)` layout); the padding is 0.
-    pub fn pack(w: &[i8], n: usize, k: usize) -> Self {
-        let k_padded = k.next_multiple_of(2);
-        let bands = n.div_ceil(BAND);
-        let mut data = vec![0i8; bands * k_padded * BAND];
-        for (band, chunk) in data.chunks_exact_mut((k_padded * BAND).max(1)).enumerate() {
-            for (pair, block) in chunk.chunks_exact_mut(2 * BAND).enumerate() {
+    pub fn pack(w: &[i8], n: usize, k: usize, group: usize) -> Self {
+        let k_padded = k.next_multiple_of(group);
+        let panels = n.div_ceil(PANEL);
+        let mut data = vec![0i8; panels * k_padded * PANEL];
+        for (panel, chunk) in data.chunks_exact_mut((k_padded * PANEL).max(1)).enumerate() {
+            for (step, block) in chunk.chunks_exact_mut(group * PANEL).enumerate() {
                 for (slot, value) in block.iter_mut().enumerate() {
-                    let (channel, depth) = (band * BAND + slot / 2, 2 * pair + slot % 2);
+                    let channel = panel * PANEL + slot / group;
+                    let depth = step * group + slot % group;
                     if channel < n && depth < k {
                         *value = w[channel * k + depth];
                     }
                 }
             }
         }
-        PackedWeights { data, k_padded, n }
+        PackedInt8 {
+            data,
+            k_padded,
+            n,
+            group,
+        }
+    }
+
+    /// The row stride the activations must have.
+    pub fn k_padded(&self) -> usize {
+        self.k_padded
+    }
+
+    pub fn group(&self) -> usize {
+        self.group
     }
 }
 
-/// How a tile's exact sums become outputs: for row `r`, column `c`,
-/// `out[r, c] = (acc - zp_r colsum_c) as f32 * (scale_r * weight_scale_c) + bias_c`.
-/// `acc - zp_r colsum_c = sum_k (q_k - zp_r) w_k` fits in i32 (the caller's
-/// bound), so it is computed with wrapping i32 arithmetic, exact modulo 2^32;
-/// each float step rounds once, in the same order on every path.
+/// How a tile's exact sums become outputs, for row `r` and column `c` (see the module doc).
 #[derive(Clone, Copy)]
 pub struct Epilogue<'a> {
     /// (m) per-row activation scales and zero points
@@ -76,394 +80,345 @@ pub struct Epilogue<'a> {
     pub column_sums: &'a [i32],
     pub weight_scale: &'a [f32],
     pub bias: &'a [f32],
+    /// (m, outliers) the float32 values of the outlier input channels of each row
+    pub outliers: &'a [f32],
+    /// (outliers, n) their float32 weights
+    pub outlier_weight: &'a [f32],
     /// Applied to the values as they are stored (the FFN's first layer).
     pub activation: Option<Activation>,
 }
 
-/// The output `(m, n)` row-major, shared by tasks that write disjoint tiles.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: every tile writes its own (rows, band) block, see `qmatmul`.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-/// `out (m, n) = dequantize(a (m, k_padded) @ w^T)`: `a` u16 activations with row stride
-/// `k_padded` (as `QuantizedRows`), the packed weights, the epilogue's per-row and
-/// per-column terms.
-pub fn qmatmul(
-    a: &[u16],
-    m: usize,
-    weights: &PackedWeights,
-    epilogue: Epilogue<'_>,
-    out: &mut [f32],
-) {
-    matmul_with(kernel(), a, m, weights, epilogue, out);
-}
-
-fn matmul_with(
-    kernel: Kernel,
-    a: &[u16],
-    m: usize,
-    weights: &PackedWeights,
-    epilogue: Epilogue<'_>,
-    out: &mut [f32],
-) {
-    let n = weights.n;
-    assert!(a.len() >= m * weights.k_padded && out.len() >= m * n);
-    assert!(epilogue.scales.len() >= m && epilogue.zero_points.len() >= m);
-    let columns = [epilogue.column_sums.len(), epilogue.weight_scale.len()];
-    assert!(columns
-        .iter()
-        .chain([&epilogue.bias.len()])
-        .all(|&len| len >= n));
-    let bands = n.div_ceil(BAND);
-    let block = if m <= 2 * BLOCK_ROWS {
-        m.max(1)
-    } else {
-        BLOCK_ROWS
-    };
-    let blocks = m.div_ceil(block);
-    let out = OutPtr(out.as_mut_ptr());
-    // Several blocks: a task is (block, chunk of bands), walked row tile by row
-    // tile across the chunk, so output rows are written in runs of lines (as
-    // `matmul`'s: int8 32x128 15-19% faster than a band per task, best
-    // times in one process). One block: a band per task, enough for every thread.
-    let chunk = if blocks > 1 { CHUNK_BANDS } else { 1 };
-    let chunks = bands.div_ceil(chunk);
-    // One task per job, as `matmul`'s (in-process A/B against rayon's
-    // default splitting: int8 32x128 4%, 24x32 7% faster, medians).
-    (0..blocks * chunks)
-        .into_par_iter()
-        .with_max_len(1)
-        .for_each(|task| {
-            let (row0, first_band) = ((task / chunks) * block, (task % chunks) * chunk);
-            let end = (row0 + block).min(m);
-            for row in (row0..end).step_by(ROWS) {
-                let rows = ROWS.min(end - row);
-                for band in first_band..(first_band + chunk).min(bands) {
-                    let tile = Tile { row, rows, band };
-                    // SAFETY: the asserts above bound `a`, `out` and the epilogue's slices
-                    // for every (row, band) of the grid; this task alone writes tile
-                    // (row.., band).
-                    unsafe { kernel(a, weights, tile, &epilogue, out) };
-                }
-            }
-        });
-}
-
-/// Rows `row..row + rows` (`rows <= ROWS`) by output columns of band `band`.
-#[derive(Clone, Copy)]
-struct Tile {
-    row: usize,
-    rows: usize,
-    band: usize,
-}
-
-/// Computes and writes one tile. Unsafe: the caller bounds the slices (see `matmul_with`).
-type Kernel = unsafe fn(&[u16], &PackedWeights, Tile, &Epilogue<'_>, OutPtr);
-
-fn kernel() -> Kernel {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        return tile_avx2;
+impl Epilogue<'_> {
+    fn outlier_count(&self, n: usize) -> usize {
+        self.outlier_weight.len() / n.max(1)
     }
-    tile_portable
+
+    /// Row `row`, columns `col..col + sums.len()` of the output from their exact sums: the
+    /// tiles' stores when their last panel is partial.
+    ///
+    /// # Safety
+    /// Those elements are inside the `(m, n)` output behind `out`, written by no other task.
+    unsafe fn write_row(&self, out: OutPtr, n: usize, row: usize, col: usize, sums: &[i32]) {
+        let (scale, zero_point) = (self.scales[row], self.zero_points[row]);
+        let count = self.outlier_count(n);
+        let outliers = &self.outliers[row * count..(row + 1) * count];
+        for (c, &sum) in sums.iter().enumerate() {
+            let column = col + c;
+            let exact = sum.wrapping_sub(zero_point.wrapping_mul(self.column_sums[column]));
+            let mut value = exact as f32 * (scale * self.weight_scale[column]) + self.bias[column];
+            for (o, &x) in outliers.iter().enumerate() {
+                value = x.mul_add(self.outlier_weight[o * n + column], value);
+            }
+            // SAFETY: the caller's contract.
+            unsafe { *out.0.add(row * n + column) = value };
+        }
+        if let Some(activation) = self.activation {
+            // SAFETY: the caller's contract (the elements just written).
+            let values =
+                unsafe { std::slice::from_raw_parts_mut(out.0.add(row * n + col), sums.len()) };
+            activate(values, activation);
+        }
+    }
 }
 
-/// Write row `row`, columns `col..col + sums.len()` of the output from its exact sums.
+/// A tile function of one path, with its grid shape.
+pub struct QTileKernel<A> {
+    tile: QTileFn<A>,
+    shape: Shape,
+}
+
+impl<A> Clone for QTileKernel<A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<A> Copy for QTileKernel<A> {}
+
+type QTileFn<A> = unsafe fn(&QProduct<'_, A>, Tile, Prefetch);
+
+/// Tiles and tasks of the int8 paths: `tile_rows` by `tile_panels`; blocks of 48 rows above
+/// 96 (a block of u8 activations stays in L1), walked across chunks of 16 panels.
+const fn shape(tile_rows: usize, tile_panels: usize) -> Shape {
+    Shape {
+        tile_rows,
+        tile_panels,
+        one_block: 96,
+        block_rows: 48,
+        chunk_panels: 16,
+    }
+}
+
+/// One int8 product.
+pub struct QProduct<'a, A> {
+    a: &'a [A],
+    w: &'a PackedInt8,
+    out: OutPtr,
+    epilogue: Epilogue<'a>,
+    kernel: QTileKernel<A>,
+}
+
+impl<A: Sync> Kernel for QProduct<'_, A> {
+    fn slices(&self) -> usize {
+        1
+    }
+
+    fn slice_lines(&self, panel: usize, _slice: usize) -> (*const u8, usize) {
+        let panel_bytes = self.w.k_padded * PANEL;
+        let start = self.w.data[panel * panel_bytes..].as_ptr().cast();
+        (start, panel_bytes.div_ceil(64))
+    }
+
+    unsafe fn tile(&self, tile: Tile, prefetch: Prefetch) {
+        // SAFETY: the caller's contract; the tile function runs on a CPU with its features
+        // (checked when the kernel was chosen).
+        unsafe { (self.kernel.tile)(self, tile, prefetch) }
+    }
+}
+
+/// One step `s` of an int8 tile: `NV` vectors of weights by each row's group of
+/// activations. A function, not a closure, so that it is always inlined with its
+/// intrinsics (see `matmul::step`).
 ///
 /// # Safety
-/// Those elements are inside the `(m, n)` output behind `out` and written by no other task.
+/// As [`tile`]: the weights and rows are readable at step `s`.
 #[inline(always)]
-unsafe fn write_row(
-    epilogue: &Epilogue<'_>,
-    out: OutPtr,
-    n: usize,
-    row: usize,
-    col: usize,
-    sums: &[i32],
+unsafe fn step<S: Int8Simd, const R: usize, const NV: usize>(
+    isa: S,
+    acc: &mut [[S::I; NV]; R],
+    weights: &[*const i8; NV],
+    rows: &[*const S::Act; R],
+    s: usize,
 ) {
-    let (scale, zero_point) = (epilogue.scales[row], epilogue.zero_points[row]);
-    for (c, &sum) in sums.iter().enumerate() {
-        let exact = sum.wrapping_sub(zero_point.wrapping_mul(epilogue.column_sums[col + c]));
-        let value =
-            exact as f32 * (scale * epilogue.weight_scale[col + c]) + epilogue.bias[col + c];
-        // SAFETY: the caller's contract.
-        unsafe { *out.0.add(row * n + col + c) = value };
+    let group = S::GROUP;
+    // SAFETY (the loads): the caller's contract.
+    let first = unsafe { isa.load_weights(weights[0].add(s * PANEL * group)) };
+    let mut step_weights = [first; NV];
+    for (wv, pointer) in step_weights.iter_mut().zip(weights).skip(1) {
+        *wv = unsafe { isa.load_weights(pointer.add(s * PANEL * group)) };
     }
-    if let Some(activation) = epilogue.activation {
-        // SAFETY: the caller's contract (the elements just written).
-        let values =
-            unsafe { std::slice::from_raw_parts_mut(out.0.add(row * n + col), sums.len()) };
-        activate(values, activation);
+    for (sums, activations) in acc.iter_mut().zip(rows) {
+        let x = unsafe { isa.broadcast_group(activations.add(s * group)) };
+        for (sum, &wv) in sums.iter_mut().zip(&step_weights) {
+            *sum = isa.dot(*sum, x, wv);
+        }
     }
 }
 
-/// The reference kernel: plain integer arithmetic, then the scalar epilogue.
+/// Rows `tile.row..+R` by `NV` vectors of `S::LANES` channels, sums in registers, then the
+/// epilogue; pulls `prefetch` into L2 meanwhile.
 ///
 /// # Safety
-/// `tile` is inside the grid `matmul_with` checked, and no other task writes it.
-unsafe fn tile_portable(
-    a: &[u16],
-    w: &PackedWeights,
+/// `R == tile.rows`, `NV * S::LANES == tile.panels * 16`, `S::GROUP == w.group`; the tile
+/// is inside the product (checked by `qmatmul_with`) and belongs to this task alone.
+#[inline(always)]
+pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
+    isa: S,
+    product: &QProduct<'_, S::Act>,
     tile: Tile,
-    epilogue: &Epilogue<'_>,
-    out: OutPtr,
+    prefetch: Prefetch,
 ) {
-    let Tile { row, rows, band } = tile;
-    let kp = w.k_padded;
-    let band_data = &w.data[band * kp * BAND..(band + 1) * kp * BAND];
-    let mut acc = [[0i32; BAND]; ROWS];
-    for (pair, block) in band_data.chunks_exact(2 * BAND).enumerate() {
-        for (r, sums) in acc.iter_mut().enumerate().take(rows) {
-            let x = &a[(row + r) * kp + 2 * pair..(row + r) * kp + 2 * pair + 2];
-            for (c, sum) in sums.iter_mut().enumerate() {
-                let (w0, w1) = (block[2 * c] as i32, block[2 * c + 1] as i32);
-                *sum += x[0] as i32 * w0 + x[1] as i32 * w1;
-            }
-        }
-    }
-    let col = band * BAND;
-    let width = BAND.min(w.n - col);
-    for (r, sums) in acc.iter().enumerate().take(rows) {
-        // SAFETY: the caller's contract.
-        unsafe { write_row(epilogue, out, w.n, row + r, col, &sums[..width]) };
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-/// # Safety
-/// As `tile_portable`, on a CPU with AVX2.
-unsafe fn tile_avx2(
-    a: &[u16],
-    w: &PackedWeights,
-    tile: Tile,
-    epilogue: &Epilogue<'_>,
-    out: OutPtr,
-) {
-    match tile.rows {
-        // SAFETY: the caller's contract.
-        6 => unsafe { tile_avx2_rows::<6>(a, w, tile, epilogue, out) },
-        5 => unsafe { tile_avx2_rows::<5>(a, w, tile, epilogue, out) },
-        4 => unsafe { tile_avx2_rows::<4>(a, w, tile, epilogue, out) },
-        3 => unsafe { tile_avx2_rows::<3>(a, w, tile, epilogue, out) },
-        2 => unsafe { tile_avx2_rows::<2>(a, w, tile, epilogue, out) },
-        _ => unsafe { tile_avx2_rows::<1>(a, w, tile, epilogue, out) },
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-/// # Safety
-/// As `tile_avx2`.
-unsafe fn tile_avx2_rows<const R: usize>(
-    a: &[u16],
-    w: &PackedWeights,
-    tile: Tile,
-    epilogue: &Epilogue<'_>,
-    out: OutPtr,
-) {
-    use std::arch::x86_64::*;
-    let Tile { row, band, .. } = tile;
-    let kp = w.k_padded;
-    // SAFETY: reads: activation pairs a[(row + r) * kp + 2p ..][..2] for r < R, p < kp / 2, and
-    // weight blocks w.data[band * kp * 16 + 32p ..][..32], all inside the slices (the
-    // caller's bounds); unaligned loads throughout.
-    // Writes: this task's own tile of the output.
+    let Tile { row, panel, .. } = tile;
+    let w = product.w;
+    let (kp, n) = (w.k_padded, w.n);
+    let group = S::GROUP;
+    let steps = kp / group;
+    let per_panel = PANEL / S::LANES;
+    let col = panel * PANEL;
+    let width = (NV * S::LANES).min(n - col);
+    let epilogue = &product.epilogue;
+    // SAFETY: loads read w.data[(panel + j / per_panel) * kp * 16 + s * 16 * group ..]
+    // [..LANES * group] for s < steps (inside the panels), a[(row + r) * kp + s * group ..]
+    // [..group] for r < R, and the epilogue's slices at the tile's rows and columns; stores
+    // write the tile's own whole panels of the output (the caller's contract).
     unsafe {
-        let mut sums = [[_mm256_setzero_si256(); 2]; R];
-        let w_ptr = w.data.as_ptr().add(band * kp * BAND);
-        let a_ptr = a.as_ptr().add(row * kp);
-        for pair in 0..kp / 2 {
-            let block = w_ptr.add(2 * BAND * pair);
-            let lo = _mm256_cvtepi8_epi16(_mm_loadu_si128(block as *const __m128i));
-            let hi = _mm256_cvtepi8_epi16(_mm_loadu_si128(block.add(16) as *const __m128i));
-            for (r, sum) in sums.iter_mut().enumerate() {
-                let x = (a_ptr.add(r * kp + 2 * pair) as *const i32).read_unaligned();
-                let x = _mm256_set1_epi32(x);
-                sum[0] = _mm256_add_epi32(sum[0], _mm256_madd_epi16(x, lo));
-                sum[1] = _mm256_add_epi32(sum[1], _mm256_madd_epi16(x, hi));
+        let weights: [*const i8; NV] = std::array::from_fn(|j| {
+            let offset = (panel + j / per_panel) * kp * PANEL + (j % per_panel) * S::LANES * group;
+            w.data.as_ptr().add(offset)
+        });
+        let rows: [*const S::Act; R] =
+            std::array::from_fn(|r| product.a.as_ptr().add((row + r) * kp));
+        let mut acc = [[isa.izero(); NV]; R];
+        // The lines of the next panels, spread evenly over the steps.
+        let lines = prefetch.count;
+        let (mut line, mut credit) = (0, 0);
+        for s in 0..steps {
+            credit += lines;
+            if credit >= steps {
+                credit -= steps;
+                prefetch.line(line);
+                line += 1;
             }
+            step(isa, &mut acc, &weights, &rows, s);
         }
-        let col = band * BAND;
-        if col + BAND > w.n {
-            // The last, partial band: through the scalar epilogue (same arithmetic).
-            for (r, sum) in sums.iter().enumerate() {
-                let mut values = [0i32; BAND];
-                _mm256_storeu_si256(values.as_mut_ptr() as *mut __m256i, sum[0]);
-                _mm256_storeu_si256(values.as_mut_ptr().add(8) as *mut __m256i, sum[1]);
-                write_row(epilogue, out, w.n, row + r, col, &values[..w.n - col]);
+        for line in line..lines {
+            prefetch.line(line);
+        }
+        if width < NV * S::LANES {
+            for (r, vectors) in acc.iter().enumerate() {
+                let mut sums = [0i32; MAX_TILE_PANELS * PANEL];
+                for (j, &vector) in vectors.iter().enumerate() {
+                    store_i32(isa, sums.as_mut_ptr().add(j * S::LANES), vector);
+                }
+                epilogue.write_row(product.out, n, row + r, col, &sums[..width]);
             }
             return;
         }
-        for (r, sum) in sums.iter().enumerate() {
-            let zero_point = _mm256_set1_epi32(epilogue.zero_points[row + r]);
-            let scale = _mm256_set1_ps(epilogue.scales[row + r]);
-            for (half, &acc) in sum.iter().enumerate() {
-                let c = col + 8 * half;
-                let column_sums =
-                    _mm256_loadu_si256(epilogue.column_sums.as_ptr().add(c) as *const __m256i);
-                let exact = _mm256_sub_epi32(acc, _mm256_mullo_epi32(zero_point, column_sums));
-                let factor = _mm256_mul_ps(
-                    scale,
-                    _mm256_loadu_ps(epilogue.weight_scale.as_ptr().add(c)),
-                );
-                let value = _mm256_mul_ps(_mm256_cvtepi32_ps(exact), factor);
-                let value = _mm256_add_ps(value, _mm256_loadu_ps(epilogue.bias.as_ptr().add(c)));
-                _mm256_storeu_ps(out.0.add((row + r) * w.n + c), value);
+        let count = epilogue.outlier_count(n);
+        for (r, vectors) in acc.iter().enumerate() {
+            let at = row + r;
+            let zero_point = isa.isplat(epilogue.zero_points[at]);
+            let scale = isa.splat(epilogue.scales[at]);
+            let outliers = &epilogue.outliers[at * count..(at + 1) * count];
+            let slot = product.out.0.add(at * n + col);
+            for (j, &sums) in vectors.iter().enumerate() {
+                let c = col + j * S::LANES;
+                let column_sums = isa.iload(epilogue.column_sums.as_ptr().add(c));
+                let exact = isa.isub_mul(sums, zero_point, column_sums);
+                let factor = isa.mul(scale, isa.load(epilogue.weight_scale.as_ptr().add(c)));
+                let mut value = isa.mul(isa.to_f32(exact), factor);
+                value = isa.add(value, isa.load(epilogue.bias.as_ptr().add(c)));
+                for (o, &x) in outliers.iter().enumerate() {
+                    let weight = isa.load(epilogue.outlier_weight.as_ptr().add(o * n + c));
+                    value = isa.mul_add(isa.splat(x), weight, value);
+                }
+                isa.store(slot.add(j * S::LANES), value);
             }
         }
         if let Some(activation) = epilogue.activation {
             for r in 0..R {
-                let values = std::slice::from_raw_parts_mut(out.0.add((row + r) * w.n + col), BAND);
-                activate(values, activation);
+                let slot = product.out.0.add((row + r) * n + col);
+                activate(std::slice::from_raw_parts_mut(slot, width), activation);
             }
         }
     }
+}
+
+/// Store the i32 lanes of `value` at `ptr` (through their f32 bit patterns: the trait
+/// stores floats).
+///
+/// # Safety
+/// `ptr` is valid for writing `S::LANES` i32 values.
+#[inline(always)]
+unsafe fn store_i32<S: Int8Simd>(isa: S, ptr: *mut i32, value: S::I) {
+    // SAFETY: `S::I` is `S::LANES` i32 lanes, the caller's contract bounds `ptr`.
+    unsafe { ptr.cast::<S::I>().write_unaligned(value) };
+    let _ = isa;
+}
+
+/// The portable path: 16 lanes of plain Rust, groups of 4, one panel.
+///
+/// # Safety
+/// As `grid::Kernel::tile`.
+unsafe fn portable_tile(product: &QProduct<'_, u8>, tile: Tile, prefetch: Prefetch) {
+    grid::with_rows!(tile.rows, [1, 2, 3, 4, 5, 6], R => unsafe {
+        self::tile::<Portable<16>, R, 1>(Portable, product, tile, prefetch)
+    })
+}
+
+/// Activations as a path stores them.
+#[derive(Clone, Copy)]
+pub enum Activations<'a> {
+    /// u8, in groups of 4 (VNNI, portable).
+    Bytes(&'a [u8]),
+    /// u16, in pairs (AVX2's `vpmaddwd`).
+    Words(&'a [u16]),
+}
+
+/// How `path` stores activations: `(group, words)`: the weights' and activations' group,
+/// and whether activations are u16.
+pub fn storage(path: Int8Path) -> (usize, bool) {
+    match path {
+        Int8Path::Avx2 if path.available() => (2, true),
+        _ => (4, false),
+    }
+}
+
+/// `out (m, n) = dequantize(a (m, k_padded) @ w^T)` on `path` (whose storage `a` and `w`
+/// follow, see [`storage`]), parallel on the current pool.
+pub fn qmatmul(
+    path: Int8Path,
+    a: Activations<'_>,
+    m: usize,
+    w: &PackedInt8,
+    epilogue: Epilogue<'_>,
+    out: &mut [f32],
+) {
+    match a {
+        Activations::Words(a) => {
+            #[cfg(target_arch = "x86_64")]
+            if path == Int8Path::Avx2 && path.available() {
+                let kernel = QTileKernel {
+                    tile: super::x86::avx2::qmatmul_tile,
+                    shape: shape(6, 1),
+                };
+                return qmatmul_with(kernel, a, m, w, epilogue, out);
+            }
+            panic!(
+                "u16 activations are for the AVX2 int8 path only (path {})",
+                path.name()
+            )
+        }
+        Activations::Bytes(a) => qmatmul_with(byte_kernel(path), a, m, w, epilogue, out),
+    }
+}
+
+/// The tiles of a path that takes u8 activations; the portable ones where the CPU lacks it.
+fn byte_kernel(path: Int8Path) -> QTileKernel<u8> {
+    #[cfg(target_arch = "x86_64")]
+    match path {
+        Int8Path::Avx512Vnni if path.available() => {
+            return QTileKernel {
+                tile: super::x86::avx512::qmatmul_tile,
+                shape: shape(super::x86::avx512::QMATMUL_ROWS, 2),
+            }
+        }
+        Int8Path::AvxVnni if path.available() => {
+            return QTileKernel {
+                tile: super::x86::avx2::qmatmul_tile_vnni,
+                shape: shape(6, 1),
+            }
+        }
+        _ => {}
+    }
+    let _ = path;
+    QTileKernel {
+        tile: portable_tile,
+        shape: shape(6, 1),
+    }
+}
+
+/// [`qmatmul`] with the tiles of `kernel`, its operands' sizes checked.
+fn qmatmul_with<A: Sync>(
+    kernel: QTileKernel<A>,
+    a: &[A],
+    m: usize,
+    w: &PackedInt8,
+    epilogue: Epilogue<'_>,
+    out: &mut [f32],
+) {
+    let n = w.n;
+    let count = epilogue.outlier_count(n);
+    assert!(
+        a.len() >= m * w.k_padded && out.len() >= m * n,
+        "qmatmul sizes"
+    );
+    assert!(epilogue.scales.len() >= m && epilogue.zero_points.len() >= m);
+    assert!(epilogue.outliers.len() >= m * count && epilogue.outlier_weight.len() == count * n);
+    let columns = [
+        epilogue.column_sums.len(),
+        epilogue.weight_scale.len(),
+        epilogue.bias.len(),
+    ];
+    assert!(columns.iter().all(|&len| len >= n), "qmatmul column terms");
+    let product = QProduct {
+        a,
+        w,
+        out: OutPtr(out.as_mut_ptr()),
+        epilogue,
+        kernel,
+    };
+    grid::run(&product, kernel.shape, m, n.div_ceil(PANEL));
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn naive(a: &[u16], kp: usize, w: &[i8], m: usize, n: usize, k: usize) -> Vec<i64> {
-        let mut out = vec![0i64; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                out[i * n + j] = (0..k)
-                    .map(|d| a[i * kp + d] as i64 * w[j * k + d] as i64)
-                    .sum();
-            }
-        }
-        out
-    }
-
-    fn lcg(seed: &mut u64) -> u64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        *seed >> 33
-    }
-
-    /// The outputs with a neutral epilogue (scale 1, no zero point, no bias): the exact
-    /// sums, rounded once to f32.
-    fn run_with(kernel: Kernel, a: &[u16], m: usize, w: &PackedWeights) -> Vec<f32> {
-        let (ones, zeros) = (vec![1.0f32; m.max(w.n)], vec![0.0f32; w.n]);
-        let (no_zp, no_sums) = (vec![0i32; m], vec![0i32; w.n]);
-        let epilogue = Epilogue {
-            scales: &ones,
-            zero_points: &no_zp,
-            column_sums: &no_sums,
-            weight_scale: &ones,
-            bias: &zeros,
-            activation: None,
-        };
-        let mut out = vec![f32::NAN; m * w.n];
-        matmul_with(kernel, a, m, w, epilogue, &mut out);
-        out
-    }
-
-    #[test]
-    fn kernels_match_naive_at_the_extremes() {
-        let mut seed = 7;
-        for &(m, n, k, bits) in &[
-            (1, 1, 1, 8),
-            (5, 17, 7, 8),
-            (13, 40, 64, 8),
-            (100, 33, 129, 12),
-            (200, 16, 384, 8),
-            (3, 20, 1536, 12),
-            // blocks by 2 chunks of bands, the last partial
-            (110, 300, 40, 8),
-        ] {
-            let kp = k + k % 2;
-            let top = (1u64 << bits) - 1;
-            let mut a = vec![0u16; m * kp];
-            for i in 0..m {
-                for d in 0..k {
-                    // mostly the extremes, to catch any saturation
-                    let r = lcg(&mut seed);
-                    a[i * kp + d] = if r % 3 == 0 {
-                        top as u16
-                    } else {
-                        (r % (top + 1)) as u16
-                    };
-                }
-            }
-            let w: Vec<i8> = (0..n * k)
-                .map(|_| match lcg(&mut seed) % 4 {
-                    0 => 127,
-                    1 => -127,
-                    r => (r as i64 * 37 % 255 - 127) as i8,
-                })
-                .collect();
-            let packed = PackedWeights::pack(&w, n, k);
-            let expected: Vec<f32> = naive(&a, kp, &w, m, n, k)
-                .into_iter()
-                .map(|sum| sum as f32)
-                .collect();
-            // the dispatched kernel (AVX2 where the CPU has it) and the portable one
-            assert_eq!(run_with(kernel(), &a, m, &packed), expected, "{m}x{n}x{k}");
-            assert_eq!(run_with(tile_portable, &a, m, &packed), expected);
-        }
-    }
-
-    #[test]
-    fn epilogues_agree_bitwise() {
-        let (m, n, k) = (9, 40, 70);
-        let a: Vec<u16> = (0..m * k).map(|i| (i * 7919 % 256) as u16).collect();
-        let w: Vec<i8> = (0..n * k).map(|i| (i * 104_729 % 255) as i8).collect();
-        let packed = PackedWeights::pack(&w, n, k);
-        let scales: Vec<f32> = (0..m).map(|i| 0.013 * (i + 1) as f32).collect();
-        let zero_points: Vec<i32> = (0..m as i32).map(|i| i * 29 % 256).collect();
-        let column_sums: Vec<i32> = w
-            .chunks(k)
-            .map(|r| r.iter().map(|&v| v as i32).sum())
-            .collect();
-        let weight_scale: Vec<f32> = (0..n).map(|i| 0.003 / (i + 1) as f32).collect();
-        let bias: Vec<f32> = (0..n).map(|i| i as f32 * -0.25).collect();
-        let run = |kernel: Kernel, activation: Option<Activation>| {
-            let epilogue = Epilogue {
-                scales: &scales,
-                zero_points: &zero_points,
-                column_sums: &column_sums,
-                weight_scale: &weight_scale,
-                bias: &bias,
-                activation,
-            };
-            let mut out = vec![f32::NAN; m * n];
-            matmul_with(kernel, &a, m, &packed, epilogue, &mut out);
-            out
-        };
-        let bits = |v: Vec<f32>| v.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
-        let plain = run(kernel(), None);
-        assert_eq!(bits(plain.clone()), bits(run(tile_portable, None)));
-        // Activations fused into the stores (40 columns: two full bands and a
-        // partial one): the same bits as applied to the stored values.
-        for activation in [Activation::GeluErf, Activation::GeluTanh, Activation::Relu] {
-            let mut separate = plain.clone();
-            activate(&mut separate, activation);
-            let fused = run(kernel(), Some(activation));
-            assert_eq!(bits(fused), bits(separate.clone()), "{activation:?}");
-            assert_eq!(bits(run(tile_portable, Some(activation))), bits(separate));
-        }
-    }
-
-    #[test]
-    fn the_same_outputs_on_any_thread_count() {
-        // 4 blocks of rows by 2 chunks of bands, the last one partial.
-        let (m, n, k) = (150, 280, 96);
-        let a: Vec<u16> = (0..m * k).map(|i| (i * 7919 % 256) as u16).collect();
-        let w: Vec<i8> = (0..n * k).map(|i| (i * 104_729 % 255) as i8).collect();
-        let packed = PackedWeights::pack(&w, n, k);
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build();
-        let three = rayon::ThreadPoolBuilder::new().num_threads(3).build();
-        if let (Ok(one), Ok(three)) = (one, three) {
-            let run = || run_with(kernel(), &a, m, &packed);
-            let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(one.install(run)), bits(three.install(run)));
-        }
-    }
-}
+mod tests;

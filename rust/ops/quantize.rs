@@ -1,36 +1,44 @@
 //! Dynamic per-token quantization of activations for the int8 GEMM.
 //!
-//! Each row `x` (one token) is mapped to unsigned `bits`-bit integers with its
-//! own scale and zero point (asymmetric, the range always holding 0 so that 0
-//! is exact): `lo = min(min x, 0)`, `hi = max(max x, 0)`,
-//! `s = (hi - lo) / (2^bits - 1)`, `zp = rint(-lo / s)`,
-//! `q = clamp(rint(x / s) + zp, 0, 2^bits - 1)`, so `x ~ s (q - zp)`.
-//! `rint` rounds half to even (numpy's `rint`), and every step is one IEEE
-//! operation, so the result is the same on every CPU and thread count (the
-//! AVX2 build of the loops and the portable one give the same bits).
+//! Each row `x` (one token) is mapped to unsigned `bits`-bit integers (8 by default) with its
+//! own scale and zero point (asymmetric, the range always holding 0 so that 0 is exact):
+//! `lo = min(min x, 0)`, `hi = max(max x, 0)`, `s = (hi - lo) / (2^bits - 1)`,
+//! `zp = rint(-lo / s)`, `q = clamp(rint(x / s) + zp, 0, 2^bits - 1)`, so `x ~ s (q - zp)`.
+//! A few outlier input channels (chosen per layer when the model was quantized) stay out of
+//! it: they take no part in the range, their `q` is the zero point (so they add nothing to the
+//! integer product), and their float values are kept aside for the GEMM's float32 side
+//! product. `rint` rounds half to even (numpy's `rint`), and every step is one IEEE
+//! operation, so the result is the same on every CPU and thread count.
 
 use rayon::prelude::*;
 
 use super::vecmath::{dispatch, rint};
 
-/// The most activation bits the int8 kernels take: values must fit in i16.
-pub const MAX_ACTIVATION_BITS: u32 = 15;
+/// The most activation bits the int8 kernels take: u8 for `vpdpbusd`.
+pub const MAX_ACTIVATION_BITS: u32 = 8;
 
-/// Quantized rows: `values (rows, stride)` with `stride = in_features` rounded
-/// up to even (the padding column is 0), and each row's scale and zero point.
+/// Quantized rows: `values (rows, stride)` as the int8 path stores them (u8 in `bytes`, or
+/// u16 in `words`), `stride = in_features` rounded up to the path's group (the padding is 0),
+/// each row's scale and zero point, and the float values of its outlier channels
+/// `(rows, outliers)`.
 #[derive(Debug, Clone, Default)]
 pub struct QuantizedRows {
-    pub values: Vec<u16>,
+    pub bytes: Vec<u8>,
+    pub words: Vec<u16>,
     pub stride: usize,
     pub scales: Vec<f32>,
     pub zero_points: Vec<i32>,
+    pub outliers: Vec<f32>,
 }
 
 /// `[min(min row, 0), max(max row, 0)]`; NaN values are skipped.
 fn row_range(row: &[f32]) -> [f32; 2] {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: AVX was detected just above.
+    if matches!(
+        super::cpu::active().fp32,
+        super::cpu::Fp32Path::Avx2 | super::cpu::Fp32Path::Avx512
+    ) {
+        // SAFETY: the AVX2 and AVX-512 paths run on CPUs with AVX.
         return unsafe { row_range_avx(row) };
     }
     row_range_scalar(row, [0.0, 0.0])
@@ -71,24 +79,50 @@ fn row_range_avx(row: &[f32]) -> [f32; 2] {
     row_range_scalar(tail, [low, high])
 }
 
+/// The quantized value of `x`: `clamp(rint(x / scale) + zero_point, 0, q_max)`, NaN to 0,
+/// with selects that vectorize.
+#[inline(always)]
+fn quantize_value(x: f32, scale: f32, zero_point: f32, q_max: f32) -> u8 {
+    let q = rint(x / scale) + zero_point;
+    let q = if q > 0.0 { q } else { 0.0 };
+    let q = if q < q_max { q } else { q_max };
+    // SAFETY: q is finite and in [0, q_max], q_max <= 255: it fits in i32.
+    unsafe { q.to_int_unchecked::<i32>() as u8 }
+}
+
 dispatch! {
-    fn quantize_values(row: &[f32], scale: f32, zero_point: f32, q_max: f32, out: &mut [u16]) {
+    fn quantize_bytes(row: &[f32], scale: f32, zero_point: f32, q_max: f32, out: &mut [u8]) {
         for (slot, &x) in out.iter_mut().zip(row) {
-            let q = rint(x / scale) + zero_point;
-            // clamp to [0, q_max], NaN to 0, with selects that vectorize
-            let q = if q > 0.0 { q } else { 0.0 };
-            let q = if q < q_max { q } else { q_max };
-            // SAFETY: q is finite and in [0, q_max], q_max < 2^15: it fits in i32.
-            *slot = unsafe { q.to_int_unchecked::<i32>() } as u16;
+            *slot = quantize_value(x, scale, zero_point, q_max);
         }
     }
 }
 
-/// Scale and zero point of one row.
+dispatch! {
+    fn quantize_words(row: &[f32], scale: f32, zero_point: f32, q_max: f32, out: &mut [u16]) {
+        for (slot, &x) in out.iter_mut().zip(row) {
+            *slot = u16::from(quantize_value(x, scale, zero_point, q_max));
+        }
+    }
+}
+
+/// The range of `row` without the channels `outliers` (sorted): `[min(min, 0), max(max, 0)]`.
+fn range_without(row: &[f32], outliers: &[usize]) -> [f32; 2] {
+    let mut range = [0.0f32, 0.0];
+    let mut start = 0;
+    for &skip in outliers.iter().chain([&row.len()]) {
+        let [lo, hi] = row_range(&row[start.min(skip)..skip]);
+        range = [range[0].min(lo), range[1].max(hi)];
+        start = skip + 1;
+    }
+    range
+}
+
+/// Scale and zero point of one row, its `outliers` (sorted) left out.
 #[inline]
-pub fn row_params(row: &[f32], bits: u32) -> (f32, i32) {
+pub fn row_params(row: &[f32], bits: u32, outliers: &[usize]) -> (f32, i32) {
     let q_max = ((1u32 << bits) - 1) as f32;
-    let [lo, hi] = row_range(row);
+    let [lo, hi] = range_without(row, outliers);
     let scale = (hi - lo) / q_max;
     // zero (a row of zeros), NaN or infinite: leave the row at zero
     if scale.is_nan() || scale <= 0.0 || !scale.is_finite() {
@@ -98,46 +132,120 @@ pub fn row_params(row: &[f32], bits: u32) -> (f32, i32) {
     (scale, zero_point as i32)
 }
 
-/// Quantize one row into `out` (at least `row.len()` values; the rest are set to 0).
+/// Where quantized values go: u8 or u16 (see `qmatmul::storage`).
+pub enum Values<'a> {
+    Bytes(&'a mut [u8]),
+    Words(&'a mut [u16]),
+}
+
+/// Quantize one row into `out` (at least `row.len()` values; the rest are set to 0); the
+/// `outliers` (sorted) get the zero point, and their values go to `kept`.
 #[inline]
-pub fn quantize_row(row: &[f32], bits: u32, out: &mut [u16]) -> (f32, i32) {
-    let (scale, zero_point) = row_params(row, bits);
+pub fn quantize_row(
+    row: &[f32],
+    bits: u32,
+    outliers: &[usize],
+    out: Values<'_>,
+    kept: &mut [f32],
+) -> (f32, i32) {
+    let (scale, zero_point) = row_params(row, bits, outliers);
     let q_max = ((1u32 << bits) - 1) as f32;
-    quantize_values(row, scale, zero_point as f32, q_max, out);
-    out[row.len()..].fill(0);
+    let zp = zero_point as f32;
+    for (slot, &channel) in kept.iter_mut().zip(outliers) {
+        *slot = row[channel];
+    }
+    match out {
+        Values::Bytes(out) => {
+            quantize_bytes(row, scale, zp, q_max, out);
+            out[row.len()..].fill(0);
+            for &channel in outliers {
+                out[channel] = zero_point as u8;
+            }
+        }
+        Values::Words(out) => {
+            quantize_words(row, scale, zp, q_max, out);
+            out[row.len()..].fill(0);
+            for &channel in outliers {
+                out[channel] = zero_point as u16;
+            }
+        }
+    }
     (scale, zero_point)
 }
 
-/// Quantize `input (rows, in_features)` row by row into `rows` (buffers reused).
+/// Quantize `input (rows, in_features)` row by row into `out` (buffers reused): values as u16
+/// when `words`, else u8, in rows of `stride` (at least `in_features`).
 pub fn quantize_rows(
     input: &[f32],
-    rows: usize,
-    in_features: usize,
+    (rows, in_features): (usize, usize),
     bits: u32,
+    outliers: &[usize],
+    (stride, words): (usize, bool),
     out: &mut QuantizedRows,
 ) {
-    let stride = in_features.next_multiple_of(2);
     out.stride = stride;
-    out.values.resize(rows * stride, 0);
+    if words {
+        out.words.resize(rows * stride, 0);
+    } else {
+        out.bytes.resize(rows * stride, 0);
+    }
     out.scales.resize(rows, 0.0);
     out.zero_points.resize(rows, 0);
+    // At least a value a row, so that the chunks below zip with every chunk of rows.
+    out.outliers.resize(rows * outliers.len().max(1), 0.0);
     let rows_per_task = super::rows_per_task(rows, in_features).max(1);
-    let width = in_features.max(1);
-    input[..rows * in_features]
-        .par_chunks(rows_per_task * width)
-        .zip(out.values.par_chunks_mut(rows_per_task * stride.max(1)))
-        .zip(out.scales.par_chunks_mut(rows_per_task))
-        .zip(out.zero_points.par_chunks_mut(rows_per_task))
-        .for_each(|(((input, values), scales), zero_points)| {
-            for (((row, q), scale), zero_point) in input
-                .chunks_exact(width)
-                .zip(values.chunks_exact_mut(stride.max(1)))
-                .zip(scales.iter_mut())
-                .zip(zero_points.iter_mut())
-            {
-                (*scale, *zero_point) = quantize_row(row, bits, q);
-            }
-        });
+    let (width, stride, count) = (in_features.max(1), stride.max(1), outliers.len());
+    let QuantizedRows {
+        bytes,
+        words: wide,
+        scales,
+        zero_points,
+        outliers: kept,
+        ..
+    } = out;
+    let input = &input[..rows * in_features];
+    let kept = kept.par_chunks_mut(rows_per_task * count.max(1));
+    let params = scales
+        .par_chunks_mut(rows_per_task)
+        .zip(zero_points.par_chunks_mut(rows_per_task));
+    let run = |input: &[f32],
+               mut values: Values<'_>,
+               scales: &mut [f32],
+               zps: &mut [i32],
+               kept: &mut [f32]| {
+        for (r, (row, (scale, zero_point))) in input
+            .chunks_exact(width)
+            .zip(scales.iter_mut().zip(zps.iter_mut()))
+            .enumerate()
+        {
+            let len = kept.len();
+            let kept = &mut kept[(r * count).min(len)..((r + 1) * count).min(len)];
+            let slot = match &mut values {
+                Values::Bytes(values) => Values::Bytes(&mut values[r * stride..(r + 1) * stride]),
+                Values::Words(values) => Values::Words(&mut values[r * stride..(r + 1) * stride]),
+            };
+            (*scale, *zero_point) = quantize_row(row, bits, outliers, slot, kept);
+        }
+    };
+    if words {
+        input
+            .par_chunks(rows_per_task * width)
+            .zip(wide.par_chunks_mut(rows_per_task * stride))
+            .zip(params)
+            .zip(kept)
+            .for_each(|(((input, values), (scales, zps)), kept)| {
+                run(input, Values::Words(values), scales, zps, kept)
+            });
+    } else {
+        input
+            .par_chunks(rows_per_task * width)
+            .zip(bytes.par_chunks_mut(rows_per_task * stride))
+            .zip(params)
+            .zip(kept)
+            .for_each(|(((input, values), (scales, zps)), kept)| {
+                run(input, Values::Bytes(values), scales, zps, kept)
+            });
+    }
 }
 
 #[cfg(test)]
@@ -149,23 +257,52 @@ mod tests {
         let input: Vec<f32> = (0..3 * 7)
             .map(|i| ((i * 37 % 23) as f32 - 9.0) * 0.31)
             .collect();
-        for bits in [8, 12] {
+        for words in [false, true] {
             let mut rows = QuantizedRows::default();
-            quantize_rows(&input, 3, 7, bits, &mut rows);
+            quantize_rows(&input, (3, 7), 8, &[], (8, words), &mut rows);
             assert_eq!(rows.stride, 8);
+            let value = |i: usize| {
+                if words {
+                    i32::from(rows.words[i])
+                } else {
+                    i32::from(rows.bytes[i])
+                }
+            };
             for (r, row) in input.chunks_exact(7).enumerate() {
                 let (scale, zp) = (rows.scales[r], rows.zero_points[r]);
                 for (c, &x) in row.iter().enumerate() {
-                    let q = rows.values[r * 8 + c] as i32;
-                    assert!(q < 1 << bits);
+                    let q = value(r * 8 + c);
+                    assert!(q < 256);
                     let back = (q - zp) as f32 * scale;
                     assert!((back - x).abs() <= 0.5 * scale * 1.0001, "{x} -> {back}");
                 }
-                assert_eq!(rows.values[r * 8 + 7], 0, "padding column");
-                // zero is exact
-                assert_eq!(((0.0f32 / scale).round_ties_even() as i32 + zp - zp), 0);
+                assert_eq!(value(r * 8 + 7), 0, "padding column");
             }
         }
+    }
+
+    #[test]
+    fn outliers_stay_out_of_the_range() {
+        // Channel 1 is 1000x the others: without it, the scale follows the others.
+        let row = [0.5f32, -700.0, 0.25, -0.5, 300.0, 0.1];
+        let mut bytes = [0u8; 8];
+        let mut kept = [0.0f32; 2];
+        let (scale, zp) = quantize_row(&row, 8, &[1, 4], Values::Bytes(&mut bytes), &mut kept);
+        assert_eq!(kept, [-700.0, 300.0]);
+        assert_eq!(scale, 1.0 / 255.0);
+        assert_eq!(
+            (bytes[1], bytes[4]),
+            (zp as u8, zp as u8),
+            "outliers get the zero point"
+        );
+        for c in [0, 2, 3, 5] {
+            let back = (i32::from(bytes[c]) - zp) as f32 * scale;
+            assert!((back - row[c]).abs() <= 0.5 * scale * 1.0001);
+        }
+        // Outliers at both ends and next to each other.
+        let (plain, _) = row_params(&row[2..4], 8, &[]);
+        let (skipped, _) = row_params(&[9.0, 9.0, row[2], row[3], 9.0], 8, &[0, 1, 4]);
+        assert_eq!(plain, skipped);
     }
 
     #[test]
@@ -184,15 +321,17 @@ mod tests {
     #[test]
     fn constant_and_zero_rows() {
         let mut out = [0u16; 4];
-        assert_eq!(quantize_row(&[0.0; 4], 8, &mut out), (1.0, 0));
+        let quantize =
+            |row: &[f32], out: &mut [u16]| quantize_row(row, 8, &[], Values::Words(out), &mut []);
+        assert_eq!(quantize(&[0.0; 4], &mut out), (1.0, 0));
         assert_eq!(out, [0; 4]);
         // all positive: lo is 0, the zero point is 0
-        let (scale, zp) = quantize_row(&[1.0, 2.0, 4.0, 0.5], 8, &mut out);
+        let (scale, zp) = quantize(&[1.0, 2.0, 4.0, 0.5], &mut out);
         assert_eq!(zp, 0);
         assert_eq!(scale, 4.0 / 255.0);
         assert_eq!(out[2], 255);
         // all negative: the zero point is the top of the range
-        let (_, zp) = quantize_row(&[-1.0, -2.0, -4.0, -0.5], 8, &mut out);
+        let (_, zp) = quantize(&[-1.0, -2.0, -4.0, -0.5], &mut out);
         assert_eq!(zp, 255);
         assert_eq!(out[2], 0);
     }

@@ -112,8 +112,10 @@ pub fn fold_lanes<T: Copy>(
     lanes
 }
 
-/// Run `$body` (a loop over slices that uses the functions above) compiled
-/// for AVX2+FMA when the CPU has them, else for the baseline target.
+/// Run `$body` (a loop over slices that uses the functions above) compiled for the fp32 path
+/// `ops::cpu` picked: with AVX-512 or AVX2 + FMA enabled, else for the baseline target. The
+/// body uses plain `+`/`*` and fixed lane folds ([`fold_lanes`]), so every build computes
+/// the same bits; the wider ones only run faster.
 macro_rules! dispatch {
     ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$attr])*
@@ -123,16 +125,19 @@ macro_rules! dispatch {
 
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                fn avx512($($arg: $ty),*) {
+                    generic($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) {
                     generic($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU supports the features `avx2` was compiled for.
-                    unsafe { avx2($($arg),*) };
-                    return;
+                match $crate::ops::cpu::active().fp32 {
+                    // SAFETY: `ops::cpu` picks a path only if the CPU has its features.
+                    $crate::ops::cpu::Fp32Path::Avx512 => return unsafe { avx512($($arg),*) },
+                    $crate::ops::cpu::Fp32Path::Avx2 => return unsafe { avx2($($arg),*) },
+                    _ => {}
                 }
             }
             generic($($arg),*)

@@ -4,6 +4,9 @@
 
 use pyo3::prelude::*;
 
+use pyo3::types::PyDict;
+
+use crate::cpu;
 use crate::error::Error;
 use crate::threads;
 
@@ -44,10 +47,42 @@ fn get_num_threads() -> PyResult<usize> {
     Ok(threads::num_threads()?)
 }
 
+/// The SIMD paths in use and what this CPU offers: `fp32` and `int8` (the paths the kernels
+/// run, after `OXIFORMER_SIMD`), `features` (the CPU's), `available` (`{"fp32": [...],
+/// "int8": [...]}`, the paths `OXIFORMER_SIMD` may ask for), `forced` (its value or None).
+#[pyfunction]
+fn simd_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let paths = cpu::paths()?;
+    let info = PyDict::new(py);
+    info.set_item("fp32", paths.fp32.name())?;
+    info.set_item("int8", paths.int8.name())?;
+    info.set_item("features", cpu::features().names())?;
+    let available = PyDict::new(py);
+    let fp32: Vec<&str> = cpu::Fp32Path::ALL
+        .into_iter()
+        .filter(|path| path.available())
+        .map(cpu::Fp32Path::name)
+        .collect();
+    let int8: Vec<&str> = cpu::Int8Path::ALL
+        .into_iter()
+        .filter(|path| path.available())
+        .map(cpu::Int8Path::name)
+        .collect();
+    available.set_item("fp32", fp32)?;
+    available.set_item("int8", int8)?;
+    info.set_item("available", available)?;
+    let forced = std::env::var(cpu::SIMD_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    info.set_item("forced", forced)?;
+    Ok(info)
+}
+
 #[pymodule(gil_used = false)]
 fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(set_num_threads, module)?)?;
     module.add_function(wrap_pyfunction!(get_num_threads, module)?)?;
+    module.add_function(wrap_pyfunction!(simd_info, module)?)?;
     model::register(module)?;
     tokenizer::register(module)?;
     Ok(())

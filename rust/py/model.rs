@@ -20,7 +20,8 @@ use crate::quantization::{Quantization, QUANTIZABLE};
 use crate::weights::{Tensor, TensorMap};
 
 /// What is int8, from a `quantization_config` dict (see `oxiformer.quantize`):
-/// `activation_bits` `{layer name: bits}` and `word_embeddings` (bool); None: float32.
+/// `activation_bits` `{layer name: bits}`, `outlier_channels` `{layer name: count}` and
+/// `word_embeddings` (bool); None: float32.
 fn quantization_from_py(quantization: Option<&Bound<'_, PyDict>>) -> PyResult<Quantization> {
     let Some(dict) = quantization else {
         return Ok(Quantization::default());
@@ -35,10 +36,13 @@ fn quantization_from_py(quantization: Option<&Bound<'_, PyDict>>) -> PyResult<Qu
         Some(value) => value.extract::<bool>()?,
         None => false,
     };
-    Ok(Quantization::with_word_embeddings(
-        modules,
-        word_embeddings,
-    )?)
+    let mut outliers = Vec::new();
+    if let Some(counts) = dict.get_item("outlier_channels")? {
+        for (key, value) in counts.cast::<PyDict>()?.iter() {
+            outliers.push((key.extract::<String>()?, value.extract::<usize>()?));
+        }
+    }
+    Ok(Quantization::with_word_embeddings(modules, word_embeddings)?.with_outliers(outliers)?)
 }
 
 /// A config given as `config.json` text or as a dict (serialized with `json`).
@@ -141,9 +145,11 @@ impl PyEncoder {
             let name: String = key.extract()?;
             let tensor = if let Ok(array) = value.extract::<PyReadonlyArrayDyn<'_, i8>>() {
                 Tensor::new_i8(&name, array.shape().to_vec(), array_values(&array))?
+            } else if let Ok(array) = value.extract::<PyReadonlyArrayDyn<'_, i64>>() {
+                Tensor::new_i64(&name, array.shape().to_vec(), array_values(&array))?
             } else {
                 let array: PyReadonlyArrayDyn<'_, f32> = value.extract().map_err(|_| {
-                    Error::weights(&name, "expected a float32 (or int8) numpy array")
+                    Error::weights(&name, "expected a float32 (or int8, int64) numpy array")
                 })?;
                 Tensor::new(&name, array.shape().to_vec(), array_values(&array))?
             };
@@ -233,6 +239,32 @@ impl PyEncoder {
         let hidden = encoder.config().hidden_size;
         to_numpy(py, output, &[ids.len()], lengths.len(), hidden)
     }
+
+    /// Calibration for int8: packed sequences as `forward_packed`; for each layer, the
+    /// largest |value| of each input channel of query (= key, value), attention.output.dense,
+    /// intermediate.dense and output.dense, in that order (4 arrays a layer).
+    fn input_peaks<'py>(
+        &self,
+        py: Python<'py>,
+        input_ids: PyReadonlyArray1<'py, i64>,
+        token_type_ids: PyReadonlyArray1<'py, i64>,
+        lengths: PyReadonlyArray1<'py, i64>,
+    ) -> PyResult<Vec<Bound<'py, numpy::PyArray1<f32>>>> {
+        let ids = contiguous(&input_ids, "input_ids")?;
+        let types = contiguous(&token_type_ids, "token_type_ids")?;
+        let lengths = contiguous(&lengths, "lengths")?
+            .iter()
+            .map(|&len| {
+                usize::try_from(len).map_err(|_| Error::input(format!("negative length {len}")))
+            })
+            .collect::<Result<Vec<usize>, Error>>()?;
+        let encoder = Arc::clone(&self.inner);
+        let peaks = py.detach(|| encoder.input_peaks(ids, types, &lengths))?;
+        Ok(peaks
+            .into_iter()
+            .map(|peak| peak.into_pyarray(py))
+            .collect())
+    }
 }
 
 /// An array's values in row-major order (copied: the encoder owns its weights).
@@ -277,8 +309,8 @@ fn to_numpy<'py>(
     Ok((last_hidden_state, pooler_output, hidden_states))
 }
 
-/// The most activation bits an int8 layer with `in_features` inputs takes: its
-/// int32 sums `in_features * 127 * (2^bits - 1)` must stay below 2^31.
+/// The most activation bits an int8 layer with `in_features` inputs takes: 8, or 0 where its
+/// int32 sums `in_features * 127 * 255` could reach 2^31.
 #[pyfunction]
 fn max_activation_bits(in_features: usize) -> u32 {
     crate::qlinear::max_activation_bits(in_features)

@@ -1,0 +1,108 @@
+"""One engine of a benchmark in a process of its own (see ``_common.Turns``).
+
+    python benches/_engine.py SPEC_JSON
+
+Loads the engine SPEC_JSON describes, prints ``{"ready": true}``, then answers one JSON line
+per command on stdin:
+- ``{"op": "encoder", "batch": B, "seq": S, "repeats": R}``: the encoder on a B x S batch of
+  random ids (the same ids in every engine: a fixed seed), no padding; one warm-up call, then
+  the best of R calls, as ``{"best": seconds}``;
+- ``{"op": "texts", "file": PATH, "batch_size": 32, "repeats": R}``: text to normalized
+  sentence embeddings for the JSON list of texts in PATH (oxiformer: ``SentenceEncoder.encode``;
+  ORT: HF tokenizers, padded batches in input order, mean pooling), with a warm-up call on the
+  first batch;
+- ``{"op": "quit"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import hf_tokenizer, minilm_dir, ort_pipeline, ort_session
+
+VOCAB_RANGE = (1000, 30000)
+
+
+def best_of(run: Callable[[], object], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+class Oxiformer:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        import oxiformer
+
+        oxiformer.set_num_threads(spec["threads"])
+        model_dir = spec["model"] or minilm_dir()
+        dtype = None if spec["dtype"] == "float32" else spec["dtype"]
+        self.model = oxiformer.SentenceEncoder.from_pretrained(model_dir, dtype=dtype)
+
+    def encoder(self, ids: Any) -> Callable[[], object]:
+        mask = np.ones_like(ids)
+        return lambda: self.model.encoder(ids, mask)
+
+    def texts(self, texts: list[str], batch_size: int) -> Callable[[], object]:
+        return lambda: self.model.encode(texts, batch_size=batch_size)
+
+
+class OnnxRuntime:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.session = ort_session(Path(spec["model"]), spec["threads"])
+        tokenizer = spec.get("tokenizer")
+        self.tokenizer = hf_tokenizer(Path(tokenizer).parent if tokenizer else minilm_dir())
+
+    def encoder(self, ids: Any) -> Callable[[], object]:
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        feed["token_type_ids"] = np.zeros_like(ids)
+        return lambda: self.session.run(None, feed)
+
+    def texts(self, texts: list[str], batch_size: int) -> Callable[[], object]:
+        return lambda: ort_pipeline(self.session, self.tokenizer, texts, batch_size)
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    engine = Oxiformer(spec) if spec["kind"] == "oxiformer" else OnnxRuntime(spec)
+
+    def answer(reply: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+    answer({"ready": True})
+    for line in sys.stdin:
+        command = json.loads(line)
+        op = command["op"]
+        if op == "quit":
+            answer({"bye": True})
+            return
+        if op == "encoder":
+            rng = np.random.default_rng(command.get("seed", 0))
+            ids = rng.integers(*VOCAB_RANGE, (command["batch"], command["seq"]), dtype=np.int64)
+            run = engine.encoder(ids)
+            run()
+        elif op == "texts":
+            texts = json.loads(Path(command["file"]).read_text(encoding="utf-8"))
+            batch_size = command.get("batch_size", 32)
+            engine.texts(texts[:batch_size], batch_size)()
+            run = engine.texts(texts, batch_size)
+        else:
+            answer({"error": f"unknown op {op!r}"})
+            continue
+        answer({"best": best_of(run, command.get("repeats", 1))})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+//! The GEMM kernels alone, fp32 and int8, on MiniLM's shapes and a large one, on the path
+//! `OXIFORMER_SIMD` picks: `OXIFORMER_SIMD=avx2 cargo run --release --example kernels`.
+//! Best of 7 calls, hot caches; for peers and whole models see `compare.py`.
+use _core::ops::cpu;
+use _core::ops::matmul::{matmul, pack_panels, Epilogue};
+use _core::ops::qmatmul::{qmatmul, storage, Activations, Epilogue as QEpilogue, PackedInt8};
+use std::time::Instant;
+
+fn best(mut run: impl FnMut()) -> f64 {
+    run();
+    (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            run();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let paths = cpu::active();
+    println!("paths: {paths:?}");
+    for &(m, k, n) in &[
+        (16usize, 384usize, 1152usize),
+        (128, 384, 1536),
+        (768, 1536, 384),
+        (4096, 384, 1152),
+    ] {
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+        let p = pack_panels(&b, k, n);
+        let mut out = vec![0.0; m * n];
+        let s = best(|| matmul(&a, &p, &mut out, m, k, n, Epilogue::Overwrite));
+        let flops = 2.0 * (m * k * n) as f64;
+        // int8
+        let w: Vec<i8> = (0..n * k).map(|i| (i % 200) as i8 - 100).collect();
+        let (group, words) = storage(paths.int8);
+        let packed = PackedInt8::pack(&w, n, k, group);
+        let kp = packed.k_padded();
+        let bytes: Vec<u8> = (0..m * kp).map(|i| (i % 251) as u8).collect();
+        let wide: Vec<u16> = bytes.iter().map(|&v| v as u16).collect();
+        let (ones, zeros, zi) = (
+            vec![1.0f32; m.max(n)],
+            vec![0.0f32; n],
+            vec![0i32; m.max(n)],
+        );
+        let e = QEpilogue {
+            scales: &ones,
+            zero_points: &zi,
+            column_sums: &zi,
+            weight_scale: &ones,
+            bias: &zeros,
+            outliers: &[],
+            outlier_weight: &[],
+            activation: None,
+        };
+        let acts = if words {
+            Activations::Words(&wide)
+        } else {
+            Activations::Bytes(&bytes)
+        };
+        let q = best(|| qmatmul(paths.int8, acts, m, &packed, e, &mut out));
+        println!("{m:>5}x{k}x{n:<5} fp32 {:7.3} ms {:6.1} GFLOPS | int8 {:7.3} ms {:6.1} GOPS | int8/fp32 {:.2}x", s * 1e3, flops / s / 1e9, q * 1e3, flops / q / 1e9, s / q);
+    }
+}
