@@ -11,7 +11,7 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::bert::{expected_tensors as encoder_tensors, Encoder, EncoderOutput};
+use crate::models::encoder::{expected_tensors as encoder_tensors, Encoder, EncoderOutput};
 use crate::config::{EncoderConfig, MAX_SINUSOIDAL_VALUES};
 use crate::embeddings::sinusoidal_table;
 use crate::error::Error;
