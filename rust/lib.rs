@@ -10,6 +10,7 @@ pub mod embeddings;
 pub mod error;
 pub mod linear;
 pub mod models;
+pub mod nn;
 pub mod ops;
 pub mod qlinear;
 pub mod quantization;
@@ -20,8 +21,8 @@ pub mod weights;
 #[cfg(feature = "python")]
 mod py;
 
-pub use models::encoder::{expected_tensors, Encoder, EncoderOutput};
 pub use config::{Activation, EncoderConfig, PositionEmbedding};
 pub use error::{Error, Result};
+pub use models::encoder::{expected_tensors, Encoder, EncoderOutput};
 pub use quantization::Quantization;
 pub use weights::{Tensor, TensorMap};

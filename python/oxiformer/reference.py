@@ -199,20 +199,31 @@ def embeddings(
     input_ids: npt.NDArray[np.integer[Any]],
     token_type_ids: npt.NDArray[np.integer[Any]],
     dtype: type[np.floating[Any]],
+    positions_start: int = 0,
 ) -> Array:
-    """Word + token type + position embeddings, then LayerNorm (HF ``BertEmbeddings``)."""
+    """Word + token type + position embeddings, then LayerNorm (HF ``BertEmbeddings``); then
+    ``embeddings_project`` when the tables are narrower than the hidden size (ELECTRA).
+
+    ``positions_start``: the position of the first token (a decoder's cached prefix)."""
     seq = input_ids.shape[1]
     words = tensors["embeddings.word_embeddings.weight"]  # (V, H)
     hidden = words[input_ids].astype(dtype)  # (B, T, H); look up first, then convert
     if config["type_vocab_size"] > 0:
         token_types = _param(tensors, "embeddings.token_type_embeddings.weight", dtype)
         hidden = hidden + token_types[token_type_ids]  # (B, T, H)
+    width = config.get("embedding_size", config["hidden_size"])
+    end = positions_start + seq
     if config["position_embedding_type"] == "sinusoidal":
-        positions = sinusoidal_positions(seq, config["hidden_size"]).astype(dtype)  # (T, H)
+        positions = sinusoidal_positions(end, width).astype(dtype)[positions_start:]  # (T, E)
     else:
-        positions = _param(tensors, "embeddings.position_embeddings.weight", dtype)[:seq]
-    hidden = hidden + positions  # (B, T, H)
-    return _layer_norm_named(tensors, "embeddings.LayerNorm", hidden, config)
+        positions = _param(tensors, "embeddings.position_embeddings.weight", dtype)
+        positions = positions[positions_start:end]  # (T, E)
+    hidden = hidden + positions  # (B, T, E)
+    hidden = _layer_norm_named(tensors, "embeddings.LayerNorm", hidden, config)
+    if width != config["hidden_size"]:
+        weight = _param(tensors, "embeddings_project.weight", dtype)  # (H, E)
+        hidden = linear(hidden, weight, _param(tensors, "embeddings_project.bias", dtype))
+    return hidden  # (B, T, H)
 
 
 def encoder_layer(

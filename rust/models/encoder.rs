@@ -1,107 +1,51 @@
 //! The BERT encoder: embeddings, N layers of attention + feed-forward with
 //! residuals and LayerNorm, and the optional pooler. One struct per HF module
-//! (`BertLayer`, `BertPooler`, `BertModel` in transformers'
-//! `models/bert/modeling_bert.py`); weight names are HF's.
+//! (`BertLayer`, `BertModel` in transformers' `models/bert/modeling_bert.py`);
+//! weight names are HF BERT's, from [`super::families`] (DistilBERT and ELECTRA
+//! checkpoints are translated to them).
 
+use super::families::{BERT, BERT_LAYER};
+use super::heads::Pooler;
 use crate::attention::{
     mask_bias, multi_head_attention, packed_spans, padded_spans, prefix_spans, AttentionShape, Span,
 };
 use crate::config::EncoderConfig;
-use crate::dense::Dense;
 use crate::embeddings::Embeddings;
 use crate::error::{Error, Result};
-use crate::linear::Linear;
-use crate::ops::add_layer_norm;
-use crate::ops::quantize::QuantizedRows;
+use crate::nn::feed_forward::FeedForward;
+use crate::nn::self_attention::AttentionBlock;
+use crate::nn::{dense_tensors, Scratch};
 use crate::quantization::Quantization;
 use crate::threads;
 use crate::weights::TensorMap;
 
-/// Scratch buffers for one forward pass, reused by every layer.
-struct Workspace {
-    /// (B*T, 3H)
-    qkv: Vec<f32>,
-    /// (B*T, H): attention context, before the output projection.
-    context: Vec<f32>,
-    /// (B*T, H): the attention block's output, the FFN's residual.
-    attention_out: Vec<f32>,
-    /// (B*T, I)
-    intermediate: Vec<f32>,
-    /// The quantized input of an int8 layer.
-    quantized: QuantizedRows,
-}
-
-impl Workspace {
-    fn new(config: &EncoderConfig, tokens: usize) -> Self {
-        let hidden = config.hidden_size;
-        Workspace {
-            qkv: vec![0.0; tokens * 3 * hidden],
-            context: vec![0.0; tokens * hidden],
-            attention_out: vec![0.0; tokens * hidden],
-            intermediate: vec![0.0; tokens * config.intermediate_size],
-            quantized: QuantizedRows::default(),
-        }
-    }
-}
-
-/// A LayerNorm's parameters.
-#[derive(Debug, Clone)]
-struct Norm {
-    gamma: Vec<f32>,
-    beta: Vec<f32>,
-}
-
-impl Norm {
-    fn load(tensors: &mut TensorMap, prefix: &str, size: usize) -> Result<Self> {
-        Ok(Norm {
-            gamma: tensors.take(&format!("{prefix}.weight"), &[size])?,
-            beta: tensors.take(&format!("{prefix}.bias"), &[size])?,
-        })
-    }
-}
-
-/// HF `BertLayer`: self-attention, output projection + residual + LayerNorm,
-/// intermediate activation, output projection + residual + LayerNorm.
+/// HF `BertLayer`: self-attention block, then feed-forward block; the modules are
+/// named by [`BERT_LAYER`] (other families are translated to these names at load).
 #[derive(Debug, Clone)]
 pub struct Layer {
-    /// query, key and value stacked: (3H, H)
-    qkv: Dense,
-    attention_output: Dense,
-    attention_norm: Norm,
-    intermediate: Dense,
-    output: Dense,
-    output_norm: Norm,
+    attention: AttentionBlock,
+    feed_forward: FeedForward,
 }
 
 impl Layer {
+    fn prefix(index: usize) -> String {
+        format!("{}.{index}", BERT.layers)
+    }
+
     fn expected_tensors(
         config: &EncoderConfig,
         index: usize,
         quantization: &Quantization,
     ) -> Vec<(String, Vec<usize>)> {
-        let (hidden, inner) = (config.hidden_size, config.intermediate_size);
-        let prefix = format!("encoder.layer.{index}");
-        let mut names = Vec::new();
-        let mut linear = |name: &str, out_features: usize, in_features: usize| {
-            names.push((
-                format!("{prefix}.{name}.weight"),
-                vec![out_features, in_features],
-            ));
-            if quantization.bits(name).is_some() {
-                names.push((format!("{prefix}.{name}.weight_scale"), vec![out_features]));
-            }
-            names.push((format!("{prefix}.{name}.bias"), vec![out_features]));
-        };
-        linear("attention.self.query", hidden, hidden);
-        linear("attention.self.key", hidden, hidden);
-        linear("attention.self.value", hidden, hidden);
-        linear("attention.output.dense", hidden, hidden);
-        linear("intermediate.dense", inner, hidden);
-        linear("output.dense", hidden, inner);
-        for norm in ["attention.output.LayerNorm", "output.LayerNorm"] {
-            names.push((format!("{prefix}.{norm}.weight"), vec![hidden]));
-            names.push((format!("{prefix}.{norm}.bias"), vec![hidden]));
-        }
+        let prefix = Self::prefix(index);
+        let bits = |module: &str| quantization.bits(module);
+        let mut names = AttentionBlock::expected_tensors(&prefix, &BERT_LAYER, config, &bits);
+        names.extend(FeedForward::expected_tensors(
+            &prefix,
+            &BERT_LAYER,
+            config,
+            &bits,
+        ));
         names
     }
 
@@ -111,42 +55,11 @@ impl Layer {
         index: usize,
         quantization: &Quantization,
     ) -> Result<Self> {
-        let (hidden, inner) = (config.hidden_size, config.intermediate_size);
-        let prefix = format!("encoder.layer.{index}");
-        let qkv = Dense::load_stacked(
-            tensors,
-            &[
-                &format!("{prefix}.attention.self.query"),
-                &format!("{prefix}.attention.self.key"),
-                &format!("{prefix}.attention.self.value"),
-            ],
-            hidden,
-            hidden,
-            quantization.bits("attention.self.query"),
-        )?;
-        let mut linear = |name: &str, in_features: usize, out_features: usize| {
-            Dense::load_stacked(
-                tensors,
-                &[&format!("{prefix}.{name}")],
-                in_features,
-                out_features,
-                quantization.bits(name),
-            )
-        };
-        let attention_output = linear("attention.output.dense", hidden, hidden)?;
-        let intermediate = linear("intermediate.dense", hidden, inner)?;
-        let output = linear("output.dense", inner, hidden)?;
+        let prefix = Self::prefix(index);
+        let bits = |module: &str| quantization.bits(module);
         Ok(Layer {
-            qkv,
-            attention_output,
-            intermediate,
-            output,
-            attention_norm: Norm::load(
-                tensors,
-                &format!("{prefix}.attention.output.LayerNorm"),
-                hidden,
-            )?,
-            output_norm: Norm::load(tensors, &format!("{prefix}.output.LayerNorm"), hidden)?,
+            attention: AttentionBlock::load(tensors, &prefix, &BERT_LAYER, config, &bits)?,
+            feed_forward: FeedForward::load(tensors, &prefix, &BERT_LAYER, config, &bits)?,
         })
     }
 
@@ -157,61 +70,16 @@ impl Layer {
         spans: &[Span],
         bias: Option<&[f32]>,
         shape: AttentionShape,
-        config: &EncoderConfig,
-        work: &mut Workspace,
+        attention_out: &mut [f32],
+        scratch: &mut Scratch,
     ) {
-        let rows = hidden.len() / config.hidden_size;
-        let (activation, eps) = (config.hidden_act, config.layer_norm_eps);
-        let scratch = &mut work.quantized;
-        self.qkv.forward(hidden, rows, &mut work.qkv, None, scratch);
-        multi_head_attention(&work.qkv, spans, bias, shape, &mut work.context);
-        self.attention_output
-            .forward(&work.context, rows, &mut work.attention_out, None, scratch);
-        let norm = &self.attention_norm;
-        add_layer_norm(
-            &mut work.attention_out,
-            hidden,
-            &norm.gamma,
-            &norm.beta,
-            eps,
-        );
-        self.intermediate.forward(
-            &work.attention_out,
-            rows,
-            &mut work.intermediate,
-            Some(activation),
-            scratch,
-        );
-        self.output
-            .forward(&work.intermediate, rows, hidden, None, scratch);
-        let norm = &self.output_norm;
-        add_layer_norm(hidden, &work.attention_out, &norm.gamma, &norm.beta, eps);
-    }
-}
-
-/// HF `BertPooler`: dense + tanh on the first token of each sequence.
-#[derive(Debug, Clone)]
-pub struct Pooler {
-    dense: Linear,
-}
-
-impl Pooler {
-    /// (sequences, H) from the first token of each span of `hidden (N, H)`.
-    fn forward(&self, hidden: &[f32], spans: &[Span]) -> Vec<f32> {
-        let size = self.dense.in_features();
-        let first_tokens: Vec<f32> = spans
-            .iter()
-            .flat_map(|span| {
-                hidden[span.start * size..(span.start + 1) * size]
-                    .iter()
-                    .copied()
-            })
-            .collect();
-        let mut pooled = vec![0.0; spans.len() * self.dense.out_features()];
-        self.dense
-            .forward(&first_tokens, spans.len(), &mut pooled, None);
-        pooled.iter_mut().for_each(|value| *value = value.tanh());
-        pooled
+        let rows = hidden.len() / shape.hidden_size();
+        self.attention
+            .forward(hidden, rows, attention_out, scratch, |qkv, context| {
+                multi_head_attention(qkv, spans, bias, shape, context)
+            });
+        self.feed_forward
+            .forward(attention_out, rows, hidden, scratch);
     }
 }
 
@@ -245,10 +113,9 @@ pub fn expected_tensors(
     for index in 0..config.num_hidden_layers {
         names.extend(Layer::expected_tensors(config, index, quantization));
     }
-    if with_pooler {
+    if let (true, Some(pooler)) = (with_pooler, BERT.pooler) {
         let hidden = config.hidden_size;
-        names.push(("pooler.dense.weight".to_owned(), vec![hidden, hidden]));
-        names.push(("pooler.dense.bias".to_owned(), vec![hidden]));
+        names.extend(dense_tensors(pooler, hidden, hidden, false));
     }
     names
 }
@@ -268,10 +135,7 @@ impl Encoder {
             .map(|index| Layer::load(&mut tensors, &config, index, quantization))
             .collect::<Result<Vec<_>>>()?;
         let pooler = if with_pooler {
-            let hidden = config.hidden_size;
-            Some(Pooler {
-                dense: Linear::load(&mut tensors, "pooler.dense", hidden, hidden)?,
-            })
+            Some(Pooler::load(&mut tensors, &config)?)
         } else {
             None
         };
@@ -454,9 +318,17 @@ impl Encoder {
             num_heads: config.num_attention_heads,
             head_size: config.head_size(),
         };
-        let mut work = Workspace::new(config, tokens);
+        let mut scratch = Scratch::default();
+        let mut attention_out = vec![0.0f32; hidden.len()];
         for layer in &self.layers {
-            layer.forward(&mut hidden, spans, bias, shape, config, &mut work);
+            layer.forward(
+                &mut hidden,
+                spans,
+                bias,
+                shape,
+                &mut attention_out,
+                &mut scratch,
+            );
             if let Some(states) = hidden_states.as_mut() {
                 states.push(hidden.clone());
             }

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use crate::error::Error;
 use crate::threads;
 
+mod families;
 mod model;
 mod tokenizer;
 
@@ -49,6 +50,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(set_num_threads, module)?)?;
     module.add_function(wrap_pyfunction!(get_num_threads, module)?)?;
     model::register(module)?;
+    families::register(module)?;
     tokenizer::register(module)?;
     Ok(())
 }

@@ -1,0 +1,91 @@
+//! HF `BertIntermediate` + `BertOutput`: `LayerNorm(act(x W1^T + b1) W2^T + b2 + x)`.
+
+use super::norm::LayerNorm;
+use super::{dense_tensors, sized, Scratch};
+use crate::config::EncoderConfig;
+use crate::dense::Dense;
+use crate::error::Result;
+use crate::models::families::LayerNames;
+use crate::ops::Activation;
+use crate::weights::TensorMap;
+
+#[derive(Debug, Clone)]
+pub struct FeedForward {
+    intermediate: Dense,
+    output: Dense,
+    norm: LayerNorm,
+    activation: Activation,
+    inner_size: usize,
+}
+
+impl FeedForward {
+    /// `(module, in, out)` of its two dense layers.
+    fn dense_shapes(
+        names: &LayerNames,
+        config: &EncoderConfig,
+    ) -> [(&'static str, usize, usize); 2] {
+        let (hidden, inner) = (config.hidden_size, config.intermediate_size);
+        [
+            (names.intermediate, hidden, inner),
+            (names.output, inner, hidden),
+        ]
+    }
+
+    /// The tensors it takes under `prefix` (a layer's); `bits(module)`: int8 layers.
+    pub fn expected_tensors(
+        prefix: &str,
+        names: &LayerNames,
+        config: &EncoderConfig,
+        bits: &dyn Fn(&str) -> Option<u32>,
+    ) -> Vec<(String, Vec<usize>)> {
+        let mut tensors = Vec::new();
+        for (module, in_features, out_features) in Self::dense_shapes(names, config) {
+            let name = format!("{prefix}.{module}");
+            tensors.extend(dense_tensors(
+                &name,
+                in_features,
+                out_features,
+                bits(module).is_some(),
+            ));
+        }
+        let norm = format!("{prefix}.{}", names.output_norm);
+        tensors.extend(LayerNorm::expected_tensors(&norm, config.hidden_size));
+        tensors
+    }
+
+    pub fn load(
+        tensors: &mut TensorMap,
+        prefix: &str,
+        names: &LayerNames,
+        config: &EncoderConfig,
+        bits: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<Self> {
+        let [intermediate, output] = Self::dense_shapes(names, config).map(|(module, i, o)| {
+            Dense::load_stacked(
+                tensors,
+                &[&format!("{prefix}.{module}")],
+                i,
+                o,
+                bits(module),
+            )
+        });
+        let norm = format!("{prefix}.{}", names.output_norm);
+        Ok(FeedForward {
+            intermediate: intermediate?,
+            output: output?,
+            norm: LayerNorm::load(tensors, &norm, config.hidden_size, config.layer_norm_eps)?,
+            activation: config.hidden_act,
+            inner_size: config.intermediate_size,
+        })
+    }
+
+    /// `out (rows, H)` from the block's input `x (rows, H)`, also its residual.
+    pub fn forward(&self, x: &[f32], rows: usize, out: &mut [f32], scratch: &mut Scratch) {
+        let inner = sized(&mut scratch.intermediate, rows * self.inner_size);
+        let quantized = &mut scratch.quantized;
+        self.intermediate
+            .forward(x, rows, inner, Some(self.activation), quantized);
+        self.output.forward(inner, rows, out, None, quantized);
+        self.norm.forward_residual(out, x);
+    }
+}

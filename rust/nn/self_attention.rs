@@ -1,0 +1,101 @@
+//! HF `BertAttention` around one self-attention: the fused query, key and value
+//! projections of `BertSelfAttention`, then `BertSelfOutput` (dense, residual, LayerNorm).
+//! What runs between the two, bidirectional over spans (the encoder) or causal over a
+//! key/value cache (the decoder), is the caller's.
+
+use super::norm::LayerNorm;
+use super::{dense_tensors, sized, Scratch};
+use crate::config::EncoderConfig;
+use crate::dense::Dense;
+use crate::error::Result;
+use crate::models::families::LayerNames;
+use crate::weights::TensorMap;
+
+#[derive(Debug, Clone)]
+pub struct AttentionBlock {
+    /// query, key and value stacked: (3H, H)
+    qkv: Dense,
+    output: Dense,
+    norm: LayerNorm,
+    hidden_size: usize,
+}
+
+impl AttentionBlock {
+    /// The tensors it takes under `prefix` (a layer's); `bits(module)`: int8 layers.
+    pub fn expected_tensors(
+        prefix: &str,
+        names: &LayerNames,
+        config: &EncoderConfig,
+        bits: &dyn Fn(&str) -> Option<u32>,
+    ) -> Vec<(String, Vec<usize>)> {
+        let hidden = config.hidden_size;
+        let modules = [names.query, names.key, names.value, names.attention_output];
+        let mut tensors: Vec<_> = modules
+            .iter()
+            .flat_map(|module| {
+                dense_tensors(
+                    &format!("{prefix}.{module}"),
+                    hidden,
+                    hidden,
+                    bits(module).is_some(),
+                )
+            })
+            .collect();
+        let norm = format!("{prefix}.{}", names.attention_norm);
+        tensors.extend(LayerNorm::expected_tensors(&norm, hidden));
+        tensors
+    }
+
+    pub fn load(
+        tensors: &mut TensorMap,
+        prefix: &str,
+        names: &LayerNames,
+        config: &EncoderConfig,
+        bits: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<Self> {
+        let hidden = config.hidden_size;
+        let name = |module: &str| format!("{prefix}.{module}");
+        let qkv = Dense::load_stacked(
+            tensors,
+            &[&name(names.query), &name(names.key), &name(names.value)],
+            hidden,
+            hidden,
+            bits(names.query),
+        )?;
+        let output = Dense::load_stacked(
+            tensors,
+            &[&name(names.attention_output)],
+            hidden,
+            hidden,
+            bits(names.attention_output),
+        )?;
+        let norm = name(names.attention_norm);
+        Ok(AttentionBlock {
+            qkv,
+            output,
+            norm: LayerNorm::load(tensors, &norm, hidden, config.layer_norm_eps)?,
+            hidden_size: hidden,
+        })
+    }
+
+    /// `out (rows, H) = LayerNorm(attend(hidden W_qkv^T + b) W_o^T + b_o + hidden)`, where
+    /// `attend(qkv (rows, 3H), context (rows, H))` computes the attention.
+    pub fn forward(
+        &self,
+        hidden: &[f32],
+        rows: usize,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+        attend: impl FnOnce(&[f32], &mut [f32]),
+    ) {
+        let width = self.hidden_size;
+        let qkv = sized(&mut scratch.qkv, rows * 3 * width);
+        self.qkv
+            .forward(hidden, rows, qkv, None, &mut scratch.quantized);
+        let context = sized(&mut scratch.context, rows * width);
+        attend(qkv, context);
+        self.output
+            .forward(context, rows, out, None, &mut scratch.quantized);
+        self.norm.forward_residual(out, hidden);
+    }
+}
