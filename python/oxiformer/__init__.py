@@ -19,6 +19,7 @@ from oxiformer.errors import (
     TokenizerError,
     WeightsError,
 )
+from oxiformer.masked_lm import MaskedLM, MaskedLMOutput
 from oxiformer.model import Encoder, EncoderOutput
 from oxiformer.sentence import SentenceEncoder
 from oxiformer.tokenizer import Encoding, Tokenizer
@@ -31,6 +32,8 @@ __all__ = [
     "EncoderOutput",
     "Encoding",
     "InputError",
+    "MaskedLM",
+    "MaskedLMOutput",
     "OxiformerError",
     "SentenceEncoder",
     "SequenceClassifier",

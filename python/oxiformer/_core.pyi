@@ -28,6 +28,23 @@ QUANTIZABLE: tuple[str, ...]
 MAX_ACTIVATION_BITS: int
 
 def sinusoidal_positions(num_positions: int, dim: int) -> npt.NDArray[np.float32]: ...
+def families() -> dict[str, Any]: ...
+def canonical_config(config: Mapping[str, Any], source: str = "config.json") -> dict[str, Any]: ...
+def canonical_tensor_name(name: str) -> str: ...
+def lm_head_tensors(
+    config: _Config, bits: Mapping[str, int] | None = None
+) -> dict[str, tuple[int, ...]]: ...
+@final
+class LmHead:
+    def __init__(
+        self,
+        config: _Config,
+        tensors: Mapping[str, npt.NDArray[Any]],
+        source: str = "config.json",
+        bits: Mapping[str, int] | None = None,
+        copied: Callable[[npt.NDArray[Any]], object] | None = None,
+    ) -> None: ...
+    def forward(self, hidden: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
 
 @final
 class Encoder:

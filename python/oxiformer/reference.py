@@ -32,6 +32,7 @@ __all__ = [
     "gelu_tanh",
     "layer_norm",
     "linear",
+    "lm_head",
     "relu",
     "sinusoidal_positions",
     "softmax",
@@ -299,6 +300,25 @@ def forward(
             linear(first, weight, _param(tensors, "pooler.dense.bias", dtype))
         )  # (B, H)
     return outputs
+
+
+def lm_head(tensors: Tensors, config: Mapping[str, Any], hidden: Array) -> Array:
+    """HF ``BertOnlyMLMHead``: dense, activation, LayerNorm, then the decoder matrix plus the
+    bias ``cls.predictions.bias``. The matrix is ``cls.predictions.decoder.weight``, or the
+    word embeddings when a checkpoint leaves it out (HF ties the two)."""
+    dtype = hidden.dtype.type
+    prefix = "cls.predictions."
+    weight = _param(tensors, prefix + "transform.dense.weight", dtype)
+    x = linear(hidden, weight, _param(tensors, prefix + "transform.dense.bias", dtype))
+    x = ACTIVATIONS[config["hidden_act"]](x)  # (..., H)
+    x = _layer_norm_named(tensors, prefix + "transform.LayerNorm", x, config)
+    matrix_name = prefix + "decoder.weight"
+    if matrix_name not in tensors:
+        matrix_name = "embeddings.word_embeddings.weight"
+    bias = tensors.get(prefix + "bias", tensors.get(prefix + "decoder.bias"))
+    if bias is None:
+        raise InputError(f"no bias for the LM head ('{prefix}bias')")
+    return linear(x, _param(tensors, matrix_name, dtype), bias.astype(dtype))  # (..., V)
 
 
 def _param(tensors: Tensors, name: str, dtype: type[np.floating[Any]]) -> Array:

@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::threads;
 
 mod families;
+mod heads;
 mod model;
 mod tokenizer;
 
@@ -51,6 +52,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(get_num_threads, module)?)?;
     model::register(module)?;
     families::register(module)?;
+    heads::register(module)?;
     tokenizer::register(module)?;
     Ok(())
 }
