@@ -22,6 +22,7 @@ from oxiformer.errors import (
 from oxiformer.masked_lm import MaskedLM, MaskedLMOutput
 from oxiformer.model import Encoder, EncoderOutput
 from oxiformer.sentence import SentenceEncoder
+from oxiformer.seq2seq import EncoderDecoder, Seq2SeqLMOutput
 from oxiformer.tokenizer import Encoding, Tokenizer
 
 __version__ = "0.1.0"
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ConfigError",
     "Encoder",
+    "EncoderDecoder",
     "EncoderOutput",
     "Encoding",
     "InputError",
@@ -36,6 +38,7 @@ __all__ = [
     "MaskedLMOutput",
     "OxiformerError",
     "SentenceEncoder",
+    "Seq2SeqLMOutput",
     "SequenceClassifier",
     "SequenceClassifierOutput",
     "TokenClassifier",

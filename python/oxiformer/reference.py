@@ -1,8 +1,12 @@
-"""The BERT encoder forward pass in plain NumPy: the oracle the Rust core is tested against.
+"""The BERT encoder, decoder and LM head in plain NumPy: the oracle the Rust core is tested
+against.
 
 Slow and readable on purpose. It mirrors Hugging Face ``transformers``' ``BertModel`` with eager
 attention (``modeling_bert.py``): embeddings, then ``num_hidden_layers`` post-LayerNorm layers,
-then the optional pooler. Shapes are written as ``# (B, T, H)``: batch, sequence, hidden.
+then the optional pooler; :func:`decoder_forward` is ``BertLMHeadModel`` as the decoder of an
+``EncoderDecoderModel`` (causal self-attention, cross-attention over the encoder's output, the
+LM head), recomputed from scratch for every prefix: no cache. Shapes are written as
+``# (B, T, H)``: batch, sequence, hidden; S is the encoder's (source) length.
 Everything runs in the ``dtype`` asked for (float32 or float64); only erf and the sinusoidal
 table are evaluated in float64 and rounded.
 
@@ -24,6 +28,9 @@ from oxiformer.errors import InputError
 
 __all__ = [
     "attention",
+    "causal_mask_bias",
+    "decoder_forward",
+    "decoder_layer",
     "embeddings",
     "encoder_layer",
     "erf",
@@ -163,21 +170,23 @@ def softmax(x: Array, axis: int = -1) -> Array:
 def attention(q: Array, k: Array, v: Array, mask_bias: Array, num_heads: int) -> Array:
     """Multi-head scaled dot-product attention.
 
-    ``q``, ``k``, ``v``: (B, T, H); ``mask_bias``: (B, T), added to every query's scores
-    over the keys (0 to attend, a huge negative number to ignore).
+    ``q``: (B, T, H); ``k``, ``v``: (B, S, H) (S = T for self-attention, the encoder's length
+    for cross-attention); ``mask_bias``: (B, S), added to every query's scores over the keys
+    (0 to attend, a huge negative number to ignore), or (B, T, S), one row per query (causal).
     """
     batch, seq, hidden = q.shape
     head_size = hidden // num_heads
 
     def split_heads(x: Array) -> Array:
-        heads: Array = x.reshape(batch, seq, num_heads, head_size).transpose(0, 2, 1, 3)
+        heads: Array = x.reshape(batch, x.shape[1], num_heads, head_size).transpose(0, 2, 1, 3)
         return heads  # (B, N, T, D)
 
     # einsum rather than a stack of small matmuls: same sums, and no BLAS threads to stall.
     scale = q.dtype.type(head_size**-0.5)
-    scores = np.einsum("bntd,bnsd->bnts", split_heads(q), split_heads(k)) * scale  # (B, N, T, T)
-    scores = scores + mask_bias[:, None, None, :]
-    probs = softmax(scores, axis=-1)  # (B, N, T, T)
+    scores = np.einsum("bntd,bnsd->bnts", split_heads(q), split_heads(k)) * scale  # (B, N, T, S)
+    bias = mask_bias[:, None, None, :] if mask_bias.ndim == 2 else mask_bias[:, None, :, :]
+    scores = scores + bias
+    probs = softmax(scores, axis=-1)  # (B, N, T, S)
     context = np.einsum("bnts,bnsd->bntd", probs, split_heads(v))  # (B, N, T, D)
     merged: Array = context.transpose(0, 2, 1, 3).reshape(batch, seq, hidden)  # (B, T, H)
     return merged
@@ -319,6 +328,98 @@ def lm_head(tensors: Tensors, config: Mapping[str, Any], hidden: Array) -> Array
     if bias is None:
         raise InputError(f"no bias for the LM head ('{prefix}bias')")
     return linear(x, _param(tensors, matrix_name, dtype), bias.astype(dtype))  # (..., V)
+
+
+def causal_mask_bias(
+    decoder_mask: npt.NDArray[np.integer[Any]], dtype: type[np.floating[Any]]
+) -> Array:
+    """(B, T, T): 0 where query i may see key j (j <= i and the key is not padding), the
+    dtype's most negative value elsewhere, as HF's eager attention adds it."""
+    seq = decoder_mask.shape[1]
+    causal = np.tril(np.ones((seq, seq), dtype=bool))  # (T, T)
+    visible = causal[None, :, :] & (decoder_mask[:, None, :] == 1)  # (B, T, T)
+    bias: Array = np.where(visible, dtype(0), np.finfo(dtype).min).astype(dtype)
+    return bias
+
+
+def decoder_layer(
+    tensors: Tensors,
+    config: Mapping[str, Any],
+    index: int,
+    hidden: Array,
+    self_bias: Array,
+    memory: Array,
+    cross_bias: Array,
+) -> Array:
+    """HF ``BertLayer`` with ``is_decoder`` and ``add_cross_attention``: causal
+    self-attention block, cross-attention block over ``memory`` (B, S, H), feed-forward."""
+    prefix = f"encoder.layer.{index}."
+    dtype = hidden.dtype.type
+
+    def dense(name: str, x: Array) -> Array:
+        weight = _param(tensors, prefix + name + ".weight", dtype)
+        return linear(x, weight, _param(tensors, prefix + name + ".bias", dtype))
+
+    heads = config["num_attention_heads"]
+
+    def block(kind: str, x: Array, keys_from: Array, bias: Array) -> Array:
+        q = dense(f"{kind}.self.query", x)  # (B, T, H)
+        k = dense(f"{kind}.self.key", keys_from)  # (B, T or S, H)
+        v = dense(f"{kind}.self.value", keys_from)  # (B, T or S, H)
+        context = attention(q, k, v, bias, heads)  # (B, T, H)
+        out: Array = dense(f"{kind}.output.dense", context) + x  # (B, T, H)
+        return _layer_norm_named(tensors, f"{prefix}{kind}.output.LayerNorm", out, config)
+
+    attended = block("attention", hidden, hidden, self_bias)  # (B, T, H)
+    crossed = block("crossattention", attended, memory, cross_bias)  # (B, T, H)
+    intermediate = ACTIVATIONS[config["hidden_act"]](dense("intermediate.dense", crossed))
+    output = dense("output.dense", intermediate) + crossed  # (B, T, H)
+    return _layer_norm_named(tensors, prefix + "output.LayerNorm", output, config)
+
+
+def decoder_forward(
+    tensors: Tensors,
+    config: Mapping[str, Any],
+    decoder_input_ids: npt.ArrayLike,
+    encoder_hidden_states: npt.ArrayLike,
+    encoder_attention_mask: npt.ArrayLike | None = None,
+    decoder_attention_mask: npt.ArrayLike | None = None,
+    *,
+    dtype: type[np.floating[Any]] = np.float32,
+) -> dict[str, Any]:
+    """The decoder of an ``EncoderDecoderModel`` on ``decoder_input_ids`` (B, T), attending
+    to ``encoder_hidden_states`` (B, S, H_enc). ``tensors``: the decoder's, by the core's
+    names (``decoder.bert.`` and ``decoder.`` stripped: ``embeddings.*``,
+    ``encoder.layer.*``, ``cls.predictions.*``, and ``enc_to_dec_proj.*`` when the
+    encoder's width differs). Returns ``logits`` (B, T, V) and ``last_hidden_state``.
+    Positions start at 0; token types are 0 (HF's decoder passes none)."""
+    ids = _ids(decoder_input_ids, "decoder_input_ids", None)
+    memory = np.asarray(encoder_hidden_states).astype(dtype)  # (B, S, H_enc)
+    if memory.ndim != 3 or memory.shape[0] != ids.shape[0]:
+        raise InputError(f"encoder_hidden_states must be (B, S, H), got {memory.shape}")
+    source_mask = (
+        np.ones(memory.shape[:2], dtype=np.int64)
+        if encoder_attention_mask is None
+        else np.asarray(encoder_attention_mask)
+    )
+    target_mask = (
+        np.ones_like(ids)
+        if decoder_attention_mask is None
+        else _ids(decoder_attention_mask, "decoder_attention_mask", ids)
+    )
+    if ids.min(initial=0) < 0 or ids.max(initial=0) >= config["vocab_size"]:
+        raise InputError(f"decoder_input_ids must lie in [0, {config['vocab_size']})")
+    if ids.shape[1] > config["max_position_embeddings"]:
+        raise InputError("decoder_input_ids are longer than max_position_embeddings")
+    if "enc_to_dec_proj.weight" in tensors:
+        weight = _param(tensors, "enc_to_dec_proj.weight", dtype)
+        memory = linear(memory, weight, _param(tensors, "enc_to_dec_proj.bias", dtype))
+    cross_bias = (1 - source_mask.astype(dtype)) * np.finfo(dtype).min  # (B, S)
+    self_bias = causal_mask_bias(target_mask, dtype)  # (B, T, T)
+    hidden = embeddings(tensors, config, ids, np.zeros_like(ids), dtype)  # (B, T, H)
+    for index in range(config["num_hidden_layers"]):
+        hidden = decoder_layer(tensors, config, index, hidden, self_bias, memory, cross_bias)
+    return {"logits": lm_head(tensors, config, hidden), "last_hidden_state": hidden}
 
 
 def _param(tensors: Tensors, name: str, dtype: type[np.floating[Any]]) -> Array:

@@ -2,6 +2,8 @@
 //! built from the layers of [`crate::nn`], one file per HF model class.
 
 pub mod canonical;
+pub mod decoder;
+pub mod decoder_int8;
 pub mod encoder;
 pub mod families;
 pub mod heads;

@@ -2,7 +2,10 @@
 //! key/value cache, cross), the feed-forward block. Each mirrors one HF module; the
 //! numeric work is in `ops`.
 
+pub mod attend;
+pub mod cross_attention;
 pub mod feed_forward;
+pub mod kv_cache;
 pub mod norm;
 pub mod self_attention;
 

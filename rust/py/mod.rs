@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use crate::error::Error;
 use crate::threads;
 
+mod decoder;
 mod families;
 mod heads;
 mod model;
@@ -52,6 +53,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(get_num_threads, module)?)?;
     model::register(module)?;
     families::register(module)?;
+    decoder::register(module)?;
     heads::register(module)?;
     tokenizer::register(module)?;
     Ok(())
