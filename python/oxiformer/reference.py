@@ -28,12 +28,14 @@ from oxiformer.errors import InputError
 
 __all__ = [
     "attention",
+    "attention_block",
     "causal_mask_bias",
     "decoder_forward",
     "decoder_layer",
     "embeddings",
     "encoder_layer",
     "erf",
+    "feed_forward",
     "forward",
     "gelu",
     "gelu_tanh",
@@ -236,26 +238,48 @@ def embeddings(
     return hidden  # (B, T, H)
 
 
+def _dense(tensors: Tensors, name: str, x: Array) -> Array:
+    """The linear layer ``name`` (``.weight`` (out, in), ``.bias``) applied to ``x``."""
+    dtype = x.dtype.type
+    return linear(
+        x, _param(tensors, name + ".weight", dtype), _param(tensors, name + ".bias", dtype)
+    )
+
+
+def attention_block(
+    tensors: Tensors,
+    config: Mapping[str, Any],
+    prefix: str,
+    x: Array,
+    keys_from: Array,
+    mask_bias: Array,
+) -> Array:
+    """HF ``BertAttention`` ``{prefix}``: queries from ``x`` (B, T, H), keys and values from
+    ``keys_from`` (``x`` itself, or the encoder's output (B, S, H) for cross-attention), then
+    the output dense layer, the residual and LayerNorm."""
+    q = _dense(tensors, prefix + ".self.query", x)  # (B, T, H)
+    k = _dense(tensors, prefix + ".self.key", keys_from)  # (B, T or S, H)
+    v = _dense(tensors, prefix + ".self.value", keys_from)  # (B, T or S, H)
+    context = attention(q, k, v, mask_bias, config["num_attention_heads"])  # (B, T, H)
+    out: Array = _dense(tensors, prefix + ".output.dense", context) + x  # (B, T, H)
+    return _layer_norm_named(tensors, prefix + ".output.LayerNorm", out, config)
+
+
+def feed_forward(tensors: Tensors, config: Mapping[str, Any], prefix: str, x: Array) -> Array:
+    """HF ``BertIntermediate`` + ``BertOutput`` of layer ``prefix``, residual, LayerNorm."""
+    activation = ACTIVATIONS[config["hidden_act"]]
+    intermediate = activation(_dense(tensors, prefix + ".intermediate.dense", x))  # (B, T, I)
+    output = _dense(tensors, prefix + ".output.dense", intermediate) + x  # (B, T, H)
+    return _layer_norm_named(tensors, prefix + ".output.LayerNorm", output, config)
+
+
 def encoder_layer(
     tensors: Tensors, config: Mapping[str, Any], index: int, hidden: Array, mask_bias: Array
 ) -> Array:
     """One post-LayerNorm layer (HF ``BertLayer``): attention block, then feed-forward block."""
-    prefix = f"encoder.layer.{index}."
-
-    def dense(name: str, x: Array) -> Array:
-        weight = _param(tensors, prefix + name + ".weight", hidden.dtype.type)
-        return linear(x, weight, _param(tensors, prefix + name + ".bias", hidden.dtype.type))
-
-    q = dense("attention.self.query", hidden)  # (B, T, H)
-    k = dense("attention.self.key", hidden)  # (B, T, H)
-    v = dense("attention.self.value", hidden)  # (B, T, H)
-    context = attention(q, k, v, mask_bias, config["num_attention_heads"])  # (B, T, H)
-    attended: Array = dense("attention.output.dense", context) + hidden  # (B, T, H)
-    attended = _layer_norm_named(tensors, prefix + "attention.output.LayerNorm", attended, config)
-    activation = ACTIVATIONS[config["hidden_act"]]
-    intermediate = activation(dense("intermediate.dense", attended))  # (B, T, I)
-    output = dense("output.dense", intermediate) + attended  # (B, T, H)
-    return _layer_norm_named(tensors, prefix + "output.LayerNorm", output, config)
+    prefix = f"encoder.layer.{index}"
+    attended = attention_block(tensors, config, prefix + ".attention", hidden, hidden, mask_bias)
+    return feed_forward(tensors, config, prefix, attended)  # (B, T, H)
 
 
 def forward(
@@ -353,28 +377,12 @@ def decoder_layer(
 ) -> Array:
     """HF ``BertLayer`` with ``is_decoder`` and ``add_cross_attention``: causal
     self-attention block, cross-attention block over ``memory`` (B, S, H), feed-forward."""
-    prefix = f"encoder.layer.{index}."
-    dtype = hidden.dtype.type
-
-    def dense(name: str, x: Array) -> Array:
-        weight = _param(tensors, prefix + name + ".weight", dtype)
-        return linear(x, weight, _param(tensors, prefix + name + ".bias", dtype))
-
-    heads = config["num_attention_heads"]
-
-    def block(kind: str, x: Array, keys_from: Array, bias: Array) -> Array:
-        q = dense(f"{kind}.self.query", x)  # (B, T, H)
-        k = dense(f"{kind}.self.key", keys_from)  # (B, T or S, H)
-        v = dense(f"{kind}.self.value", keys_from)  # (B, T or S, H)
-        context = attention(q, k, v, bias, heads)  # (B, T, H)
-        out: Array = dense(f"{kind}.output.dense", context) + x  # (B, T, H)
-        return _layer_norm_named(tensors, f"{prefix}{kind}.output.LayerNorm", out, config)
-
-    attended = block("attention", hidden, hidden, self_bias)  # (B, T, H)
-    crossed = block("crossattention", attended, memory, cross_bias)  # (B, T, H)
-    intermediate = ACTIVATIONS[config["hidden_act"]](dense("intermediate.dense", crossed))
-    output = dense("output.dense", intermediate) + crossed  # (B, T, H)
-    return _layer_norm_named(tensors, prefix + "output.LayerNorm", output, config)
+    prefix = f"encoder.layer.{index}"
+    attended = attention_block(tensors, config, prefix + ".attention", hidden, hidden, self_bias)
+    crossed = attention_block(
+        tensors, config, prefix + ".crossattention", attended, memory, cross_bias
+    )  # (B, T, H)
+    return feed_forward(tensors, config, prefix, crossed)  # (B, T, H)
 
 
 def decoder_forward(

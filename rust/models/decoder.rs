@@ -7,18 +7,17 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
-
+pub use super::decoder_config::DecoderConfig;
 use super::decoder_int8::DecoderQuantization;
+pub use super::decoder_state::{DecoderState, Memory};
 use super::families::BERT_DECODER;
 use super::heads::LmHead;
 use crate::attention::{mask_bias, prefix_spans, AttentionShape};
-use crate::config::EncoderConfig;
 use crate::embeddings::Embeddings;
 use crate::error::{Error, Result};
 use crate::linear::Linear;
-use crate::nn::attend::{attend, par_heads, Mask};
-use crate::nn::cross_attention::{CrossAttention, CrossMemory, SourceKeys};
+use crate::nn::causal_attention::causal_attention;
+use crate::nn::cross_attention::{CrossAttention, SourceKeys};
 use crate::nn::feed_forward::FeedForward;
 use crate::nn::kv_cache::KvCache;
 use crate::nn::self_attention::AttentionBlock;
@@ -27,44 +26,6 @@ use crate::quantization::Quantization;
 use crate::threads;
 use crate::weights::TensorMap;
 
-/// A decoder's configuration: BERT's fields plus the decoder flags.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecoderConfig {
-    pub model: EncoderConfig,
-    /// Whether the checkpoint's decoder matrix is the word embeddings (HF's default).
-    pub tie_word_embeddings: bool,
-}
-
-impl DecoderConfig {
-    /// Parse the `decoder` section of an `EncoderDecoderModel`'s `config.json`.
-    pub fn from_json(text: &str, source: &str) -> Result<Self> {
-        let model = EncoderConfig::from_json(text, source)?;
-        let value: Value = serde_json::from_str(text)
-            .map_err(|err| Error::config(source, format!("invalid config: {err}")))?;
-        let flag = |name: &str, default: bool| match value.get(name) {
-            None | Some(Value::Null) => Ok(default),
-            Some(Value::Bool(flag)) => Ok(*flag),
-            Some(other) => Err(Error::config(
-                source,
-                format!("'{name}' must be true or false, got {other}"),
-            )),
-        };
-        let family = &BERT_DECODER;
-        for name in [family.is_decoder, family.add_cross_attention] {
-            if !flag(name, false)? {
-                return Err(Error::config(
-                    source,
-                    format!("'{name}' is not true: this is not a decoder with cross-attention to an encoder"),
-                ));
-            }
-        }
-        Ok(DecoderConfig {
-            model,
-            tie_word_embeddings: flag(family.tie_word_embeddings, true)?,
-        })
-    }
-}
-
 /// HF `BertLayer` of a decoder: causal self-attention, cross-attention, feed-forward.
 #[derive(Debug, Clone)]
 struct DecoderLayer {
@@ -72,75 +33,6 @@ struct DecoderLayer {
     cross_attention: CrossAttention,
     feed_forward: FeedForward,
 }
-
-/// The encoder's output as the decoder reads it: per layer, the cross-attention's keys and
-/// values of every source, and which keys each source shows.
-#[derive(Debug, Clone)]
-pub struct Memory {
-    layers: Vec<CrossMemory>,
-    sources: Vec<SourceKeys>,
-}
-
-impl Memory {
-    pub fn batch(&self) -> usize {
-        self.sources.len()
-    }
-}
-
-/// One generation's state: the memory, a key/value cache of `batch * beams` rows (beam `k`
-/// of source `b` is row `b * beams + k`, as in HF).
-#[derive(Debug, Clone)]
-pub struct DecoderState {
-    memory: Arc<Memory>,
-    cache: KvCache,
-    beams: usize,
-    row_sources: Vec<usize>,
-}
-
-impl DecoderState {
-    pub fn rows(&self) -> usize {
-        self.row_sources.len()
-    }
-
-    /// Tokens cached per row.
-    pub fn len(&self) -> usize {
-        self.cache.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.cache.is_empty()
-    }
-
-    /// Forget the cached tokens (the memory stays): the next step starts from position 0.
-    pub fn reset(&mut self) {
-        self.cache.clear();
-    }
-
-    /// Row `r` continues what row `rows[r]` was (beam search's choice of beams); a beam
-    /// stays with its source.
-    pub fn reorder(&mut self, rows: &[i64]) -> Result<()> {
-        let total = self.rows();
-        let mut sources = Vec::with_capacity(rows.len());
-        for (row, &from) in rows.iter().enumerate() {
-            let from = usize::try_from(from)
-                .ok()
-                .filter(|&from| from < total)
-                .ok_or_else(|| {
-                    Error::input(format!(
-                        "beam index {from} at position {row} is outside [0, {total})"
-                    ))
-                })?;
-            if from / self.beams != row / self.beams {
-                return Err(Error::input(format!(
-                    "beam index {from} at position {row} belongs to another input (beams of an input stay together)"
-                )));
-            }
-            sources.push(from);
-        }
-        threads::run(|| self.cache.reorder(&sources))?
-    }
-}
-
 /// HF `BertLMHeadModel` as a decoder, with the projection of the encoder's output of an
 /// `EncoderDecoderModel` whose two hidden sizes differ.
 #[derive(Debug, Clone)]
@@ -514,43 +406,6 @@ impl Decoder {
     }
 }
 
-/// Each row's `tokens` queries (from `qkv (rows * tokens, 3H)`) over its cached keys
-/// `..past + tokens`, causally; `bias (rows, past + tokens)` masks padded keys.
-#[allow(clippy::too_many_arguments)]
-fn causal_attention(
-    qkv: &[f32],
-    rows: usize,
-    tokens: usize,
-    cache: &KvCache,
-    layer: usize,
-    past: usize,
-    bias: Option<&[f32]>,
-    shape: AttentionShape,
-    context: &mut [f32],
-) {
-    let (heads, d) = (shape.num_heads, shape.head_size);
-    let hidden = heads * d;
-    let keys = past + tokens;
-    par_heads(rows, heads, context, |row, head, scratch, shared| {
-        let mask = Mask {
-            causal_past: Some(past),
-            bias: bias.map(|bias| &bias[row * keys..][..keys]),
-        };
-        let first = row * tokens;
-        // SAFETY: this task alone writes rows `row * tokens..` of `context` in the columns
-        // of `head` (`par_heads`).
-        unsafe {
-            attend(
-                &qkv[first * 3 * hidden + head * d..],
-                3 * hidden,
-                tokens,
-                cache.head(layer, row, head),
-                keys,
-                mask,
-                scratch,
-                shared.ptr().add(first * hidden + head * d),
-                hidden,
-            )
-        };
-    });
-}
+#[cfg(test)]
+#[path = "decoder_tests.rs"]
+mod tests;

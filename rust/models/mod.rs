@@ -3,7 +3,9 @@
 
 pub mod canonical;
 pub mod decoder;
+pub mod decoder_config;
 pub mod decoder_int8;
+pub mod decoder_state;
 pub mod encoder;
 pub mod families;
 pub mod heads;

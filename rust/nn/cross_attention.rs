@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::attend::{attend, packed_sizes, par_heads, Mask, PackedHead};
 use super::norm::LayerNorm;
-use super::{dense_tensors, sized, Scratch};
+use super::{block_tensors, sized, Scratch};
 use crate::attention::AttentionShape;
 use crate::config::EncoderConfig;
 use crate::dense::Dense;
@@ -67,23 +67,8 @@ impl CrossAttention {
         bits: &dyn Fn(&str) -> Option<u32>,
     ) -> Vec<(String, Vec<usize>)> {
         let hidden = config.hidden_size;
-        let mut tensors: Vec<_> = names
-            .dense()
-            .iter()
-            .flat_map(|module| {
-                dense_tensors(
-                    &format!("{prefix}.{module}"),
-                    hidden,
-                    hidden,
-                    bits(module).is_some(),
-                )
-            })
-            .collect();
-        tensors.extend(LayerNorm::expected_tensors(
-            &format!("{prefix}.{}", names.norm),
-            hidden,
-        ));
-        tensors
+        let dense = names.dense().map(|module| (module, hidden, hidden));
+        block_tensors(prefix, &dense, names.norm, hidden, bits)
     }
 
     pub fn load(

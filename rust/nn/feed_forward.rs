@@ -1,7 +1,7 @@
 //! HF `BertIntermediate` + `BertOutput`: `LayerNorm(act(x W1^T + b1) W2^T + b2 + x)`.
 
 use super::norm::LayerNorm;
-use super::{dense_tensors, sized, Scratch};
+use super::{block_tensors, sized, Scratch};
 use crate::config::EncoderConfig;
 use crate::dense::Dense;
 use crate::error::Result;
@@ -38,19 +38,8 @@ impl FeedForward {
         config: &EncoderConfig,
         bits: &dyn Fn(&str) -> Option<u32>,
     ) -> Vec<(String, Vec<usize>)> {
-        let mut tensors = Vec::new();
-        for (module, in_features, out_features) in Self::dense_shapes(names, config) {
-            let name = format!("{prefix}.{module}");
-            tensors.extend(dense_tensors(
-                &name,
-                in_features,
-                out_features,
-                bits(module).is_some(),
-            ));
-        }
-        let norm = format!("{prefix}.{}", names.output_norm);
-        tensors.extend(LayerNorm::expected_tensors(&norm, config.hidden_size));
-        tensors
+        let dense = Self::dense_shapes(names, config);
+        block_tensors(prefix, &dense, names.output_norm, config.hidden_size, bits)
     }
 
     pub fn load(

@@ -3,6 +3,7 @@
 //! numeric work is in `ops`.
 
 pub mod attend;
+pub mod causal_attention;
 pub mod cross_attention;
 pub mod feed_forward;
 pub mod kv_cache;
@@ -45,5 +46,28 @@ pub fn dense_tensors(
         tensors.push((format!("{name}.weight_scale"), vec![out_features]));
     }
     tensors.push((format!("{name}.bias"), vec![out_features]));
+    tensors
+}
+
+/// The tensors of a block: its dense modules `(name, in, out)` under `prefix` (int8 where
+/// `bits(name)` says so), then its LayerNorm `norm` of `size`.
+pub fn block_tensors(
+    prefix: &str,
+    dense: &[(&str, usize, usize)],
+    norm: &str,
+    size: usize,
+    bits: &dyn Fn(&str) -> Option<u32>,
+) -> Vec<(String, Vec<usize>)> {
+    let mut tensors: Vec<_> = dense
+        .iter()
+        .flat_map(|&(module, in_features, out_features)| {
+            let name = format!("{prefix}.{module}");
+            dense_tensors(&name, in_features, out_features, bits(module).is_some())
+        })
+        .collect();
+    tensors.extend(norm::LayerNorm::expected_tensors(
+        &format!("{prefix}.{norm}"),
+        size,
+    ));
     tensors
 }

@@ -4,7 +4,7 @@
 //! key/value cache (the decoder), is the caller's.
 
 use super::norm::LayerNorm;
-use super::{dense_tensors, sized, Scratch};
+use super::{block_tensors, sized, Scratch};
 use crate::config::EncoderConfig;
 use crate::dense::Dense;
 use crate::error::Result;
@@ -30,20 +30,8 @@ impl AttentionBlock {
     ) -> Vec<(String, Vec<usize>)> {
         let hidden = config.hidden_size;
         let modules = [names.query, names.key, names.value, names.attention_output];
-        let mut tensors: Vec<_> = modules
-            .iter()
-            .flat_map(|module| {
-                dense_tensors(
-                    &format!("{prefix}.{module}"),
-                    hidden,
-                    hidden,
-                    bits(module).is_some(),
-                )
-            })
-            .collect();
-        let norm = format!("{prefix}.{}", names.attention_norm);
-        tensors.extend(LayerNorm::expected_tensors(&norm, hidden));
-        tensors
+        let dense = modules.map(|module| (module, hidden, hidden));
+        block_tensors(prefix, &dense, names.attention_norm, hidden, bits)
     }
 
     pub fn load(

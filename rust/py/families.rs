@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::model::json_text;
 use crate::error::Error;
 use crate::models::canonical as table;
 
@@ -27,10 +28,7 @@ fn canonical_config<'py>(
     config: &Bound<'py, PyDict>,
     source: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let text: String = py
-        .import("json")?
-        .call_method1("dumps", (config,))?
-        .extract()?;
+    let text = json_text(config.as_any())?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|err| Error::config(source, format!("invalid config: {err}")))?;
     let object = value.as_object().cloned().unwrap_or_default();
