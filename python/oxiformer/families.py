@@ -20,6 +20,7 @@ __all__ = [
     "decoder_family",
     "encoder_family",
     "encoder_namespaces",
+    "family_named",
     "table",
 ]
 
@@ -39,6 +40,15 @@ def encoder_family(raw_config: Mapping[str, Any]) -> dict[str, Any]:
         if model_type in family["model_types"]:
             return family
     return encoders[0]
+
+
+def family_named(name: str) -> dict[str, Any]:
+    """The encoder family called ``name`` (``"bert"``, ``"distilbert"``, ``"electra"``)."""
+    for family in table()["encoders"]:
+        if family["name"] == name:
+            found: dict[str, Any] = family
+            return found
+    raise KeyError(name)
 
 
 def decoder_family() -> dict[str, Any]:

@@ -20,7 +20,7 @@ from oxiformer import _core
 from oxiformer.config import config_path, read_config_json
 from oxiformer.decoder_quantize import default_decoder_bits, quantize_decoder_tensors
 from oxiformer.errors import ConfigError, InputError, WeightsError
-from oxiformer.families import decoder_family
+from oxiformer.families import decoder_family, family_named
 from oxiformer.generation import (
     EarlyStopping,
     GenerationSettings,
@@ -284,7 +284,7 @@ def _decoder_tensors(
         )
     expected = _core.decoder_tensors(dict(decoder_raw), memory_size)
     tie = bool(decoder_raw.get(family["tie_word_embeddings"], True))
-    word = named.get("embeddings.word_embeddings.weight")
+    word = named.get(f"{family_named(family['body'])['embeddings']['word']}.weight")
     head = select_lm_head_tensors(named, family["lm_head"], decoder_config, word, source, tie)
     body_expected = {name: shape for name, shape in expected.items() if name not in head}
     selected = select_encoder_tensors(named, body_expected, source)
