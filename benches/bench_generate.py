@@ -11,7 +11,10 @@ With the cache a step computes the new token only (plus attention over the prefi
 it, the whole prefix again (the cross-attention's keys and values over the encoder output
 stay computed once either way).
 
-    python benches/bench_generate.py            # prints a markdown table
+    python benches/bench_generate.py            # prints two markdown tables
+
+The second table times the decoder's step alone (``DecoderState.step`` on one new token per
+row, cache filled to the prefix; median of 50), without the search around it.
 
 Threads: ``OXIFORMER_BENCH_THREADS`` (default 2).
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from typing import Any
 
@@ -118,6 +122,22 @@ def main() -> None:
                 cells.append((min(more) - min(once)) / args.tokens * 1e3)
             ratio = cells[1] / cells[0]
             print(f"| {prefix} | {search} | {cells[0]:.2f} | {cells[1]:.2f} | {ratio:.1f}x |")
+    step_alone(model, source)
+
+
+def step_alone(model: oxiformer.EncoderDecoder, source: Any) -> None:
+    """Median time of one cached decoder step per prefix length and row count."""
+    hidden = model.encoder(source).last_hidden_state
+    memory = model.decoder.memory(hidden, np.ones(source.shape, dtype=np.int64))
+    print("\n| prefix | rows (beams) | decoder step, median ms |")
+    print("|---:|---:|---:|")
+    for prefix in (8, 120):
+        for beams in (1, 4):
+            state = model.decoder.start(memory, beams, prefix + 60)
+            state.step(np.full((beams, prefix), 1000, dtype=np.int64))
+            token = np.full((beams, 1), 1000, dtype=np.int64)
+            times = [seconds(lambda s=state, t=token: s.step(t)) for _ in range(50)]
+            print(f"| {prefix} | {beams} | {statistics.median(times) * 1e3:.2f} |")
 
 
 if __name__ == "__main__":

@@ -149,13 +149,13 @@ impl PyDecoder {
     /// A generation over `memory`: `num_beams` rows per input, `capacity` tokens per row.
     fn start(
         &self,
+        py: Python<'_>,
         memory: &PyDecoderMemory,
         num_beams: usize,
         capacity: usize,
     ) -> PyResult<PyDecoderState> {
-        let state = self
-            .inner
-            .start(Arc::clone(&memory.inner), num_beams, capacity)?;
+        let memory = Arc::clone(&memory.inner);
+        let state = py.detach(|| self.inner.start(memory, num_beams, capacity))?;
         Ok(PyDecoderState {
             decoder: Arc::clone(&self.inner),
             inner: Mutex::new(state),
