@@ -207,6 +207,8 @@ def test_bad_inputs_raise_typed_errors(
             model.generate(*inputs, max_new_tokens=max_new_tokens)
     with pytest.raises(oxiformer.InputError, match="num_beams must be at least 1"):
         model.generate(*inputs, num_beams=0)
+    with pytest.raises(oxiformer.InputError, match="exceeds the vocabulary size"):
+        model.generate(*inputs, num_beams=10**7)
     with pytest.raises(oxiformer.InputError, match="early_stopping"):
         model.generate(*inputs, num_beams=2, early_stopping="sometimes")
     long_source = np.full((1, 129), 1996)

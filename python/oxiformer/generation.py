@@ -21,7 +21,6 @@ import numpy.typing as npt
 
 from oxiformer import _core
 from oxiformer.errors import ConfigError, InputError
-from oxiformer.reference_generation import log_softmax
 
 __all__ = ["GenerationSettings", "as_prompt", "beam_search", "check_search", "greedy_search"]
 
@@ -75,9 +74,14 @@ class GenerationSettings:
 
 
 def check_search(
-    max_new_tokens: Any, num_beams: Any, length_penalty: Any, early_stopping: Any
+    max_new_tokens: Any,
+    num_beams: Any,
+    length_penalty: Any,
+    early_stopping: Any,
+    vocab_size: int | None = None,
 ) -> None:
-    """Typed errors for search arguments that cannot run."""
+    """Typed errors for search arguments that cannot run (more beams than tokens in the
+    vocabulary is one: it could only exhaust memory)."""
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
         raise InputError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
     if max_new_tokens <= 0:
@@ -86,6 +90,8 @@ def check_search(
         raise InputError(f"num_beams must be an integer, got {num_beams!r}")
     if num_beams < 1:
         raise InputError(f"num_beams must be at least 1, got {num_beams}")
+    if vocab_size is not None and num_beams > vocab_size:
+        raise InputError(f"num_beams ({num_beams}) exceeds the vocabulary size ({vocab_size})")
     if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)):
         raise InputError(f"length_penalty must be a number, got {length_penalty!r}")
     if not math.isfinite(length_penalty):
@@ -154,7 +160,7 @@ def beam_search(
     while True:
         vocab = logits.shape[-1]
         keep = min(max(2, 1 + eos.size) * beams, beams * vocab)
-        scores = log_softmax(logits).reshape(batch, beams, vocab) + running_scores[..., None]
+        scores = _log_softmax(logits).reshape(batch, beams, vocab) + running_scores[..., None]
         flat = scores.reshape(batch, beams * vocab)
         best = _top(flat, keep)  # (B, keep), best first
         best_scores = np.take_along_axis(flat, best, axis=1)
@@ -204,6 +210,13 @@ def beam_search(
             logits = state.step(np.ascontiguousarray(running[:, :, :length].reshape(-1, length)))
     width = start + int(generated[:, 0].max())
     return np.ascontiguousarray(finished[:, 0, :width])
+
+
+def _log_softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """``torch.nn.functional.log_softmax`` over the vocabulary, in float32."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    result: npt.NDArray[np.float32] = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return result
 
 
 def _take(sequences: IntArray, order: npt.NDArray[np.intp]) -> IntArray:

@@ -201,7 +201,8 @@ class EncoderDecoder:
         ``eos_token_id`` and ``pad_token_id`` come from the configuration;
         ``use_cache=False`` recomputes the whole prefix at every step.
         """
-        check_search(max_new_tokens, num_beams, length_penalty, early_stopping)
+        vocab = self.decoder.vocab_size
+        check_search(max_new_tokens, num_beams, length_penalty, early_stopping, vocab)
         _, mask, hidden = self._encode(input_ids, attention_mask, infer_mask=True)
         prompt = as_prompt(decoder_input_ids, hidden.shape[0], self.settings)
         self._check_length(prompt.shape[1] + max_new_tokens)

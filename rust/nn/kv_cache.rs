@@ -17,6 +17,27 @@ struct LayerCache {
     values: Vec<f32>,
 }
 
+impl LayerCache {
+    /// Zeroed buffers; an error, not an abort, when memory runs out (the sizes come from
+    /// the caller's batch, beams and lengths).
+    fn zeros(keys: usize, values: usize) -> Result<Self> {
+        let zeroed = |len: usize| -> Result<Vec<f32>> {
+            let mut buffer = Vec::new();
+            buffer.try_reserve_exact(len).map_err(|_| {
+                Error::input(format!(
+                    "the key/value cache ({len} floats a layer) does not fit in memory"
+                ))
+            })?;
+            buffer.resize(len, 0.0);
+            Ok(buffer)
+        };
+        Ok(LayerCache {
+            keys_t: zeroed(keys)?,
+            values: zeroed(values)?,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct KvCache {
     layers: Vec<LayerCache>,
@@ -39,12 +60,12 @@ impl KvCache {
                 .filter(|&floats| floats.saturating_mul(8 * layers.max(1)) < isize::MAX as usize)
                 .ok_or_else(|| Error::input("the key/value cache would be too large"))
         };
-        let layer = LayerCache {
-            keys_t: vec![0.0; floats(keys)?],
-            values: vec![0.0; floats(values)?],
-        };
+        let (keys, values) = (floats(keys)?, floats(values)?);
+        let layers = (0..layers)
+            .map(|_| LayerCache::zeros(keys, values))
+            .collect::<Result<Vec<_>>>()?;
         Ok(KvCache {
-            layers: vec![layer; layers],
+            layers,
             spare: Vec::new(),
             rows,
             shape,
@@ -156,7 +177,11 @@ impl KvCache {
             return Ok(());
         }
         if self.spare.len() != self.layers.len() {
-            self.spare = self.layers.clone();
+            self.spare = self
+                .layers
+                .iter()
+                .map(|layer| LayerCache::zeros(layer.keys_t.len(), layer.values.len()))
+                .collect::<Result<Vec<_>>>()?;
         }
         let (key_block, value_block) = self.block_sizes();
         let (heads, d, len, capacity) = (
