@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,24 @@ def test_outputs_do_not_depend_on_the_thread_count(
     finally:
         oxiformer.set_num_threads(before)
     assert results[0] == results[1]
+
+
+def test_concurrent_callers_share_one_model(
+    model: oxiformer.EncoderDecoder, golden: dict[str, npt.NDArray[Any]]
+) -> None:
+    """Python threads generating with one model at once (the GIL is released in every step)
+    get exactly what serial calls get."""
+    calls = [
+        {"max_new_tokens": 6, "num_beams": beams, "early_stopping": stop}
+        for beams in (1, 2, 3)
+        for stop in (True, False)
+    ]
+    inputs = (golden["input_ids"], golden["attention_mask"])
+    serial = [model.generate(*inputs, **call).tobytes() for call in calls]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(model.generate, *inputs, **call) for call in calls * 3]
+        results = [future.result(timeout=600).tobytes() for future in futures]
+    assert results == serial * 3
 
 
 def test_int8_decoder_and_lm_head(
