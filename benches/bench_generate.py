@@ -96,6 +96,7 @@ def main() -> None:
     print("|---:|---|---:|---:|---:|")
     for prefix in (8, 120):
         decoder_ids = rng.integers(1000, 30000, size=(1, prefix), dtype=np.int64)
+        decoder_ids[:, 0] = 101  # the start token: the prefix is used as it is
         for beams, search in ((1, "greedy"), (4, "4 beams")):
             cells = []
             for use_cache in (True, False):

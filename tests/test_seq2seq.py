@@ -150,6 +150,9 @@ def test_decoder_prefix_continues_the_given_ids(
     prefix = golden["greedy_ids"][:, :5]
     continued = model.generate(*inputs, max_new_tokens=8, decoder_input_ids=prefix)
     np.testing.assert_array_equal(continued, golden["greedy_ids"])
+    # Without the start token, transformers puts it first.
+    again = model.generate(*inputs, max_new_tokens=8, decoder_input_ids=prefix[:, 1:])
+    np.testing.assert_array_equal(again, golden["greedy_ids"])
 
 
 def test_sources_of_different_lengths_match_one_by_one(

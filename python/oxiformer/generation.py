@@ -240,7 +240,8 @@ def _top(scores: npt.NDArray[np.float32], keep: int) -> npt.NDArray[np.intp]:
 
 
 def as_prompt(decoder_input_ids: Any, batch: int, settings: GenerationSettings) -> IntArray:
-    """The decoder's prompt (B, P): ``decoder_input_ids``, else the start token."""
+    """The decoder's prompt (B, P): ``decoder_input_ids`` (after the start token, unless a
+    row already starts with it), else the start token."""
     if decoder_input_ids is None:
         if settings.decoder_start_token_id is None:
             raise ConfigError(
@@ -256,4 +257,9 @@ def as_prompt(decoder_input_ids: Any, batch: int, settings: GenerationSettings) 
         )
     if prompt.shape[1] == 0:
         raise InputError("decoder_input_ids is empty (a prefix needs at least one token)")
-    return np.ascontiguousarray(prompt, dtype=np.int64)
+    prompt = np.ascontiguousarray(prompt, dtype=np.int64)
+    start = settings.decoder_start_token_id
+    if start is not None and (prompt[:, 0] != start).all():
+        # As transformers does: a prefix whose rows all lack the start token gets it first.
+        prompt = np.concatenate([np.full((batch, 1), start, dtype=np.int64), prompt], axis=1)
+    return prompt
