@@ -257,5 +257,9 @@ def test_bad_inputs_raise_typed_errors(
     no_cross["decoder"]["add_cross_attention"] = False
     with pytest.raises(oxiformer.ConfigError, match="add_cross_attention"):
         oxiformer.EncoderDecoder.from_pretrained(_copy(tmp_path / "c", stored, no_cross))
+    processors = json.loads(json.dumps(config))
+    processors["no_repeat_ngram_size"] = 3
+    with pytest.warns(UserWarning, match="no_repeat_ngram_size are set but not applied"):
+        oxiformer.EncoderDecoder.from_pretrained(_copy(tmp_path / "d", stored, processors))
     with pytest.raises(oxiformer.ConfigError, match="not an encoder-decoder"):
         oxiformer.EncoderDecoder.from_pretrained(FIXTURES / "tiny-bert" / "mlm")

@@ -29,6 +29,24 @@ EarlyStopping = Union[bool, str]
 
 _OUT = np.float32(-1.0e9)
 
+#: transformers' generation options that change the scores or the sampling, with their
+#: defaults: a configuration that sets one of them gets different results from transformers.
+_UNSUPPORTED: dict[str, Any] = {
+    "min_length": 0,
+    "min_new_tokens": None,
+    "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0,
+    "repetition_penalty": 1.0,
+    "bad_words_ids": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "do_sample": False,
+    "num_beam_groups": 1,
+    "diversity_penalty": 0.0,
+}
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -38,6 +56,9 @@ class GenerationSettings:
     decoder_start_token_id: int | None
     eos_token_ids: tuple[int, ...]
     pad_token_id: int | None
+    ignored: tuple[str, ...] = ()
+    """Generation options the configuration sets that oxiformer does not apply (logits
+    processors such as ``no_repeat_ngram_size``, sampling)."""
 
     @classmethod
     def from_configs(cls, *configs: Mapping[str, Any], source: str) -> GenerationSettings:
@@ -62,7 +83,12 @@ class GenerationSettings:
         pad = token(first("pad_token_id"), "pad_token_id")
         if pad is None and eos_tokens:
             pad = eos_tokens[0]  # as transformers does (with a warning)
-        return cls(start, eos_tokens, pad)
+        ignored = tuple(
+            name
+            for name, default in _UNSUPPORTED.items()
+            if first(name) is not None and first(name) != default
+        )
+        return cls(start, eos_tokens, pad, ignored)
 
     @property
     def beam_fill(self) -> int:

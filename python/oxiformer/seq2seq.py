@@ -8,6 +8,7 @@ released; the search (greedy, beams) runs in NumPy (:mod:`oxiformer.generation`)
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,12 @@ class EncoderDecoder:
             decoder_raw, selected, memory_size, f"{source_config} (decoder)", bits, release_pages
         )
         settings = _settings(directory, raw, decoder_raw, source_config)
+        if settings.ignored:
+            warnings.warn(
+                f"{source_config}: generation options {', '.join(settings.ignored)} are set "
+                "but not applied by oxiformer (results can differ from transformers' generate)",
+                stacklevel=2,
+            )
         has_tokenizer = any((directory / n).is_file() for n in ("tokenizer.json", "vocab.txt"))
         tokenizer = Tokenizer.from_pretrained(directory) if has_tokenizer else None
         return cls(encoder, decoder, settings, tokenizer)
