@@ -94,6 +94,13 @@ def test_fill_mask_rejects_bad_arguments(model: oxiformer.MaskedLM, tmp_path: Pa
     tied = oxiformer.MaskedLM.from_pretrained(tmp_path / "tied")
     ids = np.array([[101, 1996, 103, 102]])
     assert tied(ids).logits.tobytes() == model(ids).logits.tobytes()
+    # Tied (the default): the word embeddings are the matrix, whatever is stored under its name.
+    stored["cls.predictions.decoder.weight"] = np.zeros((30522, 32), dtype=np.float32)
+    np.savez(tmp_path / "tied" / "weights.npz", **stored)
+    assert oxiformer.MaskedLM.from_pretrained(tmp_path / "tied")(ids).logits.tobytes() == (
+        model(ids).logits.tobytes()
+    )
+    del stored["cls.predictions.decoder.weight"]
     del stored["cls.predictions.bias"]
     (tmp_path / "broken").mkdir()
     np.savez(tmp_path / "broken" / "weights.npz", **stored)

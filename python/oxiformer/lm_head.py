@@ -1,10 +1,10 @@
 """The language-model head (HF ``BertLMPredictionHead``) of masked LMs and decoders.
 
 Checkpoints store the decoder matrix's bias as ``cls.predictions.bias`` (HF ties it to
-``cls.predictions.decoder.bias``) and may leave the matrix itself out: it is tied to the word
-embeddings. :func:`select_lm_head_tensors` resolves both by the family table's names and
-returns exactly what ``_core.LmHead`` (and the Rust decoder) take; :func:`quantize_lm_head`
-makes its two dense layers int8.
+``cls.predictions.decoder.bias``) and may leave the matrix itself out: with
+``tie_word_embeddings`` (the default) it is the word embeddings. :func:`select_lm_head_tensors`
+resolves both by the family table's names and returns exactly what ``_core.LmHead`` (and the
+Rust decoder) take; :func:`quantize_lm_head` makes its two dense layers int8.
 """
 
 from __future__ import annotations
@@ -37,15 +37,17 @@ def select_lm_head_tensors(
     """The head's tensors by the core's names, float32, checked like the encoder's.
 
     ``tensors``: the checkpoint's, base prefix stripped; ``names``: the table's ``lm_head``
-    entry; ``word_embeddings``: the (tied) word embeddings, used when the checkpoint has no
-    decoder matrix and ``tie_word_embeddings`` is true.
+    entry; ``word_embeddings``: the word embeddings, which are the decoder matrix when
+    ``tie_word_embeddings`` is true (as in HF, whatever the checkpoint stores under the
+    matrix's name); else the checkpoint's matrix.
     """
     expected = _core.lm_head_tensors(dict(config))
     decoder_weight, decoder_bias = f"{names['decoder']}.weight", f"{names['decoder']}.bias"
     found = {name: tensors[name] for name in expected if name in tensors}
     if names["bias"] in tensors:  # the parameter HF ties the decoder's bias to
         found[decoder_bias] = tensors[names["bias"]]
-    if decoder_weight not in found and tie_word_embeddings and word_embeddings is not None:
+    if tie_word_embeddings and word_embeddings is not None:
+        # HF ties the matrix to the word embeddings after loading: they win over a stored copy.
         found[decoder_weight] = word_embeddings
     if decoder_weight not in found:
         raise WeightsError(
