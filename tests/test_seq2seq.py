@@ -263,3 +263,25 @@ def test_bad_inputs_raise_typed_errors(
         oxiformer.EncoderDecoder.from_pretrained(_copy(tmp_path / "d", stored, processors))
     with pytest.raises(oxiformer.ConfigError, match="not an encoder-decoder"):
         oxiformer.EncoderDecoder.from_pretrained(FIXTURES / "tiny-bert" / "mlm")
+
+
+def test_generation_settings_follow_transformers(
+    model: oxiformer.EncoderDecoder, tmp_path: Path
+) -> None:
+    assert model.settings == GenerationSettings(101, (102,), 0)
+    # generation_config.json comes first; the decoder section is the last resort; a missing
+    # pad is eos (as transformers sets it); several end ids are allowed.
+    settings = GenerationSettings.from_configs(
+        {"eos_token_id": [7, 8]}, {"decoder_start_token_id": 3}, {"bos_token_id": 9}, source="x"
+    )
+    assert settings == GenerationSettings(3, (7, 8), 7)
+    assert settings.beam_fill == 7
+    assert GenerationSettings(1, (2,), 0).beam_fill == 2  # HF's `pad or eos`
+    with pytest.raises(oxiformer.ConfigError, match="'pad_token_id' must be a token id"):
+        GenerationSettings.from_configs({"pad_token_id": -1}, source="x")
+    directory = tmp_path / "model"
+    directory.mkdir()
+    for name in ("config.json", "weights.npz"):
+        (directory / name).symlink_to(BERT2BERT / name)
+    (directory / "generation_config.json").write_text(json.dumps({"eos_token_id": 5}))
+    assert oxiformer.EncoderDecoder.from_pretrained(directory).settings.eos_token_ids == (5,)

@@ -69,18 +69,20 @@ class GenerationSettings:
                         return config[name]
             return None
 
-        def token(value: Any, name: str) -> int | None:
-            if value is None:
-                return None
+        def token(value: Any, name: str) -> int:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{source}: '{name}' must be a token id, got {value!r}")
             return value
 
-        start = token(first("decoder_start_token_id", "bos_token_id"), "decoder_start_token_id")
+        def optional(name: str, *fallbacks: str) -> int | None:
+            value = first(name, *fallbacks)
+            return None if value is None else token(value, name)
+
+        start = optional("decoder_start_token_id", "bos_token_id")
         eos = first("eos_token_id")
         eos_ids = eos if isinstance(eos, list) else [] if eos is None else [eos]
-        eos_tokens = tuple(token(value, "eos_token_id") or 0 for value in eos_ids)
-        pad = token(first("pad_token_id"), "pad_token_id")
+        eos_tokens = tuple(token(value, "eos_token_id") for value in eos_ids)
+        pad = optional("pad_token_id")
         if pad is None and eos_tokens:
             pad = eos_tokens[0]  # as transformers does (with a warning)
         ignored = tuple(
