@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::models::canonical;
 
 /// More layers than any BERT-family model has: a config asking for more is
 /// corrupt (and would make the tensor list itself exhaust memory).
@@ -56,6 +57,9 @@ pub enum PositionEmbedding {
 pub struct EncoderConfig {
     pub vocab_size: usize,
     pub hidden_size: usize,
+    /// Width of the embedding tables: `hidden_size` except in ELECTRA, whose
+    /// `embeddings_project` maps it to `hidden_size`.
+    pub embedding_size: usize,
     pub num_hidden_layers: usize,
     pub num_attention_heads: usize,
     pub intermediate_size: usize,
@@ -74,6 +78,7 @@ pub struct EncoderConfig {
 struct RawConfig {
     vocab_size: Option<Value>,
     hidden_size: Option<Value>,
+    embedding_size: Option<Value>,
     num_hidden_layers: Option<Value>,
     num_attention_heads: Option<Value>,
     intermediate_size: Option<Value>,
@@ -104,10 +109,17 @@ fn typed<'a, T>(
 }
 
 impl EncoderConfig {
-    /// Parse and validate `config.json` text; `source_name` names the file in errors.
+    /// Parse and validate `config.json` text of any family of [`families`] (translated
+    /// to BERT's fields first); `source_name` names the file in errors.
     pub fn from_json(text: &str, source_name: &str) -> Result<Self> {
-        let raw: RawConfig = serde_json::from_str(text)
-            .map_err(|err| Error::config(source_name, format!("invalid config: {err}")))?;
+        let invalid = |err: String| Error::config(source_name, format!("invalid config: {err}"));
+        let value: Value = serde_json::from_str(text).map_err(|err| invalid(err.to_string()))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| invalid(format!("expected a JSON object, got {value}")))?;
+        let canonical = canonical::canonical_config(object, source_name)?;
+        let raw: RawConfig = serde_json::from_value(Value::Object(canonical))
+            .map_err(|err| invalid(err.to_string()))?;
         let size = |field: &str, value: &Option<Value>, default: Option<i64>| -> Result<usize> {
             let value = typed(source_name, field, value, "an integer", Value::as_i64)?;
             let value = value.or(default).ok_or_else(|| {
@@ -149,9 +161,16 @@ impl EncoderConfig {
                 ))
             }
         };
+        let vocab_size = size("vocab_size", &raw.vocab_size, None)?;
+        let hidden_size = size("hidden_size", &raw.hidden_size, None)?;
         let config = EncoderConfig {
-            vocab_size: size("vocab_size", &raw.vocab_size, None)?,
-            hidden_size: size("hidden_size", &raw.hidden_size, None)?,
+            vocab_size,
+            hidden_size,
+            embedding_size: size(
+                "embedding_size",
+                &raw.embedding_size,
+                i64::try_from(hidden_size).ok(),
+            )?,
             num_hidden_layers: size("num_hidden_layers", &raw.num_hidden_layers, None)?,
             num_attention_heads: size("num_attention_heads", &raw.num_attention_heads, None)?,
             intermediate_size: size("intermediate_size", &raw.intermediate_size, None)?,
@@ -181,6 +200,7 @@ impl EncoderConfig {
         let positive = [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
+            ("embedding_size", self.embedding_size),
             ("num_attention_heads", self.num_attention_heads),
             ("intermediate_size", self.intermediate_size),
             ("max_position_embeddings", self.max_position_embeddings),
@@ -218,10 +238,11 @@ impl EncoderConfig {
             ("type_vocab_size", self.type_vocab_size),
             ("hidden_size", self.hidden_size),
             ("intermediate_size", self.intermediate_size),
+            ("embedding_size", self.embedding_size),
         ];
         for (field, value) in rows {
             let bytes = value
-                .checked_mul(hidden)
+                .checked_mul(hidden.max(self.embedding_size))
                 .and_then(|values| values.checked_mul(std::mem::size_of::<f32>()))
                 .filter(|&bytes| isize::try_from(bytes).is_ok());
             if bytes.is_none() {
@@ -232,7 +253,10 @@ impl EncoderConfig {
             }
         }
         if self.position_embedding_type == PositionEmbedding::Sinusoidal
-            && self.max_position_embeddings.saturating_mul(hidden) > MAX_SINUSOIDAL_VALUES
+            && self
+                .max_position_embeddings
+                .saturating_mul(self.embedding_size)
+                > MAX_SINUSOIDAL_VALUES
         {
             return Err(Error::config(
                 source_name,
@@ -260,6 +284,7 @@ impl EncoderConfig {
         serde_json::json!({
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
+            "embedding_size": self.embedding_size,
             "num_hidden_layers": self.num_hidden_layers,
             "num_attention_heads": self.num_attention_heads,
             "intermediate_size": self.intermediate_size,
@@ -297,6 +322,7 @@ mod tests {
         assert_eq!(config.layer_norm_eps, 1e-12);
         assert_eq!(config.position_embedding_type, PositionEmbedding::Absolute);
         assert_eq!(config.head_size(), 4);
+        assert_eq!(config.embedding_size, config.hidden_size);
         let round_trip = EncoderConfig::from_json(&config.to_json(), "normalized")?;
         assert_eq!(round_trip, config);
         Ok(())

@@ -1,11 +1,16 @@
 //! BERT embeddings: word + token type + position, then LayerNorm.
 //! Mirrors HF `BertEmbeddings`; positions are learned ("absolute") or the
-//! fixed sinusoidal encoding of "Attention Is All You Need".
+//! fixed sinusoidal encoding of "Attention Is All You Need". Tables narrower than
+//! the hidden size (ELECTRA's `embedding_size`) are followed by the family's
+//! `embeddings_project`, as in HF `ElectraModel`.
 
 use rayon::prelude::*;
 
 use crate::config::{EncoderConfig, PositionEmbedding};
 use crate::error::Result;
+use crate::linear::Linear;
+use crate::models::families::{BERT, ELECTRA};
+use crate::nn::dense_tensors;
 use crate::ops::layer_norm;
 use crate::quantization::Quantization;
 use crate::weights::TensorMap;
@@ -18,8 +23,27 @@ enum WordTable {
     I8 { values: Vec<i8>, scales: Vec<f32> },
 }
 
-const WORD: &str = "embeddings.word_embeddings.weight";
-const WORD_SCALE: &str = "embeddings.word_embeddings.weight_scale";
+/// The names of the tables, the LayerNorm and the projection.
+struct Names {
+    word: String,
+    word_scale: String,
+    position: String,
+    token_type: String,
+    norm: &'static str,
+    project: &'static str,
+}
+
+fn names() -> Names {
+    let names = &BERT.embeddings;
+    Names {
+        word: format!("{}.weight", names.word),
+        word_scale: format!("{}.weight_scale", names.word),
+        position: format!("{}.weight", names.position),
+        token_type: format!("{}.weight", names.token_type),
+        norm: names.norm,
+        project: ELECTRA.embeddings_project.unwrap_or("embeddings_project"),
+    }
+}
 
 /// The sinusoidal table `(num_positions, dim)`: `sin` at even columns, `cos`
 /// at odd ones, angle `pos / 10000^(2 * (j / 2) / dim)`, computed in f64 as
@@ -42,16 +66,19 @@ pub fn sinusoidal_table(num_positions: usize, dim: usize) -> Vec<f32> {
 
 #[derive(Debug, Clone)]
 pub struct Embeddings {
-    /// (vocab, H)
+    /// (vocab, E)
     word: WordTable,
-    /// (max_positions, H): learned, or the sinusoidal table.
+    /// (max_positions, E): learned, or the sinusoidal table.
     position: Vec<f32>,
-    /// (type_vocab, H); empty when the model has no token types.
+    /// (type_vocab, E); empty when the model has no token types.
     token_type: Vec<f32>,
     gamma: Vec<f32>,
     beta: Vec<f32>,
-    hidden_size: usize,
+    /// E: the width of the tables.
+    embedding_size: usize,
     eps: f64,
+    /// E -> H when E differs from the hidden size (ELECTRA's `embeddings_project`).
+    project: Option<Linear>,
 }
 
 impl Embeddings {
@@ -60,25 +87,23 @@ impl Embeddings {
         config: &EncoderConfig,
         quantization: &Quantization,
     ) -> Vec<(String, Vec<usize>)> {
-        let hidden = config.hidden_size;
-        let mut names = vec![(WORD.to_owned(), vec![config.vocab_size, hidden])];
+        let width = config.embedding_size;
+        let all = names();
+        let mut names = vec![(all.word, vec![config.vocab_size, width])];
         if quantization.word_embeddings() {
-            names.push((WORD_SCALE.to_owned(), vec![config.vocab_size]));
+            names.push((all.word_scale, vec![config.vocab_size]));
         }
         if config.position_embedding_type == PositionEmbedding::Absolute {
-            names.push((
-                "embeddings.position_embeddings.weight".to_owned(),
-                vec![config.max_position_embeddings, hidden],
-            ));
+            names.push((all.position, vec![config.max_position_embeddings, width]));
         }
         if config.type_vocab_size > 0 {
-            names.push((
-                "embeddings.token_type_embeddings.weight".to_owned(),
-                vec![config.type_vocab_size, hidden],
-            ));
+            names.push((all.token_type, vec![config.type_vocab_size, width]));
         }
-        names.push(("embeddings.LayerNorm.weight".to_owned(), vec![hidden]));
-        names.push(("embeddings.LayerNorm.bias".to_owned(), vec![hidden]));
+        names.push((format!("{}.weight", all.norm), vec![width]));
+        names.push((format!("{}.bias", all.norm), vec![width]));
+        if width != config.hidden_size {
+            names.extend(dense_tensors(all.project, width, config.hidden_size, None));
+        }
         names
     }
 
@@ -87,44 +112,52 @@ impl Embeddings {
         config: &EncoderConfig,
         quantization: &Quantization,
     ) -> Result<Self> {
-        let (hidden, vocab) = (config.hidden_size, config.vocab_size);
+        let (width, vocab) = (config.embedding_size, config.vocab_size);
+        let names = names();
         let word = if quantization.word_embeddings() {
-            let values = tensors.take_i8(WORD, &[vocab, hidden])?;
-            let scales = tensors.take_scales(WORD_SCALE, vocab)?;
+            let values = tensors.take_i8(&names.word, &[vocab, width])?;
+            let scales = tensors.take_scales(&names.word_scale, vocab)?;
             WordTable::I8 { values, scales }
         } else {
-            WordTable::F32(tensors.take(WORD, &[vocab, hidden])?)
+            WordTable::F32(tensors.take(&names.word, &[vocab, width])?)
         };
         let position = match config.position_embedding_type {
-            PositionEmbedding::Absolute => tensors.take(
-                "embeddings.position_embeddings.weight",
-                &[config.max_position_embeddings, hidden],
-            )?,
+            PositionEmbedding::Absolute => {
+                tensors.take(&names.position, &[config.max_position_embeddings, width])?
+            }
             PositionEmbedding::Sinusoidal => {
-                sinusoidal_table(config.max_position_embeddings, hidden)
+                sinusoidal_table(config.max_position_embeddings, width)
             }
         };
         let token_type = if config.type_vocab_size > 0 {
-            tensors.take(
-                "embeddings.token_type_embeddings.weight",
-                &[config.type_vocab_size, hidden],
-            )?
+            tensors.take(&names.token_type, &[config.type_vocab_size, width])?
         } else {
             Vec::new()
+        };
+        let project = if width == config.hidden_size {
+            None
+        } else {
+            Some(Linear::load(
+                tensors,
+                names.project,
+                width,
+                config.hidden_size,
+            )?)
         };
         Ok(Embeddings {
             word,
             position,
             token_type,
-            gamma: tensors.take("embeddings.LayerNorm.weight", &[hidden])?,
-            beta: tensors.take("embeddings.LayerNorm.bias", &[hidden])?,
-            hidden_size: hidden,
+            gamma: tensors.take(&format!("{}.weight", names.norm), &[width])?,
+            beta: tensors.take(&format!("{}.bias", names.norm), &[width])?,
+            embedding_size: width,
             eps: config.layer_norm_eps,
+            project,
         })
     }
 
     /// `out (N, H)` for already validated `input_ids`, `token_type_ids` and
-    /// `positions` (N each).
+    /// `positions` (N each); token types are all 0 when `token_type_ids` is empty.
     pub fn forward(
         &self,
         input_ids: &[i64],
@@ -132,7 +165,25 @@ impl Embeddings {
         positions: &[usize],
         out: &mut [f32],
     ) {
-        let hidden = self.hidden_size;
+        match &self.project {
+            None => self.lookup(input_ids, token_type_ids, positions, out),
+            Some(project) => {
+                let mut narrow = vec![0.0f32; input_ids.len() * self.embedding_size];
+                self.lookup(input_ids, token_type_ids, positions, &mut narrow);
+                project.forward(&narrow, input_ids.len(), out, None);
+            }
+        }
+    }
+
+    /// `out (N, E)`: the tables summed, then LayerNorm.
+    fn lookup(
+        &self,
+        input_ids: &[i64],
+        token_type_ids: &[i64],
+        positions: &[usize],
+        out: &mut [f32],
+    ) {
+        let hidden = self.embedding_size;
         out.par_chunks_mut(hidden)
             .enumerate()
             .for_each(|(token, row)| {
@@ -150,7 +201,8 @@ impl Embeddings {
                     }
                 }
                 if !self.token_type.is_empty() {
-                    let type_start = token_type_ids[token] as usize * hidden;
+                    let token_type = token_type_ids.get(token).copied().unwrap_or(0);
+                    let type_start = token_type as usize * hidden;
                     let types = &self.token_type[type_start..type_start + hidden];
                     for (value, &t) in row.iter_mut().zip(types) {
                         *value += t;

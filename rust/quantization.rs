@@ -5,16 +5,11 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+use crate::models::families::BERT_LAYER;
 
-/// The dense layers of a BERT layer, by their HF names inside `encoder.layer.N`.
-pub const QUANTIZABLE: [&str; 6] = [
-    "attention.self.query",
-    "attention.self.key",
-    "attention.self.value",
-    "attention.output.dense",
-    "intermediate.dense",
-    "output.dense",
-];
+/// The dense layers of a BERT layer, by their HF names inside `encoder.layer.N` (the
+/// family table's).
+pub const QUANTIZABLE: [&str; 6] = BERT_LAYER.dense();
 
 /// int8 layers, their activation bits and outlier channels, and whether the word embeddings
 /// are stored in int8; empty means a float32 model.

@@ -1,7 +1,7 @@
 //! Named weight tensors, taken by their Hugging Face names with shape checks.
 //!
 //! The Python layer reads the files (`python/oxiformer/weights.py`) and checks
-//! names and shapes against [`crate::bert::expected_tensors`] before any
+//! names and shapes against [`crate::models::encoder::expected_tensors`] before any
 //! compute; the Rust side checks again as it takes each tensor, so the core is
 //! safe to use on its own.
 

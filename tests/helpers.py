@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,12 @@ from oxiformer import _core
 from oxiformer.config import load_config
 from oxiformer.weights import find_weights, read_tensors, select_encoder_tensors
 
-#: ``../shared/fixtures`` next to the repository.
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+#: ``../shared/fixtures`` next to the repository, or ``$OXIFORMER_FIXTURES`` (a worktree that is
+#: not a sibling of ``shared/``).
+FIXTURES = Path(
+    os.environ.get("OXIFORMER_FIXTURES")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+)
 TINY_BERT_SEQCLS = FIXTURES / "tiny-bert" / "seqcls"
 MINILM_GOLDEN = FIXTURES / "minilm" / "golden.npz"
 VOCABS = FIXTURES / "vocabs"

@@ -23,6 +23,7 @@ MINIMAL = {
 TINY = {
     "vocab_size": 30522,
     "hidden_size": 32,
+    "embedding_size": 32,
     "num_hidden_layers": 2,
     "num_attention_heads": 4,
     "intermediate_size": 64,

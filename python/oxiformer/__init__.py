@@ -19,8 +19,10 @@ from oxiformer.errors import (
     TokenizerError,
     WeightsError,
 )
+from oxiformer.masked_lm import MaskedLM, MaskedLMOutput
 from oxiformer.model import Encoder, EncoderOutput
 from oxiformer.sentence import SentenceEncoder
+from oxiformer.seq2seq import EncoderDecoder, Seq2SeqLMOutput
 from oxiformer.tokenizer import Encoding, Tokenizer
 
 __version__ = "0.1.0"
@@ -28,11 +30,15 @@ __version__ = "0.1.0"
 __all__ = [
     "ConfigError",
     "Encoder",
+    "EncoderDecoder",
     "EncoderOutput",
     "Encoding",
     "InputError",
+    "MaskedLM",
+    "MaskedLMOutput",
     "OxiformerError",
     "SentenceEncoder",
+    "Seq2SeqLMOutput",
     "SequenceClassifier",
     "SequenceClassifierOutput",
     "TokenClassifier",

@@ -34,6 +34,24 @@ QUANTIZABLE: tuple[str, ...]
 MAX_ACTIVATION_BITS: int
 
 def sinusoidal_positions(num_positions: int, dim: int) -> npt.NDArray[np.float32]: ...
+def families() -> dict[str, Any]: ...
+def canonical_config(config: Mapping[str, Any], source: str = "config.json") -> dict[str, Any]: ...
+def canonical_tensor_name(name: str) -> str: ...
+def lm_head_tensors(
+    config: _Config, bits: Mapping[str, int] | None = None
+) -> dict[str, tuple[int, ...]]: ...
+
+@final
+class LmHead:
+    def __init__(
+        self,
+        config: _Config,
+        tensors: Mapping[str, npt.NDArray[Any]],
+        source: str = "config.json",
+        bits: Mapping[str, int] | None = None,
+        copied: Callable[[npt.NDArray[Any]], object] | None = None,
+    ) -> None: ...
+    def forward(self, hidden: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
 
 @final
 class Encoder:
@@ -70,6 +88,56 @@ class Encoder:
         token_type_ids: npt.NDArray[np.int64],
         lengths: npt.NDArray[np.int64],
     ) -> list[npt.NDArray[np.float32]]: ...
+
+def decoder_tensors(
+    config: _Config,
+    memory_size: int,
+    quantization: Mapping[str, int] | None = None,
+    source: str = "config.json",
+) -> dict[str, tuple[int, ...]]: ...
+
+DECODER_QUANTIZABLE: tuple[str, ...]
+
+@final
+class DecoderMemory:
+    @property
+    def batch(self) -> int: ...
+
+@final
+class DecoderState:
+    @property
+    def rows(self) -> int: ...
+    def __len__(self) -> int: ...
+    def step(
+        self,
+        ids: npt.NDArray[np.int64],
+        decoder_attention_mask: npt.NDArray[np.int64] | None = None,
+        all_positions: bool = False,
+    ) -> npt.NDArray[np.float32]: ...
+    def reorder(self, rows: npt.NDArray[np.int64]) -> None: ...
+    def reset(self) -> None: ...
+
+@final
+class Decoder:
+    def __init__(
+        self,
+        config: _Config,
+        tensors: Mapping[str, npt.NDArray[Any]],
+        memory_size: int,
+        source: str = "config.json",
+        quantization: Mapping[str, int] | None = None,
+        copied: Callable[[npt.NDArray[Any]], object] | None = None,
+    ) -> None: ...
+    @property
+    def vocab_size(self) -> int: ...
+    @property
+    def max_position_embeddings(self) -> int: ...
+    @property
+    def config_json(self) -> str: ...
+    def memory(
+        self, encoder_hidden: npt.NDArray[np.float32], attention_mask: npt.NDArray[np.int64]
+    ) -> DecoderMemory: ...
+    def start(self, memory: DecoderMemory, num_beams: int, capacity: int) -> DecoderState: ...
 
 @final
 class Encoding:

@@ -1,8 +1,8 @@
 """Classification heads over the Rust encoder: HF ``BertForSequenceClassification`` and
-``BertForTokenClassification`` without PyTorch.
+``BertForTokenClassification`` without PyTorch (and their ELECTRA and DistilBERT twins).
 
-The encoder and the pooler (dense + tanh) run in Rust; the classifier layer (one small
-matrix multiply), softmax and losses run in NumPy.
+The encoder and the pooler (dense + tanh) run in Rust; the classifier head (small matrix
+multiplies, :mod:`oxiformer.heads`), softmax and losses run in NumPy.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 from oxiformer.config import load_config, read_config_json
-from oxiformer.errors import ConfigError, InputError, WeightsError
+from oxiformer.errors import ConfigError, InputError
+from oxiformer.families import encoder_family
+from oxiformer.heads import ClassifierHead
 from oxiformer.model import Encoder, PathLike, _as_ids
 from oxiformer.pretrained import model_dir
 from oxiformer.tokenizer import Tokenizer
@@ -60,19 +62,6 @@ def cross_entropy(
     return float(np.mean(log_norm - kept[np.arange(len(chosen)), chosen]))
 
 
-def _head(
-    tensors: Mapping[str, npt.NDArray[Any]], name: str, shape: tuple[int, ...], source: str
-) -> FloatArray:
-    array = tensors.get(name)
-    if array is None:
-        raise WeightsError(f"{source}: missing tensor '{name}' (expected {shape})")
-    if tuple(array.shape) != shape:
-        raise WeightsError(f"{source}: tensor '{name}' has shape {array.shape}, expected {shape}")
-    if array.dtype.kind != "f" or not np.isfinite(array).all():
-        raise WeightsError(f"{source}: tensor '{name}' must be finite floating point")
-    return np.ascontiguousarray(array, dtype=np.float32)
-
-
 def _labels(raw: Mapping[str, Any], num_labels: int, source: str) -> list[str]:
     id2label = raw.get("id2label") or {}
     try:
@@ -83,25 +72,33 @@ def _labels(raw: Mapping[str, Any], num_labels: int, source: str) -> list[str]:
 
 
 class _Classifier:
-    """What both heads share: encoder, tokenizer, classifier layer, label names, loading."""
+    """What both heads share: encoder, tokenizer, classifier head, label names, loading."""
 
-    _with_pooler = False
+    _kind = "token"
 
     def __init__(
         self,
         encoder: Encoder,
-        weight: FloatArray,
-        bias: FloatArray,
+        head: ClassifierHead,
         labels: Sequence[str],
         tokenizer: Tokenizer | None = None,
         raw_config: Mapping[str, Any] | None = None,
     ) -> None:
         self.encoder = encoder
-        self.weight = weight  # (num_labels, hidden)
-        self.bias = bias  # (num_labels,)
+        self.head = head
         self.labels = list(labels)
         self.tokenizer = tokenizer
         self.raw_config = dict(raw_config or {})
+
+    @property
+    def weight(self) -> FloatArray:
+        """The output layer's weight (num_labels, hidden)."""
+        return self.head.weight
+
+    @property
+    def bias(self) -> FloatArray:
+        """The output layer's bias (num_labels,)."""
+        return self.head.bias
 
     @classmethod
     def from_pretrained(cls, path: PathLike, *, dtype: str | None = None) -> Any:
@@ -111,28 +108,25 @@ class _Classifier:
         raw = read_config_json(directory)
         config = load_config(directory)
         weights_path = find_weights(directory)
+        family = encoder_family(raw)
+        prefix = family["base_prefix"]
         tensors = {
-            name.removeprefix("bert."): array for name, array in read_tensors(weights_path).items()
+            name.removeprefix(prefix): array for name, array in read_tensors(weights_path).items()
         }
         source = str(weights_path)
-        hidden = int(config["hidden_size"])
-        weight = tensors.get("classifier.weight")
-        if weight is None:
-            raise WeightsError(f"{source}: missing tensor 'classifier.weight' (no classifier head)")
-        num_labels = int(weight.shape[0]) if weight.ndim == 2 else 0
-        weight = _head(tensors, "classifier.weight", (num_labels, hidden), source)
-        bias = _head(tensors, "classifier.bias", (num_labels,), source)
+        head = ClassifierHead.load(tensors, family, cls._kind, int(config["hidden_size"]), source)
         encoder = Encoder.from_tensors(
             config,
             tensors,
-            with_pooler=cls._with_pooler,
+            with_pooler=head.pooled,
             source=source,
             config_source=str(directory / "config.json"),
             dtype=dtype,
         )
         encoder.release_tensors()
         tokenizer = Tokenizer.from_pretrained(directory) if _has_tokenizer(directory) else None
-        return cls(encoder, weight, bias, _labels(raw, num_labels, str(directory)), tokenizer, raw)
+        labels = _labels(raw, head.num_labels, str(directory))
+        return cls(encoder, head, labels, tokenizer, raw)
 
     def quantize(
         self,
@@ -144,8 +138,7 @@ class _Classifier:
         :meth:`Encoder.quantize`); the classifier head stays float32."""
         return type(self)(
             self.encoder.quantize(activation_bits, word_embeddings, outlier_channels),
-            self.weight,
-            self.bias,
+            self.head,
             self.labels,
             self.tokenizer,
             self.raw_config,
@@ -174,9 +167,15 @@ class _Classifier:
         }
         extra["id2label"] = {str(i): label for i, label in enumerate(self.labels)}
         extra["label2id"] = {label: i for i, label in enumerate(self.labels)}
-        heads = {"classifier.weight": self.weight, "classifier.bias": self.bias}
-        architecture = f"BertFor{type(self).__name__.replace('Classifier', 'Classification')}"
-        return save_model(directory, self.encoder, self.tokenizer, heads, extra, architecture)
+        # The family decides how the head is read back (the config itself is saved in
+        # BERT's fields, which every family reads).
+        family = encoder_family(self.raw_config)
+        extra["model_type"] = family["model_types"][0]
+        task = type(self).__name__.replace("Classifier", "Classification")
+        architecture = f"{family['class_prefix']}For{task}"
+        return save_model(
+            directory, self.encoder, self.tokenizer, self.head.tensors(), extra, architecture
+        )
 
 
 def _has_tokenizer(directory: Path) -> bool:
@@ -201,9 +200,10 @@ TokenClassifierOutput = ClassifierOutput
 
 
 class SequenceClassifier(_Classifier):
-    """HF ``BertForSequenceClassification``: pooler + classifier on the [CLS] token."""
+    """HF ``BertForSequenceClassification``: pooler + classifier on the [CLS] token (ELECTRA's
+    and DistilBERT's heads: dense, activation and output layer on the first token)."""
 
-    _with_pooler = True
+    _kind = "sequence"
 
     @property
     def problem_type(self) -> str:
@@ -220,8 +220,11 @@ class SequenceClassifier(_Classifier):
         labels: npt.ArrayLike | None = None,
     ) -> SequenceClassifierOutput:
         out = self.encoder(input_ids, attention_mask, token_type_ids)
-        assert out.pooler_output is not None  # loaded with the pooler
-        logits = (out.pooler_output @ self.weight.T + self.bias).astype(np.float32)
+        if self.head.pooled:
+            assert out.pooler_output is not None  # loaded with the pooler
+            logits = self.head(out.pooler_output)
+        else:
+            logits = self.head(out.last_hidden_state[:, 0])
         problem = self.problem_type
         probs = 1 / (1 + np.exp(-logits)) if problem == "multi_label_classification" else logits
         if problem == "single_label_classification":
@@ -285,7 +288,7 @@ class TokenClassifier(_Classifier):
         labels: npt.ArrayLike | None = None,
     ) -> TokenClassifierOutput:
         out = self.encoder(input_ids, attention_mask, token_type_ids)
-        logits = (out.last_hidden_state @ self.weight.T + self.bias).astype(np.float32)
+        logits = self.head(out.last_hidden_state)
         loss = None
         if labels is not None:
             label_array = _as_ids("labels", np.asarray(labels), logits.shape[:2])

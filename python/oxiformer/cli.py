@@ -202,6 +202,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--sentences", type=int, default=256, help="sentences to embed")
     int8_option(bench)
     bench.set_defaults(run=_bench)
+
+    from oxiformer.cli_text import register as register_text_commands
+
+    register_text_commands(command, text_input, int8_option)
     return parser
 
 

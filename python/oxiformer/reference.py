@@ -1,8 +1,12 @@
-"""The BERT encoder forward pass in plain NumPy: the oracle the Rust core is tested against.
+"""The BERT encoder, decoder and LM head in plain NumPy: the oracle the Rust core is tested
+against.
 
 Slow and readable on purpose. It mirrors Hugging Face ``transformers``' ``BertModel`` with eager
 attention (``modeling_bert.py``): embeddings, then ``num_hidden_layers`` post-LayerNorm layers,
-then the optional pooler. Shapes are written as ``# (B, T, H)``: batch, sequence, hidden.
+then the optional pooler; :func:`decoder_forward` is ``BertLMHeadModel`` as the decoder of an
+``EncoderDecoderModel`` (causal self-attention, cross-attention over the encoder's output, the
+LM head), recomputed from scratch for every prefix: no cache. Shapes are written as
+``# (B, T, H)``: batch, sequence, hidden; S is the encoder's (source) length.
 Everything runs in the ``dtype`` asked for (float32 or float64); only erf and the sinusoidal
 table are evaluated in float64 and rounded.
 
@@ -24,14 +28,20 @@ from oxiformer.errors import InputError
 
 __all__ = [
     "attention",
+    "attention_block",
+    "causal_mask_bias",
+    "decoder_forward",
+    "decoder_layer",
     "embeddings",
     "encoder_layer",
     "erf",
+    "feed_forward",
     "forward",
     "gelu",
     "gelu_tanh",
     "layer_norm",
     "linear",
+    "lm_head",
     "relu",
     "sinusoidal_positions",
     "softmax",
@@ -162,21 +172,23 @@ def softmax(x: Array, axis: int = -1) -> Array:
 def attention(q: Array, k: Array, v: Array, mask_bias: Array, num_heads: int) -> Array:
     """Multi-head scaled dot-product attention.
 
-    ``q``, ``k``, ``v``: (B, T, H); ``mask_bias``: (B, T), added to every query's scores
-    over the keys (0 to attend, a huge negative number to ignore).
+    ``q``: (B, T, H); ``k``, ``v``: (B, S, H) (S = T for self-attention, the encoder's length
+    for cross-attention); ``mask_bias``: (B, S), added to every query's scores over the keys
+    (0 to attend, a huge negative number to ignore), or (B, T, S), one row per query (causal).
     """
     batch, seq, hidden = q.shape
     head_size = hidden // num_heads
 
     def split_heads(x: Array) -> Array:
-        heads: Array = x.reshape(batch, seq, num_heads, head_size).transpose(0, 2, 1, 3)
+        heads: Array = x.reshape(batch, x.shape[1], num_heads, head_size).transpose(0, 2, 1, 3)
         return heads  # (B, N, T, D)
 
     # einsum rather than a stack of small matmuls: same sums, and no BLAS threads to stall.
     scale = q.dtype.type(head_size**-0.5)
-    scores = np.einsum("bntd,bnsd->bnts", split_heads(q), split_heads(k)) * scale  # (B, N, T, T)
-    scores = scores + mask_bias[:, None, None, :]
-    probs = softmax(scores, axis=-1)  # (B, N, T, T)
+    scores = np.einsum("bntd,bnsd->bnts", split_heads(q), split_heads(k)) * scale  # (B, N, T, S)
+    bias = mask_bias[:, None, None, :] if mask_bias.ndim == 2 else mask_bias[:, None, :, :]
+    scores = scores + bias
+    probs = softmax(scores, axis=-1)  # (B, N, T, S)
     context = np.einsum("bnts,bnsd->bntd", probs, split_heads(v))  # (B, N, T, D)
     merged: Array = context.transpose(0, 2, 1, 3).reshape(batch, seq, hidden)  # (B, T, H)
     return merged
@@ -199,24 +211,66 @@ def embeddings(
     input_ids: npt.NDArray[np.integer[Any]],
     token_type_ids: npt.NDArray[np.integer[Any]],
     dtype: type[np.floating[Any]],
+    positions_start: int = 0,
 ) -> Array:
-    """Word + token type + position embeddings, then LayerNorm (HF ``BertEmbeddings``)."""
+    """Word + token type + position embeddings, then LayerNorm (HF ``BertEmbeddings``); then
+    ``embeddings_project`` when the tables are narrower than the hidden size (ELECTRA).
+
+    ``positions_start``: the position of the first token (a decoder's cached prefix)."""
     seq = input_ids.shape[1]
     words = tensors["embeddings.word_embeddings.weight"]  # (V, H)
     hidden = words[input_ids].astype(dtype)  # (B, T, H); look up first, then convert
     if config["type_vocab_size"] > 0:
         token_types = _param(tensors, "embeddings.token_type_embeddings.weight", dtype)
         hidden = hidden + token_types[token_type_ids]  # (B, T, H)
+    width = config.get("embedding_size", config["hidden_size"])
+    end = positions_start + seq
     if config["position_embedding_type"] == "sinusoidal":
-        positions = sinusoidal_positions(seq, config["hidden_size"]).astype(dtype)  # (T, H)
+        positions = sinusoidal_positions(end, width).astype(dtype)[positions_start:]  # (T, E)
     else:
-        positions = _param(tensors, "embeddings.position_embeddings.weight", dtype)[:seq]
-    hidden = hidden + positions  # (B, T, H)
-    return _layer_norm_named(tensors, "embeddings.LayerNorm", hidden, config)
+        positions = _param(tensors, "embeddings.position_embeddings.weight", dtype)
+        positions = positions[positions_start:end]  # (T, E)
+    hidden = hidden + positions  # (B, T, E)
+    hidden = _layer_norm_named(tensors, "embeddings.LayerNorm", hidden, config)
+    if width != config["hidden_size"]:
+        weight = _param(tensors, "embeddings_project.weight", dtype)  # (H, E)
+        hidden = linear(hidden, weight, _param(tensors, "embeddings_project.bias", dtype))
+    return hidden  # (B, T, H)
 
 
-#: Called with (layer index, dense layer name, its input (B, T, in)) as the encoder runs.
-Observer = Callable[[int, str, Array], None]
+def _dense(tensors: Tensors, name: str, x: Array) -> Array:
+    """The linear layer ``name`` (``.weight`` (out, in), ``.bias``) applied to ``x``."""
+    dtype = x.dtype.type
+    return linear(
+        x, _param(tensors, name + ".weight", dtype), _param(tensors, name + ".bias", dtype)
+    )
+
+
+def attention_block(
+    tensors: Tensors,
+    config: Mapping[str, Any],
+    prefix: str,
+    x: Array,
+    keys_from: Array,
+    mask_bias: Array,
+) -> Array:
+    """HF ``BertAttention`` ``{prefix}``: queries from ``x`` (B, T, H), keys and values from
+    ``keys_from`` (``x`` itself, or the encoder's output (B, S, H) for cross-attention), then
+    the output dense layer, the residual and LayerNorm."""
+    q = _dense(tensors, prefix + ".self.query", x)  # (B, T, H)
+    k = _dense(tensors, prefix + ".self.key", keys_from)  # (B, T or S, H)
+    v = _dense(tensors, prefix + ".self.value", keys_from)  # (B, T or S, H)
+    context = attention(q, k, v, mask_bias, config["num_attention_heads"])  # (B, T, H)
+    out: Array = _dense(tensors, prefix + ".output.dense", context) + x  # (B, T, H)
+    return _layer_norm_named(tensors, prefix + ".output.LayerNorm", out, config)
+
+
+def feed_forward(tensors: Tensors, config: Mapping[str, Any], prefix: str, x: Array) -> Array:
+    """HF ``BertIntermediate`` + ``BertOutput`` of layer ``prefix``, residual, LayerNorm."""
+    activation = ACTIVATIONS[config["hidden_act"]]
+    intermediate = activation(_dense(tensors, prefix + ".intermediate.dense", x))  # (B, T, I)
+    output = _dense(tensors, prefix + ".output.dense", intermediate) + x  # (B, T, H)
+    return _layer_norm_named(tensors, prefix + ".output.LayerNorm", output, config)
 
 
 def encoder_layer(
@@ -225,28 +279,11 @@ def encoder_layer(
     index: int,
     hidden: Array,
     mask_bias: Array,
-    observe: Observer | None = None,
 ) -> Array:
-    """One post-LayerNorm layer (HF ``BertLayer``): attention block, then feed-forward block.
-    ``observe`` sees each dense layer's input (query, key and value share one)."""
-    prefix = f"encoder.layer.{index}."
-
-    def dense(name: str, x: Array) -> Array:
-        if observe is not None and name != "attention.self.key" and name != "attention.self.value":
-            observe(index, name, x)
-        weight = _param(tensors, prefix + name + ".weight", hidden.dtype.type)
-        return linear(x, weight, _param(tensors, prefix + name + ".bias", hidden.dtype.type))
-
-    q = dense("attention.self.query", hidden)  # (B, T, H)
-    k = dense("attention.self.key", hidden)  # (B, T, H)
-    v = dense("attention.self.value", hidden)  # (B, T, H)
-    context = attention(q, k, v, mask_bias, config["num_attention_heads"])  # (B, T, H)
-    attended: Array = dense("attention.output.dense", context) + hidden  # (B, T, H)
-    attended = _layer_norm_named(tensors, prefix + "attention.output.LayerNorm", attended, config)
-    activation = ACTIVATIONS[config["hidden_act"]]
-    intermediate = activation(dense("intermediate.dense", attended))  # (B, T, I)
-    output = dense("output.dense", intermediate) + attended  # (B, T, H)
-    return _layer_norm_named(tensors, prefix + "output.LayerNorm", output, config)
+    """One post-LayerNorm layer (HF ``BertLayer``): attention block, then feed-forward block."""
+    prefix = f"encoder.layer.{index}"
+    attended = attention_block(tensors, config, prefix + ".attention", hidden, hidden, mask_bias)
+    return feed_forward(tensors, config, prefix, attended)  # (B, T, H)
 
 
 def forward(
@@ -258,9 +295,8 @@ def forward(
     *,
     dtype: type[np.floating[Any]] = np.float32,
     with_pooler: bool = False,
-    observe: Observer | None = None,
 ) -> dict[str, Any]:
-    """Run the encoder on ``input_ids`` (B, T); ``observe`` sees each dense layer's input.
+    """Run the encoder on ``input_ids`` (B, T).
 
     Returns ``last_hidden_state`` (B, T, H), ``hidden_states`` (the embeddings output, then
     the output of each layer) and, with ``with_pooler``, ``pooler_output`` (B, H).
@@ -291,7 +327,7 @@ def forward(
     hidden = embeddings(tensors, config, ids, types, dtype)  # (B, T, H)
     hidden_states = [hidden]
     for index in range(config["num_hidden_layers"]):
-        hidden = encoder_layer(tensors, config, index, hidden, mask_bias, observe)  # (B, T, H)
+        hidden = encoder_layer(tensors, config, index, hidden, mask_bias)  # (B, T, H)
         hidden_states.append(hidden)
     outputs: dict[str, Any] = {"last_hidden_state": hidden, "hidden_states": hidden_states}
     if with_pooler:
@@ -301,6 +337,101 @@ def forward(
             linear(first, weight, _param(tensors, "pooler.dense.bias", dtype))
         )  # (B, H)
     return outputs
+
+
+def lm_head(tensors: Tensors, config: Mapping[str, Any], hidden: Array) -> Array:
+    """HF ``BertOnlyMLMHead``: dense, activation, LayerNorm, then the decoder matrix plus the
+    bias ``cls.predictions.bias``. The matrix is ``cls.predictions.decoder.weight``, or the
+    word embeddings when a checkpoint leaves it out (HF ties the two)."""
+    dtype = hidden.dtype.type
+    prefix = "cls.predictions."
+    weight = _param(tensors, prefix + "transform.dense.weight", dtype)
+    x = linear(hidden, weight, _param(tensors, prefix + "transform.dense.bias", dtype))
+    x = ACTIVATIONS[config["hidden_act"]](x)  # (..., H)
+    x = _layer_norm_named(tensors, prefix + "transform.LayerNorm", x, config)
+    matrix_name = prefix + "decoder.weight"
+    if matrix_name not in tensors:
+        matrix_name = "embeddings.word_embeddings.weight"
+    bias = tensors.get(prefix + "bias", tensors.get(prefix + "decoder.bias"))
+    if bias is None:
+        raise InputError(f"no bias for the LM head ('{prefix}bias')")
+    return linear(x, _param(tensors, matrix_name, dtype), bias.astype(dtype))  # (..., V)
+
+
+def causal_mask_bias(
+    decoder_mask: npt.NDArray[np.integer[Any]], dtype: type[np.floating[Any]]
+) -> Array:
+    """(B, T, T): 0 where query i may see key j (j <= i and the key is not padding), the
+    dtype's most negative value elsewhere, as HF's eager attention adds it."""
+    seq = decoder_mask.shape[1]
+    causal = np.tril(np.ones((seq, seq), dtype=bool))  # (T, T)
+    visible = causal[None, :, :] & (decoder_mask[:, None, :] == 1)  # (B, T, T)
+    bias: Array = np.where(visible, dtype(0), np.finfo(dtype).min).astype(dtype)
+    return bias
+
+
+def decoder_layer(
+    tensors: Tensors,
+    config: Mapping[str, Any],
+    index: int,
+    hidden: Array,
+    self_bias: Array,
+    memory: Array,
+    cross_bias: Array,
+) -> Array:
+    """HF ``BertLayer`` with ``is_decoder`` and ``add_cross_attention``: causal
+    self-attention block, cross-attention block over ``memory`` (B, S, H), feed-forward."""
+    prefix = f"encoder.layer.{index}"
+    attended = attention_block(tensors, config, prefix + ".attention", hidden, hidden, self_bias)
+    crossed = attention_block(
+        tensors, config, prefix + ".crossattention", attended, memory, cross_bias
+    )  # (B, T, H)
+    return feed_forward(tensors, config, prefix, crossed)  # (B, T, H)
+
+
+def decoder_forward(
+    tensors: Tensors,
+    config: Mapping[str, Any],
+    decoder_input_ids: npt.ArrayLike,
+    encoder_hidden_states: npt.ArrayLike,
+    encoder_attention_mask: npt.ArrayLike | None = None,
+    decoder_attention_mask: npt.ArrayLike | None = None,
+    *,
+    dtype: type[np.floating[Any]] = np.float32,
+) -> dict[str, Any]:
+    """The decoder of an ``EncoderDecoderModel`` on ``decoder_input_ids`` (B, T), attending
+    to ``encoder_hidden_states`` (B, S, H_enc). ``tensors``: the decoder's, by the core's
+    names (``decoder.bert.`` and ``decoder.`` stripped: ``embeddings.*``,
+    ``encoder.layer.*``, ``cls.predictions.*``, and ``enc_to_dec_proj.*`` when the
+    encoder's width differs). Returns ``logits`` (B, T, V) and ``last_hidden_state``.
+    Positions start at 0; token types are 0 (HF's decoder passes none)."""
+    ids = _ids(decoder_input_ids, "decoder_input_ids", None)
+    memory = np.asarray(encoder_hidden_states).astype(dtype)  # (B, S, H_enc)
+    if memory.ndim != 3 or memory.shape[0] != ids.shape[0]:
+        raise InputError(f"encoder_hidden_states must be (B, S, H), got {memory.shape}")
+    source_mask = (
+        np.ones(memory.shape[:2], dtype=np.int64)
+        if encoder_attention_mask is None
+        else np.asarray(encoder_attention_mask)
+    )
+    target_mask = (
+        np.ones_like(ids)
+        if decoder_attention_mask is None
+        else _ids(decoder_attention_mask, "decoder_attention_mask", ids)
+    )
+    if ids.min(initial=0) < 0 or ids.max(initial=0) >= config["vocab_size"]:
+        raise InputError(f"decoder_input_ids must lie in [0, {config['vocab_size']})")
+    if ids.shape[1] > config["max_position_embeddings"]:
+        raise InputError("decoder_input_ids are longer than max_position_embeddings")
+    if "enc_to_dec_proj.weight" in tensors:
+        weight = _param(tensors, "enc_to_dec_proj.weight", dtype)
+        memory = linear(memory, weight, _param(tensors, "enc_to_dec_proj.bias", dtype))
+    cross_bias = (1 - source_mask.astype(dtype)) * np.finfo(dtype).min  # (B, S)
+    self_bias = causal_mask_bias(target_mask, dtype)  # (B, T, T)
+    hidden = embeddings(tensors, config, ids, np.zeros_like(ids), dtype)  # (B, T, H)
+    for index in range(config["num_hidden_layers"]):
+        hidden = decoder_layer(tensors, config, index, hidden, self_bias, memory, cross_bias)
+    return {"logits": lm_head(tensors, config, hidden), "last_hidden_state": hidden}
 
 
 def _param(tensors: Tensors, name: str, dtype: type[np.floating[Any]]) -> Array:

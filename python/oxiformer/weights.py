@@ -16,7 +16,6 @@ import json
 import math
 import mmap
 import os
-import re
 import sys
 import zipfile
 import zlib
@@ -28,6 +27,12 @@ import numpy as np
 import numpy.typing as npt
 
 from oxiformer.errors import WeightsError
+from oxiformer.families import (
+    base_prefixes,
+    canonical_tensor_name,
+    encoder_family,
+    encoder_namespaces,
+)
 
 __all__ = [
     "find_weights",
@@ -61,22 +66,6 @@ _SAFETENSORS_DTYPES: dict[str, np.dtype[Any]] = {
     "U16": np.dtype("<u2"),
     "U8": np.dtype("u1"),
     "BOOL": np.dtype("?"),
-}
-
-# The encoder's own namespaces: a tensor here that is not expected is an error.
-_ENCODER_PREFIXES = ("embeddings.", "encoder.", "pooler.", "transformer.")
-
-# DistilBERT's layer modules -> BERT's (``transformers`` ``modeling_distilbert.py``).
-_DISTILBERT_LAYER = re.compile(r"transformer\.layer\.(\d+)\.(\w+(?:\.\w+)?)\.(weight|bias)")
-_DISTILBERT_MODULES = {
-    "attention.q_lin": "attention.self.query",
-    "attention.k_lin": "attention.self.key",
-    "attention.v_lin": "attention.self.value",
-    "attention.out_lin": "attention.output.dense",
-    "sa_layer_norm": "attention.output.LayerNorm",
-    "ffn.lin1": "intermediate.dense",
-    "ffn.lin2": "output.dense",
-    "output_layer_norm": "output.LayerNorm",
 }
 
 
@@ -177,7 +166,7 @@ _MADV_DONTNEED = 4  # Linux
 
 def has_pooler(tensors: Mapping[str, object]) -> bool:
     """Whether the checkpoint has a pooler (``pooler.dense.weight``, ``bert.`` prefix or not)."""
-    return any(_strip_prefix(name) == "pooler.dense.weight" for name in tensors)
+    return any(_strip_prefix(name) == _POOLER_WEIGHT for name in tensors)
 
 
 def select_encoder_tensors(
@@ -192,11 +181,13 @@ def select_encoder_tensors(
     int8 C-contiguous arrays; ``*.outlier_index`` tensors are channel indices, returned as
     int64 (every other tensor is float, converted to float32).
 
-    - A leading ``bert.`` (or ``distilbert.``) is stripped from stored names; ``LayerNorm.gamma``
-      / ``.beta`` (TF-converted checkpoints) are read as ``LayerNorm.weight`` / ``.bias``;
-      DistilBERT's ``transformer.layer.{i}`` modules are read under their BERT names.
-    - Skipped, not errors: heads the encoder does not use (everything outside ``embeddings.``,
-      ``encoder.``, ``pooler.``, ``transformer.``: ``classifier.*``, ``cls.*``, ``qa_outputs.*``),
+    - Stored names are read under their BERT names (the core's family table): a leading
+      ``bert.`` (``distilbert.``, ``electra.``) is stripped; ``LayerNorm.gamma`` / ``.beta``
+      (TF-converted checkpoints) are read as ``LayerNorm.weight`` / ``.bias``; DistilBERT's
+      ``transformer.layer.{i}`` modules are read under BERT's names.
+    - Skipped, not errors: heads the encoder does not use (everything outside the encoder's
+      namespaces ``embeddings.``, ``encoder.``, ``pooler.``, ``transformer.``,
+      ``embeddings_project.``: ``classifier.*``, ``cls.*``, ``qa_outputs.*``),
       ``pooler.*`` when no pooler is expected, buffers ``*.position_ids``, and a stored
       ``embeddings.position_embeddings.weight`` when positions are computed (sinusoidal).
     - Errors: a missing expected tensor, a wrong shape, a non-float dtype (int, bool, complex,
@@ -217,7 +208,7 @@ def select_encoder_tensors(
                 problems.append(f"'{stored_name}' and '{found[name][0]}' are both tensor '{name}'")
             else:
                 found[name] = (stored_name, array)
-        elif not _is_skipped(name) and name.startswith(_ENCODER_PREFIXES):
+        elif not _is_skipped(name) and name.startswith(encoder_namespaces()):
             problems.append(f"unexpected tensor '{stored_name}' {_shape(array.shape)}")
 
     selected: dict[str, npt.NDArray[Any]] = {}
@@ -263,32 +254,27 @@ def select_encoder_tensors(
 
 
 def _strip_prefix(name: str) -> str:
-    for prefix in ("bert.", "distilbert."):
+    for prefix in base_prefixes():
         if name.startswith(prefix):
             return name[len(prefix) :]
     return name
 
 
 def _canonical_name(stored_name: str) -> str:
-    """The BERT name of a stored tensor: prefix stripped, TF and DistilBERT names translated."""
-    name = _strip_prefix(stored_name)
-    if ".LayerNorm." in name:
-        if name.endswith(".gamma"):
-            return name[: -len("gamma")] + "weight"
-        if name.endswith(".beta"):
-            return name[: -len("beta")] + "bias"
-    layer = _DISTILBERT_LAYER.fullmatch(name)
-    if layer and layer.group(2) in _DISTILBERT_MODULES:
-        index, module, kind = layer.groups()
-        return f"encoder.layer.{index}.{_DISTILBERT_MODULES[module]}.{kind}"
-    return name
+    """The BERT name of a stored tensor (the core's family table)."""
+    return canonical_tensor_name(stored_name)
+
+
+_BERT = encoder_family({"model_type": "bert"})
+_POOLER_WEIGHT = f"{_BERT['pooler']}.weight"
+_POSITIONS_WEIGHT = f"{_BERT['embeddings']['position']}.weight"
 
 
 def _is_skipped(name: str) -> bool:
     return (
         name.endswith("position_ids")
-        or name.startswith("pooler.")
-        or name == "embeddings.position_embeddings.weight"
+        or name.startswith(_BERT["pooler"].split(".")[0] + ".")
+        or name == _POSITIONS_WEIGHT
     )
 
 

@@ -10,6 +10,9 @@ use crate::cpu;
 use crate::error::Error;
 use crate::threads;
 
+mod decoder;
+mod families;
+mod heads;
 mod model;
 mod tokenizer;
 
@@ -84,6 +87,9 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(get_num_threads, module)?)?;
     module.add_function(wrap_pyfunction!(simd_info, module)?)?;
     model::register(module)?;
+    families::register(module)?;
+    decoder::register(module)?;
+    heads::register(module)?;
     tokenizer::register(module)?;
     Ok(())
 }

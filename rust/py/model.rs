@@ -11,10 +11,10 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::bert::{expected_tensors as encoder_tensors, Encoder, EncoderOutput};
 use crate::config::{EncoderConfig, MAX_SINUSOIDAL_VALUES};
 use crate::embeddings::sinusoidal_table;
 use crate::error::Error;
+use crate::models::encoder::{expected_tensors as encoder_tensors, Encoder, EncoderOutput};
 use crate::qlinear::MAX_ACTIVATION_BITS;
 use crate::quantization::{Quantization, QUANTIZABLE};
 use crate::weights::{Tensor, TensorMap};
@@ -45,17 +45,21 @@ fn quantization_from_py(quantization: Option<&Bound<'_, PyDict>>) -> PyResult<Qu
     Ok(Quantization::with_word_embeddings(modules, word_embeddings)?.with_outliers(outliers)?)
 }
 
-/// A config given as `config.json` text or as a dict (serialized with `json`).
-fn config_from_py(config: &Bound<'_, PyAny>, source: &str) -> PyResult<EncoderConfig> {
-    let text: String = match config.extract::<String>() {
-        Ok(text) => text,
+/// A config given as `config.json` text or as a dict, as JSON text.
+pub(crate) fn json_text(config: &Bound<'_, PyAny>) -> PyResult<String> {
+    match config.extract::<String>() {
+        Ok(text) => Ok(text),
         Err(_) => config
             .py()
             .import("json")?
             .call_method1("dumps", (config,))?
-            .extract()?,
-    };
-    Ok(EncoderConfig::from_json(&text, source)?)
+            .extract(),
+    }
+}
+
+/// A config given as `config.json` text or as a dict (serialized with `json`).
+pub(crate) fn config_from_py(config: &Bound<'_, PyAny>, source: &str) -> PyResult<EncoderConfig> {
+    Ok(EncoderConfig::from_json(&json_text(config)?, source)?)
 }
 
 /// Validate an HF `config.json` (text or dict) and return it normalized, every field present.
@@ -140,24 +144,7 @@ impl PyEncoder {
     ) -> PyResult<Self> {
         let config = config_from_py(config, source)?;
         let quantization = quantization_from_py(quantization)?;
-        let mut map = TensorMap::new();
-        for (key, value) in tensors.iter() {
-            let name: String = key.extract()?;
-            let tensor = if let Ok(array) = value.extract::<PyReadonlyArrayDyn<'_, i8>>() {
-                Tensor::new_i8(&name, array.shape().to_vec(), array_values(&array))?
-            } else if let Ok(array) = value.extract::<PyReadonlyArrayDyn<'_, i64>>() {
-                Tensor::new_i64(&name, array.shape().to_vec(), array_values(&array))?
-            } else {
-                let array: PyReadonlyArrayDyn<'_, f32> = value.extract().map_err(|_| {
-                    Error::weights(&name, "expected a float32 (or int8, int64) numpy array")
-                })?;
-                Tensor::new(&name, array.shape().to_vec(), array_values(&array))?
-            };
-            map.insert(name.clone(), tensor);
-            if let Some(copied) = copied {
-                copied.call1((value,))?;
-            }
-        }
+        let map = tensor_map(tensors, copied)?;
         let encoder = py.detach(|| Encoder::load(config, map, with_pooler, &quantization))?;
         Ok(PyEncoder {
             inner: Arc::new(encoder),
@@ -267,6 +254,33 @@ impl PyEncoder {
     }
 }
 
+/// `{HF name: float32 or int8 array}` copied into a [`TensorMap`]; `copied(array)`, when
+/// given, is called with each array once it is copied.
+pub(crate) fn tensor_map(
+    tensors: &Bound<'_, PyDict>,
+    copied: Option<&Bound<'_, PyAny>>,
+) -> PyResult<TensorMap> {
+    let mut map = TensorMap::new();
+    for (key, value) in tensors.iter() {
+        let name: String = key.extract()?;
+        let tensor = if let Ok(array) = value.extract::<PyReadonlyArrayDyn<'_, i8>>() {
+            Tensor::new_i8(&name, array.shape().to_vec(), array_values(&array))?
+        } else if let Ok(array) = value.extract::<PyReadonlyArrayDyn<'_, i64>>() {
+            Tensor::new_i64(&name, array.shape().to_vec(), array_values(&array))?
+        } else {
+            let array: PyReadonlyArrayDyn<'_, f32> = value.extract().map_err(|_| {
+                Error::weights(&name, "expected a float32 (or int8, int64) numpy array")
+            })?;
+            Tensor::new(&name, array.shape().to_vec(), array_values(&array))?
+        };
+        map.insert(name.clone(), tensor);
+        if let Some(copied) = copied {
+            copied.call1((value,))?;
+        }
+    }
+    Ok(map)
+}
+
 /// An array's values in row-major order (copied: the encoder owns its weights).
 fn array_values<T: numpy::Element + Copy>(array: &PyReadonlyArrayDyn<'_, T>) -> Vec<T> {
     match array.as_slice() {
@@ -276,7 +290,7 @@ fn array_values<T: numpy::Element + Copy>(array: &PyReadonlyArrayDyn<'_, T>) -> 
 }
 
 /// The values of a C-contiguous array, borrowed.
-fn contiguous<'a, D: numpy::ndarray::Dimension>(
+pub(crate) fn contiguous<'a, D: numpy::ndarray::Dimension>(
     array: &'a PyReadonlyArray<'_, i64, D>,
     name: &str,
 ) -> Result<&'a [i64], Error> {

@@ -1,129 +1,51 @@
 //! The BERT encoder: embeddings, N layers of attention + feed-forward with
 //! residuals and LayerNorm, and the optional pooler. One struct per HF module
-//! (`BertLayer`, `BertPooler`, `BertModel` in transformers'
-//! `models/bert/modeling_bert.py`); weight names are HF's.
+//! (`BertLayer`, `BertModel` in transformers' `models/bert/modeling_bert.py`);
+//! weight names are HF BERT's, from [`super::families`] (DistilBERT and ELECTRA
+//! checkpoints are translated to them).
 
+use super::families::{BERT, BERT_LAYER};
+use super::heads::Pooler;
 use crate::attention::{
     mask_bias, multi_head_attention, packed_spans, padded_spans, prefix_spans, AttentionShape, Span,
 };
 use crate::config::EncoderConfig;
-use crate::dense::Dense;
 use crate::embeddings::Embeddings;
 use crate::error::{Error, Result};
-use crate::linear::Linear;
-use crate::ops::add_layer_norm;
-use crate::ops::quantize::QuantizedRows;
+use crate::nn::feed_forward::FeedForward;
+use crate::nn::self_attention::AttentionBlock;
+use crate::nn::{dense_tensors, Scratch};
 use crate::quantization::Quantization;
 use crate::threads;
 use crate::weights::TensorMap;
 
-/// Scratch buffers for one forward pass, reused by every layer.
-struct Workspace {
-    /// (B*T, 3H)
-    qkv: Vec<f32>,
-    /// (B*T, H): attention context, before the output projection.
-    context: Vec<f32>,
-    /// (B*T, H): the attention block's output, the FFN's residual.
-    attention_out: Vec<f32>,
-    /// (B*T, I)
-    intermediate: Vec<f32>,
-    /// The quantized input of an int8 layer.
-    quantized: QuantizedRows,
-    /// When calibrating: max |x| per input channel of each dense layer, 4 per layer.
-    peaks: Option<Vec<Vec<f32>>>,
-}
-
-/// Record max |x| per channel of `x (rows, cols)` in `peaks`, when calibrating.
-fn observe(peaks: &mut Option<Vec<Vec<f32>>>, x: &[f32], cols: usize) {
-    if let Some(peaks) = peaks {
-        let mut peak = vec![0.0f32; cols];
-        for row in x.chunks_exact(cols.max(1)) {
-            for (max, &value) in peak.iter_mut().zip(row) {
-                *max = max.max(value.abs());
-            }
-        }
-        peaks.push(peak);
-    }
-}
-
-impl Workspace {
-    fn new(config: &EncoderConfig, tokens: usize) -> Self {
-        let hidden = config.hidden_size;
-        Workspace {
-            qkv: vec![0.0; tokens * 3 * hidden],
-            context: vec![0.0; tokens * hidden],
-            attention_out: vec![0.0; tokens * hidden],
-            intermediate: vec![0.0; tokens * config.intermediate_size],
-            quantized: QuantizedRows::default(),
-            peaks: None,
-        }
-    }
-}
-
-/// A LayerNorm's parameters.
-#[derive(Debug, Clone)]
-struct Norm {
-    gamma: Vec<f32>,
-    beta: Vec<f32>,
-}
-
-impl Norm {
-    fn load(tensors: &mut TensorMap, prefix: &str, size: usize) -> Result<Self> {
-        Ok(Norm {
-            gamma: tensors.take(&format!("{prefix}.weight"), &[size])?,
-            beta: tensors.take(&format!("{prefix}.bias"), &[size])?,
-        })
-    }
-}
-
-/// HF `BertLayer`: self-attention, output projection + residual + LayerNorm,
-/// intermediate activation, output projection + residual + LayerNorm.
+/// HF `BertLayer`: self-attention block, then feed-forward block; the modules are
+/// named by [`BERT_LAYER`] (other families are translated to these names at load).
 #[derive(Debug, Clone)]
 pub struct Layer {
-    /// query, key and value stacked: (3H, H)
-    qkv: Dense,
-    attention_output: Dense,
-    attention_norm: Norm,
-    intermediate: Dense,
-    output: Dense,
-    output_norm: Norm,
+    attention: AttentionBlock,
+    feed_forward: FeedForward,
 }
 
 impl Layer {
+    fn prefix(index: usize) -> String {
+        format!("{}.{index}", BERT.layers)
+    }
+
     fn expected_tensors(
         config: &EncoderConfig,
         index: usize,
         quantization: &Quantization,
     ) -> Vec<(String, Vec<usize>)> {
-        let (hidden, inner) = (config.hidden_size, config.intermediate_size);
-        let prefix = format!("encoder.layer.{index}");
-        let mut names = Vec::new();
-        let mut linear = |name: &str, out_features: usize, in_features: usize| {
-            names.push((
-                format!("{prefix}.{name}.weight"),
-                vec![out_features, in_features],
-            ));
-            if let Some(int8) = quantization.int8(name) {
-                names.push((format!("{prefix}.{name}.weight_scale"), vec![out_features]));
-                if int8.outliers > 0 {
-                    let count = int8.outliers;
-                    names.push((format!("{prefix}.{name}.outlier_index"), vec![count]));
-                    let shape = vec![out_features, count];
-                    names.push((format!("{prefix}.{name}.outlier_weight"), shape));
-                }
-            }
-            names.push((format!("{prefix}.{name}.bias"), vec![out_features]));
-        };
-        linear("attention.self.query", hidden, hidden);
-        linear("attention.self.key", hidden, hidden);
-        linear("attention.self.value", hidden, hidden);
-        linear("attention.output.dense", hidden, hidden);
-        linear("intermediate.dense", inner, hidden);
-        linear("output.dense", hidden, inner);
-        for norm in ["attention.output.LayerNorm", "output.LayerNorm"] {
-            names.push((format!("{prefix}.{norm}.weight"), vec![hidden]));
-            names.push((format!("{prefix}.{norm}.bias"), vec![hidden]));
-        }
+        let prefix = Self::prefix(index);
+        let int8 = |module: &str| quantization.int8(module);
+        let mut names = AttentionBlock::expected_tensors(&prefix, &BERT_LAYER, config, &int8);
+        names.extend(FeedForward::expected_tensors(
+            &prefix,
+            &BERT_LAYER,
+            config,
+            &int8,
+        ));
         names
     }
 
@@ -133,42 +55,11 @@ impl Layer {
         index: usize,
         quantization: &Quantization,
     ) -> Result<Self> {
-        let (hidden, inner) = (config.hidden_size, config.intermediate_size);
-        let prefix = format!("encoder.layer.{index}");
-        let qkv = Dense::load_stacked(
-            tensors,
-            &[
-                &format!("{prefix}.attention.self.query"),
-                &format!("{prefix}.attention.self.key"),
-                &format!("{prefix}.attention.self.value"),
-            ],
-            hidden,
-            hidden,
-            quantization.int8("attention.self.query"),
-        )?;
-        let mut linear = |name: &str, in_features: usize, out_features: usize| {
-            Dense::load_stacked(
-                tensors,
-                &[&format!("{prefix}.{name}")],
-                in_features,
-                out_features,
-                quantization.int8(name),
-            )
-        };
-        let attention_output = linear("attention.output.dense", hidden, hidden)?;
-        let intermediate = linear("intermediate.dense", hidden, inner)?;
-        let output = linear("output.dense", inner, hidden)?;
+        let prefix = Self::prefix(index);
+        let int8 = |module: &str| quantization.int8(module);
         Ok(Layer {
-            qkv,
-            attention_output,
-            intermediate,
-            output,
-            attention_norm: Norm::load(
-                tensors,
-                &format!("{prefix}.attention.output.LayerNorm"),
-                hidden,
-            )?,
-            output_norm: Norm::load(tensors, &format!("{prefix}.output.LayerNorm"), hidden)?,
+            attention: AttentionBlock::load(tensors, &prefix, &BERT_LAYER, config, &int8)?,
+            feed_forward: FeedForward::load(tensors, &prefix, &BERT_LAYER, config, &int8)?,
         })
     }
 
@@ -179,66 +70,16 @@ impl Layer {
         spans: &[Span],
         bias: Option<&[f32]>,
         shape: AttentionShape,
-        config: &EncoderConfig,
-        work: &mut Workspace,
+        attention_out: &mut [f32],
+        scratch: &mut Scratch,
     ) {
-        let rows = hidden.len() / config.hidden_size;
-        let (activation, eps) = (config.hidden_act, config.layer_norm_eps);
-        let (hidden_size, inner) = (config.hidden_size, config.intermediate_size);
-        let scratch = &mut work.quantized;
-        observe(&mut work.peaks, hidden, hidden_size);
-        self.qkv.forward(hidden, rows, &mut work.qkv, None, scratch);
-        multi_head_attention(&work.qkv, spans, bias, shape, &mut work.context);
-        observe(&mut work.peaks, &work.context, hidden_size);
-        self.attention_output
-            .forward(&work.context, rows, &mut work.attention_out, None, scratch);
-        let norm = &self.attention_norm;
-        add_layer_norm(
-            &mut work.attention_out,
-            hidden,
-            &norm.gamma,
-            &norm.beta,
-            eps,
-        );
-        observe(&mut work.peaks, &work.attention_out, hidden_size);
-        self.intermediate.forward(
-            &work.attention_out,
-            rows,
-            &mut work.intermediate,
-            Some(activation),
-            scratch,
-        );
-        observe(&mut work.peaks, &work.intermediate, inner);
-        self.output
-            .forward(&work.intermediate, rows, hidden, None, scratch);
-        let norm = &self.output_norm;
-        add_layer_norm(hidden, &work.attention_out, &norm.gamma, &norm.beta, eps);
-    }
-}
-
-/// HF `BertPooler`: dense + tanh on the first token of each sequence.
-#[derive(Debug, Clone)]
-pub struct Pooler {
-    dense: Linear,
-}
-
-impl Pooler {
-    /// (sequences, H) from the first token of each span of `hidden (N, H)`.
-    fn forward(&self, hidden: &[f32], spans: &[Span]) -> Vec<f32> {
-        let size = self.dense.in_features();
-        let first_tokens: Vec<f32> = spans
-            .iter()
-            .flat_map(|span| {
-                hidden[span.start * size..(span.start + 1) * size]
-                    .iter()
-                    .copied()
-            })
-            .collect();
-        let mut pooled = vec![0.0; spans.len() * self.dense.out_features()];
-        self.dense
-            .forward(&first_tokens, spans.len(), &mut pooled, None);
-        pooled.iter_mut().for_each(|value| *value = value.tanh());
-        pooled
+        let rows = hidden.len() / shape.hidden_size();
+        self.attention
+            .forward(hidden, rows, attention_out, scratch, |qkv, context| {
+                multi_head_attention(qkv, spans, bias, shape, context)
+            });
+        self.feed_forward
+            .forward(attention_out, rows, hidden, scratch);
     }
 }
 
@@ -272,10 +113,9 @@ pub fn expected_tensors(
     for index in 0..config.num_hidden_layers {
         names.extend(Layer::expected_tensors(config, index, quantization));
     }
-    if with_pooler {
+    if let (true, Some(pooler)) = (with_pooler, BERT.pooler) {
         let hidden = config.hidden_size;
-        names.push(("pooler.dense.weight".to_owned(), vec![hidden, hidden]));
-        names.push(("pooler.dense.bias".to_owned(), vec![hidden]));
+        names.extend(dense_tensors(pooler, hidden, hidden, None));
     }
     names
 }
@@ -297,10 +137,7 @@ impl Encoder {
             .map(|index| Layer::load(&mut tensors, &config, index, quantization))
             .collect::<Result<Vec<_>>>()?;
         let pooler = if with_pooler {
-            let hidden = config.hidden_size;
-            Some(Pooler {
-                dense: Linear::load(&mut tensors, "pooler.dense", hidden, hidden)?,
-            })
+            Some(Pooler::load(&mut tensors, &config)?)
         } else {
             None
         };
@@ -445,6 +282,28 @@ impl Encoder {
         })
     }
 
+    /// Calibration for int8: run packed sequences (as [`Encoder::forward_packed`]) and return,
+    /// for each layer, the largest |value| of each input channel of its dense layers, in the
+    /// order query (shared with key and value), attention.output.dense, intermediate.dense,
+    /// output.dense.
+    pub fn input_peaks(
+        &self,
+        input_ids: &[i64],
+        token_type_ids: &[i64],
+        lengths: &[usize],
+    ) -> Result<Vec<Vec<f32>>> {
+        let (positions, spans) = self.packed_layout(input_ids, token_type_ids, lengths)?;
+        let mut scratch = Scratch {
+            peaks: Some(Vec::new()),
+            ..Scratch::default()
+        };
+        threads::run(|| {
+            let input = (input_ids, token_type_ids, positions.as_slice());
+            self.run_with(input, &spans, None, false, &mut scratch);
+        })?;
+        Ok(scratch.peaks.unwrap_or_default())
+    }
+
     /// The positions and spans of packed sequences of `lengths`, their inputs checked.
     fn packed_layout(
         &self,
@@ -483,30 +342,20 @@ impl Encoder {
         bias: Option<&[f32]>,
         output_hidden_states: bool,
     ) -> EncoderOutput {
-        self.run_observed(
-            input_ids,
-            token_type_ids,
-            positions,
-            spans,
-            bias,
-            output_hidden_states,
-            None,
-        )
-        .0
+        let input = (input_ids, token_type_ids, positions);
+        let mut scratch = Scratch::default();
+        self.run_with(input, spans, bias, output_hidden_states, &mut scratch)
     }
 
-    /// [`Encoder::run`], recording each dense layer's input peaks into `peaks` when given.
-    #[allow(clippy::too_many_arguments)]
-    fn run_observed(
+    /// [`Encoder::run`] with the caller's scratch buffers (which may record peaks).
+    fn run_with(
         &self,
-        input_ids: &[i64],
-        token_type_ids: &[i64],
-        positions: &[usize],
+        (input_ids, token_type_ids, positions): (&[i64], &[i64], &[usize]),
         spans: &[Span],
         bias: Option<&[f32]>,
         output_hidden_states: bool,
-        peaks: Option<Vec<Vec<f32>>>,
-    ) -> (EncoderOutput, Option<Vec<Vec<f32>>>) {
+        scratch: &mut Scratch,
+    ) -> EncoderOutput {
         let config = &self.config;
         let tokens = input_ids.len();
         let mut hidden = vec![0.0f32; tokens * config.hidden_size];
@@ -517,10 +366,9 @@ impl Encoder {
             num_heads: config.num_attention_heads,
             head_size: config.head_size(),
         };
-        let mut work = Workspace::new(config, tokens);
-        work.peaks = peaks;
+        let mut attention_out = vec![0.0f32; hidden.len()];
         for layer in &self.layers {
-            layer.forward(&mut hidden, spans, bias, shape, config, &mut work);
+            layer.forward(&mut hidden, spans, bias, shape, &mut attention_out, scratch);
             if let Some(states) = hidden_states.as_mut() {
                 states.push(hidden.clone());
             }
@@ -529,37 +377,11 @@ impl Encoder {
             .pooler
             .as_ref()
             .map(|pooler| pooler.forward(&hidden, spans));
-        let output = EncoderOutput {
+        EncoderOutput {
             last_hidden_state: hidden,
             pooler_output,
             hidden_states,
-        };
-        (output, work.peaks)
-    }
-
-    /// Calibration for int8: run packed sequences (as [`Encoder::forward_packed`]) and return,
-    /// for each layer, the largest |value| of each input channel of its dense layers, in the
-    /// order query (shared with key and value), attention.output.dense, intermediate.dense,
-    /// output.dense.
-    pub fn input_peaks(
-        &self,
-        input_ids: &[i64],
-        token_type_ids: &[i64],
-        lengths: &[usize],
-    ) -> Result<Vec<Vec<f32>>> {
-        let (positions, spans) = self.packed_layout(input_ids, token_type_ids, lengths)?;
-        let (_, peaks) = threads::run(|| {
-            self.run_observed(
-                input_ids,
-                token_type_ids,
-                &positions,
-                &spans,
-                None,
-                false,
-                Some(Vec::new()),
-            )
-        })?;
-        Ok(peaks.unwrap_or_default())
+        }
     }
 }
 

@@ -1,0 +1,72 @@
+"""The ``oxiformer generate`` and ``oxiformer fill-mask`` commands (registered by
+:mod:`oxiformer.cli`): text in, JSON lines out."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+__all__ = ["register"]
+
+Command = Callable[[str, str], argparse.ArgumentParser]
+Option = Callable[..., None]
+
+
+def _early_stopping(value: str) -> bool | str:
+    choices: dict[str, bool | str] = {"true": True, "false": False, "never": "never"}
+    if value.lower() not in choices:
+        raise argparse.ArgumentTypeError(f"expected true, false or never, got {value!r}")
+    return choices[value.lower()]
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from oxiformer.cli import _dtype, _json_lines, _read_texts
+    from oxiformer.seq2seq import EncoderDecoder
+
+    texts = _read_texts(args)
+    model = EncoderDecoder.from_pretrained(args.model, dtype=_dtype(args))
+    generated = model.generate_text(
+        texts,
+        max_new_tokens=args.max_new_tokens,
+        num_beams=args.num_beams,
+        length_penalty=args.length_penalty,
+        early_stopping=args.early_stopping,
+        batch_size=args.batch_size,
+    )
+    _json_lines(
+        ({"text": text, "generated": out} for text, out in zip(texts, generated)), args.output
+    )
+
+
+def _fill_mask(args: argparse.Namespace) -> None:
+    from oxiformer.cli import _dtype, _json_lines, _read_texts
+    from oxiformer.masked_lm import MaskedLM
+
+    texts = _read_texts(args)
+    model = MaskedLM.from_pretrained(args.model, dtype=_dtype(args))
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(texts), max(1, args.batch_size)):
+        batch = texts[start : start + max(1, args.batch_size)]
+        predictions = model.fill_mask(batch, top_k=args.top_k)
+        rows.extend({"text": t, "predictions": p} for t, p in zip(batch, predictions))
+    _json_lines(iter(rows), args.output)
+
+
+def register(command: Command, text_input: Option, int8_option: Option) -> None:
+    """Add the two commands with ``cli``'s helpers (common options, text input, ``--int8``)."""
+    generate = command("generate", "generate text with an encoder-decoder (EncoderDecoderModel)")
+    text_input(generate, "model directory (EncoderDecoderModel, e.g. a bert2bert)")
+    generate.add_argument("--max-new-tokens", type=int, default=20)
+    generate.add_argument("--num-beams", type=int, default=1, help="1: greedy")
+    generate.add_argument("--length-penalty", type=float, default=1.0)
+    generate.add_argument(
+        "--early-stopping", type=_early_stopping, default=False, help="true, false or never"
+    )
+    int8_option(generate)
+    generate.set_defaults(run=_generate)
+
+    fill_mask = command("fill-mask", "the likeliest tokens at each [MASK] (BertForMaskedLM)")
+    text_input(fill_mask, "model directory (a masked-LM checkpoint)")
+    fill_mask.add_argument("--top-k", type=int, default=5)
+    int8_option(fill_mask)
+    fill_mask.set_defaults(run=_fill_mask)

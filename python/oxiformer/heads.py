@@ -1,0 +1,117 @@
+"""Classifier heads run in NumPy, named by the family table (``oxiformer.families``).
+
+``BertForSequenceClassification`` classifies the pooler's output with one linear layer;
+``ElectraClassificationHead`` takes the first token through a dense layer, GELU and an output
+projection (``DistilBertForSequenceClassification``: ``pre_classifier``, ReLU,
+``classifier``); every family's token classifier is one linear layer on each token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from oxiformer import reference
+from oxiformer.errors import WeightsError
+
+__all__ = ["ClassifierHead"]
+
+FloatArray = npt.NDArray[np.float32]
+
+_ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
+    "gelu": reference.gelu,
+    "relu": reference.relu,
+}
+
+
+def _tensor(
+    tensors: Mapping[str, npt.NDArray[Any]], name: str, shape: tuple[int, ...], source: str
+) -> FloatArray:
+    array = tensors.get(name)
+    if array is None:
+        raise WeightsError(f"{source}: missing tensor '{name}' (expected {shape})")
+    if tuple(array.shape) != shape:
+        raise WeightsError(f"{source}: tensor '{name}' has shape {array.shape}, expected {shape}")
+    if array.dtype.kind != "f" or not np.isfinite(array).all():
+        raise WeightsError(f"{source}: tensor '{name}' must be finite floating point")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class ClassifierHead:
+    """``logits = out(act(dense(features)))``, or ``out(features)`` without a dense layer."""
+
+    out_name: str
+    weight: FloatArray
+    """(num_labels, hidden)"""
+    bias: FloatArray
+    """(num_labels,)"""
+    dense_name: str | None = None
+    dense_weight: FloatArray | None = None
+    dense_bias: FloatArray | None = None
+    activation: str | None = None
+    pooled: bool = False
+    """Whether the head reads the pooler's output (else the first token, or every token)."""
+
+    @classmethod
+    def load(
+        cls,
+        tensors: Mapping[str, npt.NDArray[Any]],
+        family: Mapping[str, Any],
+        kind: str,
+        hidden: int,
+        source: str,
+    ) -> ClassifierHead:
+        """The ``kind`` (``"sequence"`` or ``"token"``) head of ``family`` from ``tensors``
+        (stored names, base prefix stripped)."""
+        if kind == "token":
+            spec: Mapping[str, Any] = {"kind": "token", "out_proj": family["token_head"]}
+        else:
+            spec = family["sequence_head"]
+        out = spec["classifier"] if spec["kind"] == "pooled" else spec["out_proj"]
+        weight = tensors.get(f"{out}.weight")
+        if weight is None:
+            raise WeightsError(f"{source}: missing tensor '{out}.weight' (no classifier head)")
+        labels = int(weight.shape[0]) if weight.ndim == 2 else 0
+        head: dict[str, Any] = {
+            "out_name": out,
+            "weight": _tensor(tensors, f"{out}.weight", (labels, hidden), source),
+            "bias": _tensor(tensors, f"{out}.bias", (labels,), source),
+            "pooled": spec["kind"] == "pooled",
+        }
+        if spec["kind"] == "first_token":
+            dense = spec["dense"]
+            head["dense_name"] = dense
+            head["dense_weight"] = _tensor(tensors, f"{dense}.weight", (hidden, hidden), source)
+            head["dense_bias"] = _tensor(tensors, f"{dense}.bias", (hidden,), source)
+            head["activation"] = spec["activation"]
+        return cls(**head)
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def first_token(self) -> bool:
+        """Whether a sequence head reads the first token itself (no pooler)."""
+        return self.dense_weight is not None
+
+    def __call__(self, features: FloatArray) -> FloatArray:
+        """Logits of ``features`` (..., hidden)."""
+        x = features
+        if self.dense_weight is not None and self.dense_bias is not None and self.activation:
+            x = _ACTIVATIONS[self.activation](x @ self.dense_weight.T + self.dense_bias)
+        logits: FloatArray = (x @ self.weight.T + self.bias).astype(np.float32)
+        return logits
+
+    def tensors(self) -> dict[str, FloatArray]:
+        """The head's tensors by name (for saving)."""
+        named = {f"{self.out_name}.weight": self.weight, f"{self.out_name}.bias": self.bias}
+        if self.dense_name and self.dense_weight is not None and self.dense_bias is not None:
+            named[f"{self.dense_name}.weight"] = self.dense_weight
+            named[f"{self.dense_name}.bias"] = self.dense_bias
+        return named

@@ -1,0 +1,77 @@
+"""The language-model head (HF ``BertLMPredictionHead``) of masked LMs and decoders.
+
+Checkpoints store the decoder matrix's bias as ``cls.predictions.bias`` (HF ties it to
+``cls.predictions.decoder.bias``) and may leave the matrix itself out: with
+``tie_word_embeddings`` (the default) it is the word embeddings. :func:`select_lm_head_tensors`
+resolves both by the family table's names and returns exactly what ``_core.LmHead`` (and the
+Rust decoder) take; :func:`quantize_lm_head` makes its two dense layers int8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from oxiformer import _core
+from oxiformer.errors import WeightsError
+from oxiformer.quantize import max_activation_bits, quantize_weight
+from oxiformer.weights import select_encoder_tensors
+
+__all__ = ["default_lm_head_bits", "quantize_lm_head", "select_lm_head_tensors"]
+
+#: Activation bits of the head's int8 layers (as the encoder's default, capped by size).
+_DEFAULT_BITS = 12
+
+
+def select_lm_head_tensors(
+    tensors: Mapping[str, npt.NDArray[Any]],
+    names: Mapping[str, str],
+    config: Mapping[str, Any],
+    word_embeddings: npt.NDArray[Any] | None,
+    source: str,
+    tie_word_embeddings: bool = True,
+) -> dict[str, npt.NDArray[np.float32]]:
+    """The head's tensors by the core's names, float32, checked like the encoder's.
+
+    ``tensors``: the checkpoint's, base prefix stripped; ``names``: the table's ``lm_head``
+    entry; ``word_embeddings``: the word embeddings, which are the decoder matrix when
+    ``tie_word_embeddings`` is true (as in HF, whatever the checkpoint stores under the
+    matrix's name); else the checkpoint's matrix.
+    """
+    expected = _core.lm_head_tensors(dict(config))
+    decoder_weight, decoder_bias = f"{names['decoder']}.weight", f"{names['decoder']}.bias"
+    found = {name: tensors[name] for name in expected if name in tensors}
+    if names["bias"] in tensors:  # the parameter HF ties the decoder's bias to
+        found[decoder_bias] = tensors[names["bias"]]
+    if tie_word_embeddings and word_embeddings is not None:
+        # HF ties the matrix to the word embeddings after loading: they win over a stored copy.
+        found[decoder_weight] = word_embeddings
+    if decoder_weight not in found:
+        raise WeightsError(
+            f"{source}: missing tensor '{decoder_weight}' (the LM head's decoder matrix; "
+            "tie_word_embeddings is false)"
+        )
+    return select_encoder_tensors(found, expected, source)
+
+
+def default_lm_head_bits(config: Mapping[str, Any]) -> dict[str, int]:
+    """Activation bits of the head's int8 layers: both read ``hidden_size`` inputs."""
+    bits = min(_DEFAULT_BITS, max_activation_bits(int(config["hidden_size"])))
+    return {"transform": bits, "decoder": bits}
+
+
+def quantize_lm_head(
+    selected: Mapping[str, npt.NDArray[np.float32]],
+    names: Mapping[str, str],
+    bits: Mapping[str, int],
+) -> dict[str, npt.NDArray[Any]]:
+    """``selected`` with the dense layers named in ``bits`` (``transform``, ``decoder``) as
+    int8 weights plus a ``weight_scale`` each (per output channel, symmetric)."""
+    out: dict[str, npt.NDArray[Any]] = dict(selected)
+    for layer in bits:
+        weight = f"{names[layer]}.weight"
+        out[weight], out[f"{names[layer]}.weight_scale"] = quantize_weight(selected[weight])
+    return out

@@ -1,0 +1,161 @@
+"""``MaskedLM``: HF ``BertForMaskedLM`` and the fill-mask pipeline without PyTorch.
+
+The encoder and the LM head run in Rust (with the GIL released); softmax and the choice of
+the top tokens run in NumPy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from oxiformer import _core
+from oxiformer.config import config_path, load_config, read_config_json
+from oxiformer.errors import ConfigError, InputError
+from oxiformer.families import encoder_family
+from oxiformer.lm_head import default_lm_head_bits, quantize_lm_head, select_lm_head_tensors
+from oxiformer.model import Encoder, PathLike
+from oxiformer.pretrained import model_dir
+from oxiformer.tokenizer import Tokenizer
+from oxiformer.weights import find_weights, read_tensors, release_pages
+
+__all__ = ["MaskedLM", "MaskedLMOutput"]
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class MaskedLMOutput:
+    logits: FloatArray
+    """(batch, seq, vocab) float32"""
+
+
+class MaskedLM:
+    """HF ``BertForMaskedLM``: the encoder, then the LM head on every token."""
+
+    def __init__(self, encoder: Encoder, head: _core.LmHead, tokenizer: Tokenizer | None) -> None:
+        self.encoder = encoder
+        self.head = head
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def from_pretrained(cls, path: PathLike, *, dtype: str | None = None) -> MaskedLM:
+        """Load a model directory with a masked-LM head (``cls.predictions.*``);
+        ``dtype="int8"`` quantizes the encoder and the head's two dense layers at load."""
+        directory = model_dir(path)
+        raw = read_config_json(directory)
+        config = load_config(directory)
+        family = encoder_family(raw)
+        names = family["lm_head"]
+        if names is None:
+            raise ConfigError(f"{config_path(directory)}: {family['name']} has no masked-LM head")
+        weights_path = find_weights(directory)
+        source = str(weights_path)
+        prefix = family["base_prefix"]
+        tensors = {
+            name.removeprefix(prefix): array for name, array in read_tensors(weights_path).items()
+        }
+        word = tensors.get(f"{family['embeddings']['word']}.weight")
+        tie = bool(raw.get("tie_word_embeddings", True))
+        head_tensors = select_lm_head_tensors(tensors, names, config, word, source, tie)
+        bits = None
+        if dtype == "int8":
+            bits = default_lm_head_bits(config)
+            head_tensors = quantize_lm_head(head_tensors, names, bits)
+        encoder = Encoder.from_tensors(
+            config,
+            tensors,
+            source=source,
+            config_source=str(config_path(directory)),
+            dtype=dtype,
+        )
+        encoder.release_tensors()
+        head = _core.LmHead(config, head_tensors, source, bits, release_pages)
+        has_tokenizer = (directory / "tokenizer.json").is_file() or (
+            directory / "vocab.txt"
+        ).is_file()
+        tokenizer = Tokenizer.from_pretrained(directory) if has_tokenizer else None
+        return cls(encoder, head, tokenizer)
+
+    def __call__(
+        self,
+        input_ids: npt.ArrayLike,
+        *,
+        token_type_ids: npt.ArrayLike | None = None,
+        attention_mask: npt.ArrayLike | None = None,
+    ) -> MaskedLMOutput:
+        """Logits over the vocabulary at every position of ``input_ids`` (batch, seq)."""
+        hidden = self.encoder(input_ids, attention_mask, token_type_ids).last_hidden_state
+        batch, seq, width = hidden.shape
+        logits = self.head.forward(hidden.reshape(batch * seq, width))
+        return MaskedLMOutput(logits=logits.reshape(batch, seq, -1))
+
+    def fill_mask(self, inputs: str | Sequence[str], top_k: int = 5) -> Any:
+        """The ``top_k`` tokens at each ``[MASK]``, like transformers'
+        ``pipeline("fill-mask")``: for one text with one mask a list of
+        ``{"score", "token", "token_str", "sequence"}``; with several masks a list of such
+        lists (one per mask, in order); for a list of texts, a list of those results."""
+        tokenizer = self._tokenizer()
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise InputError(f"top_k must be a positive integer, got {top_k!r}")
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        limit = int(self.encoder.config["max_position_embeddings"])
+        encoded = tokenizer(texts, padding=True, truncation=True, max_length=limit)
+        ids = encoded["input_ids"]
+        logits = self(
+            ids,
+            token_type_ids=encoded["token_type_ids"],
+            attention_mask=encoded["attention_mask"],
+        ).logits
+        mask_id = tokenizer.mask_token_id
+        results = []
+        for row, text in enumerate(texts):
+            positions = np.flatnonzero(ids[row] == mask_id)
+            if positions.size == 0:
+                raise InputError(
+                    f"no mask token ({tokenizer.convert_ids_to_tokens(mask_id)}) "
+                    f"in input {row}: {text!r}"
+                )
+            tokens = ids[row][encoded["attention_mask"][row] == 1]
+            results.append(self._predictions(tokens, positions, logits[row], top_k))
+        return results[0] if isinstance(inputs, str) else results
+
+    def _predictions(
+        self, tokens: npt.NDArray[np.int64], positions: Any, logits: FloatArray, top_k: int
+    ) -> Any:
+        tokenizer = self._tokenizer()
+        single = positions.size == 1
+        top_k = min(top_k, logits.shape[-1])
+        per_mask = []
+        for position in positions:
+            row = logits[position].astype(np.float32)
+            exp = np.exp(row - row.max())
+            probs = exp / exp.sum()
+            best = np.argsort(-probs, kind="stable")[:top_k]
+            predictions = []
+            for token in best:
+                filled = tokens.copy()
+                filled[position] = token
+                filled = filled[filled != tokenizer.pad_token_id]
+                predictions.append(
+                    {
+                        "score": float(probs[token]),
+                        "token": int(token),
+                        "token_str": tokenizer.decode([int(token)], skip_special_tokens=False),
+                        "sequence": tokenizer.decode(filled.tolist(), skip_special_tokens=single),
+                    }
+                )
+            per_mask.append(predictions)
+        return per_mask[0] if single else per_mask
+
+    def _tokenizer(self) -> Tokenizer:
+        if self.tokenizer is None:
+            raise ConfigError("this model has no tokenizer files: pass input_ids instead of text")
+        return self.tokenizer
+
+    def __repr__(self) -> str:
+        return f"MaskedLM({self.encoder!r})"

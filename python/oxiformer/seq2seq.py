@@ -1,0 +1,315 @@
+"""``EncoderDecoder``: HF ``EncoderDecoderModel`` (a BERT-family encoder, a BERT decoder)
+and its ``generate`` without PyTorch.
+
+The encoder, the decoder (with its key/value cache) and the LM head run in Rust with the GIL
+released; the search (greedy, beams) runs in NumPy (:mod:`oxiformer.generation`).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from oxiformer import _core
+from oxiformer.config import config_path, read_config_json
+from oxiformer.decoder_quantize import default_decoder_bits, quantize_decoder_tensors
+from oxiformer.errors import ConfigError, InputError, WeightsError
+from oxiformer.families import decoder_family, family_named
+from oxiformer.generation import (
+    EarlyStopping,
+    GenerationSettings,
+    as_prompt,
+    beam_search,
+    check_search,
+    greedy_search,
+)
+from oxiformer.lm_head import select_lm_head_tensors
+from oxiformer.model import Encoder, PathLike, _as_ids
+from oxiformer.pretrained import model_dir
+from oxiformer.tokenizer import Tokenizer
+from oxiformer.weights import find_weights, read_tensors, release_pages, select_encoder_tensors
+
+__all__ = ["EncoderDecoder", "Seq2SeqLMOutput"]
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Seq2SeqLMOutput:
+    """What teacher forcing returns (HF names)."""
+
+    logits: FloatArray
+    """(batch, target, vocab) float32"""
+    encoder_last_hidden_state: FloatArray
+    """(batch, source, hidden) float32"""
+
+
+class EncoderDecoder:
+    """HF ``EncoderDecoderModel``: an encoder, then a BERT decoder attending to its output."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        decoder: _core.Decoder,
+        settings: GenerationSettings,
+        tokenizer: Tokenizer | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.decoder = decoder
+        self.settings = settings
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def from_pretrained(cls, path: PathLike, *, dtype: str | None = None) -> EncoderDecoder:
+        """Load an ``EncoderDecoderModel`` directory: ``config.json`` with ``encoder`` and
+        ``decoder`` sections, tensors ``encoder.*``, ``decoder.bert.*`` and ``decoder.cls.*``
+        (``model.safetensors``, ``weights.npz`` or ``weights/``). ``dtype="int8"``: the
+        encoder, the decoder and its LM head in int8 (quantized at load)."""
+        directory = model_dir(path)
+        source_config = str(config_path(directory))
+        raw = read_config_json(directory)
+        family = decoder_family()
+        sections = [
+            raw.get(name.rstrip("."))
+            for name in (family["encoder_prefix"], family["decoder_prefix"])
+        ]
+        encoder_raw, decoder_raw = sections
+        if not isinstance(encoder_raw, dict) or not isinstance(decoder_raw, dict):
+            raise ConfigError(
+                f"{source_config}: not an encoder-decoder configuration (needs 'encoder' and "
+                f"'decoder' sections, model_type {family['encoder_decoder_type']!r})"
+            )
+        if dtype not in (None, "float32", "int8"):
+            raise ConfigError(f"dtype must be 'float32' or 'int8', got {dtype!r}")
+        encoder_config = _core.parse_config(encoder_raw, f"{source_config} (encoder)")
+        decoder_config = _core.parse_config(decoder_raw, f"{source_config} (decoder)")
+        weights_path = find_weights(directory)
+        source = str(weights_path)
+        tensors = read_tensors(weights_path)
+        prefix = family["encoder_prefix"]
+        encoder = Encoder.from_tensors(
+            encoder_config,
+            {n[len(prefix) :]: a for n, a in tensors.items() if n.startswith(prefix)},
+            source=source,
+            config_source=f"{source_config} (encoder)",
+            dtype=dtype,
+        )
+        encoder.release_tensors()
+        memory_size = encoder.hidden_size
+        selected = _decoder_tensors(tensors, decoder_raw, decoder_config, memory_size, source)
+        bits = None
+        if dtype == "int8":
+            bits = default_decoder_bits(decoder_config)
+            selected = quantize_decoder_tensors(selected, decoder_raw, memory_size, bits)
+        decoder = _core.Decoder(
+            decoder_raw, selected, memory_size, f"{source_config} (decoder)", bits, release_pages
+        )
+        settings = _settings(directory, raw, decoder_raw, source_config)
+        if settings.ignored:
+            warnings.warn(
+                f"{source_config}: generation options {', '.join(settings.ignored)} are set "
+                "but not applied by oxiformer (results can differ from transformers' generate)",
+                stacklevel=2,
+            )
+        has_tokenizer = any((directory / n).is_file() for n in ("tokenizer.json", "vocab.txt"))
+        tokenizer = Tokenizer.from_pretrained(directory) if has_tokenizer else None
+        return cls(encoder, decoder, settings, tokenizer)
+
+    @property
+    def dtype(self) -> str:
+        return self.encoder.dtype
+
+    def _encode(
+        self, input_ids: Any, attention_mask: Any, infer_mask: bool
+    ) -> tuple[IntArray, IntArray, FloatArray]:
+        ids = _as_ids("input_ids", input_ids)
+        if attention_mask is not None:
+            mask = _as_ids("attention_mask", attention_mask, ids.shape)
+        elif infer_mask and self._pad_marks_padding(ids):
+            mask = (ids != self.settings.pad_token_id).astype(np.int64)
+        else:
+            mask = np.ones_like(ids)
+        limit = int(self.encoder.config["max_position_embeddings"])
+        if ids.shape[1] > limit:
+            raise InputError(
+                f"the source is {ids.shape[1]} tokens long, more than the encoder's "
+                f"max_position_embeddings {limit}"
+            )
+        hidden = self.encoder(ids, mask).last_hidden_state
+        return ids, mask, hidden
+
+    def _pad_marks_padding(self, ids: IntArray) -> bool:
+        """HF's rule for a missing mask in ``generate``: pad ids are padding, unless pad is
+        also an end-of-sequence id."""
+        pad = self.settings.pad_token_id
+        return (
+            pad is not None and pad not in self.settings.eos_token_ids and bool((ids == pad).any())
+        )
+
+    def __call__(
+        self,
+        input_ids: npt.ArrayLike,
+        attention_mask: npt.ArrayLike | None = None,
+        decoder_input_ids: npt.ArrayLike | None = None,
+        decoder_attention_mask: npt.ArrayLike | None = None,
+    ) -> Seq2SeqLMOutput:
+        """Teacher forcing: the logits of every position of ``decoder_input_ids``
+        (batch, target), given the sources ``input_ids`` (batch, source)."""
+        if decoder_input_ids is None:
+            raise InputError("decoder_input_ids is required (teacher forcing)")
+        _, mask, hidden = self._encode(input_ids, attention_mask, infer_mask=False)
+        targets = _as_ids("decoder_input_ids", decoder_input_ids)
+        if targets.shape[0] != hidden.shape[0]:
+            raise InputError(
+                f"decoder_input_ids has {targets.shape[0]} rows, input_ids {hidden.shape[0]}"
+            )
+        target_mask = (
+            None
+            if decoder_attention_mask is None
+            else _as_ids("decoder_attention_mask", decoder_attention_mask, targets.shape)
+        )
+        self._check_length(targets.shape[1])
+        state = self.decoder.start(self.decoder.memory(hidden, mask), 1, targets.shape[1])
+        logits = state.step(targets, target_mask, True)
+        return Seq2SeqLMOutput(logits=logits, encoder_last_hidden_state=hidden)
+
+    def _check_length(self, length: int) -> None:
+        limit = self.decoder.max_position_embeddings
+        if length > limit:
+            raise InputError(
+                f"the decoder's input would be {length} tokens long, more than its "
+                f"max_position_embeddings {limit}"
+            )
+
+    def generate(
+        self,
+        input_ids: npt.ArrayLike,
+        attention_mask: npt.ArrayLike | None = None,
+        max_new_tokens: int = 20,
+        num_beams: int = 1,
+        length_penalty: float = 1.0,
+        early_stopping: EarlyStopping = False,
+        decoder_input_ids: npt.ArrayLike | None = None,
+        use_cache: bool = True,
+    ) -> IntArray:
+        """Generate, as transformers' ``generate`` does: int64 ids (batch, prefix +
+        generated), the prefix being ``decoder_input_ids`` or ``decoder_start_token_id``.
+
+        ``num_beams=1``: greedy; more: beam search with ``length_penalty`` and
+        ``early_stopping`` (True, False or "never"). Rows that finish early are padded.
+        ``eos_token_id`` and ``pad_token_id`` come from the configuration;
+        ``use_cache=False`` recomputes the whole prefix at every step.
+        """
+        vocab = self.decoder.vocab_size
+        check_search(max_new_tokens, num_beams, length_penalty, early_stopping, vocab)
+        _, mask, hidden = self._encode(input_ids, attention_mask, infer_mask=True)
+        prompt = as_prompt(decoder_input_ids, hidden.shape[0], self.settings)
+        self._check_length(prompt.shape[1] + max_new_tokens)
+        memory = self.decoder.memory(hidden, mask)
+        state = self.decoder.start(memory, num_beams, prompt.shape[1] + max_new_tokens)
+        if num_beams == 1:
+            return greedy_search(state, prompt, max_new_tokens, self.settings, use_cache)
+        return beam_search(
+            state,
+            prompt,
+            max_new_tokens,
+            self.settings,
+            num_beams,
+            float(length_penalty),
+            early_stopping,
+            use_cache,
+        )
+
+    def generate_text(
+        self,
+        texts: str | Sequence[str],
+        max_new_tokens: int = 20,
+        num_beams: int = 1,
+        length_penalty: float = 1.0,
+        early_stopping: EarlyStopping = False,
+        skip_special_tokens: bool = True,
+        batch_size: int = 32,
+    ) -> Any:
+        """Tokenize ``texts``, :meth:`generate`, decode: a string for a string, else a list."""
+        if self.tokenizer is None:
+            raise ConfigError("this model has no tokenizer files: call generate() with ids")
+        items = [texts] if isinstance(texts, str) else list(texts)
+        limit = int(self.encoder.config["max_position_embeddings"])
+        outputs: list[str] = []
+        for start in range(0, len(items), max(1, batch_size)):
+            batch = items[start : start + max(1, batch_size)]
+            inputs = self.tokenizer(batch, padding=True, truncation=True, max_length=limit)
+            ids = self.generate(
+                inputs["input_ids"],
+                inputs["attention_mask"],
+                max_new_tokens=max_new_tokens,
+                num_beams=num_beams,
+                length_penalty=length_penalty,
+                early_stopping=early_stopping,
+            )
+            outputs.extend(
+                self.tokenizer.decode(row.tolist(), skip_special_tokens=skip_special_tokens)
+                for row in ids
+            )
+        return outputs[0] if isinstance(texts, str) else outputs
+
+    def __repr__(self) -> str:
+        return f"EncoderDecoder(encoder={self.encoder!r}, dtype={self.dtype!r})"
+
+
+def _decoder_tensors(
+    tensors: Mapping[str, npt.NDArray[Any]],
+    decoder_raw: Mapping[str, Any],
+    decoder_config: Mapping[str, Any],
+    memory_size: int,
+    source: str,
+) -> dict[str, npt.NDArray[Any]]:
+    """The decoder's tensors under the core's names (``decoder.bert.`` and ``decoder.``
+    stripped), checked; the LM head's tie and bias resolved."""
+    family = decoder_family()
+    prefix, body = family["decoder_prefix"], family["body_prefix"]
+    projection = family["encoder_projection"] + "."
+    named: dict[str, npt.NDArray[Any]] = {}
+    for name, array in tensors.items():
+        if name.startswith(prefix):
+            named[name[len(prefix) :].removeprefix(body)] = array
+        elif name.startswith(projection):
+            named[name] = array
+    cross = family["cross_attention"]["query"]
+    if not any(f".{cross}." in name for name in named):
+        raise WeightsError(
+            f"{source}: the decoder has no cross-attention weights "
+            f"('{prefix}{body}encoder.layer.N.{cross}.*' and the rest of "
+            f"'{cross.split('.')[0]}'): it cannot attend to the encoder's output"
+        )
+    expected = _core.decoder_tensors(dict(decoder_raw), memory_size)
+    tie = bool(decoder_raw.get(family["tie_word_embeddings"], True))
+    word = named.get(f"{family_named(family['body'])['embeddings']['word']}.weight")
+    head = select_lm_head_tensors(named, family["lm_head"], decoder_config, word, source, tie)
+    body_expected = {name: shape for name, shape in expected.items() if name not in head}
+    selected = select_encoder_tensors(named, body_expected, source)
+    selected.update(head)
+    return selected
+
+
+def _settings(
+    directory: Path, raw: Mapping[str, Any], decoder_raw: Mapping[str, Any], source: str
+) -> GenerationSettings:
+    configs: list[Mapping[str, Any]] = []
+    generation_config = directory / "generation_config.json"
+    if generation_config.is_file():
+        try:
+            loaded = json.loads(generation_config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{generation_config}: cannot read ({err})") from err
+        if isinstance(loaded, dict):
+            configs.append(loaded)
+    return GenerationSettings.from_configs(*configs, raw, decoder_raw, source=source)

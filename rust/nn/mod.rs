@@ -1,0 +1,98 @@
+//! Layers shared by the models: LayerNorm, the attention blocks (self, causal with a
+//! key/value cache, cross), the feed-forward block. Each mirrors one HF module; the
+//! numeric work is in `ops`.
+
+pub mod attend;
+pub mod causal_attention;
+pub mod cross_attention;
+pub mod feed_forward;
+pub mod kv_cache;
+pub mod norm;
+pub mod self_attention;
+
+use crate::ops::quantize::QuantizedRows;
+use crate::quantization::Int8Layer;
+
+/// Buffers one forward pass reuses from layer to layer (grown on demand).
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// (N, 3H): fused query, key, value.
+    pub qkv: Vec<f32>,
+    /// (N, H): attention context, before the output projection.
+    pub context: Vec<f32>,
+    /// (N, H): an attention block's output.
+    pub attention_out: Vec<f32>,
+    /// (N, I): the feed-forward block's inner activations.
+    pub intermediate: Vec<f32>,
+    /// The quantized input of an int8 layer.
+    pub quantized: QuantizedRows,
+    /// When calibrating for int8: max |x| per input channel of each dense layer, in the
+    /// order the blocks run them (query standing for key and value).
+    pub peaks: Option<Vec<Vec<f32>>>,
+}
+
+impl Scratch {
+    /// Record max |x| per channel of `x (rows, cols)`, when calibrating.
+    pub fn observe(&mut self, x: &[f32], cols: usize) {
+        if let Some(peaks) = self.peaks.as_mut() {
+            let mut peak = vec![0.0f32; cols];
+            for row in x.chunks_exact(cols.max(1)) {
+                for (max, &value) in peak.iter_mut().zip(row) {
+                    *max = max.max(value.abs());
+                }
+            }
+            peaks.push(peak);
+        }
+    }
+}
+
+/// `buffer` holding exactly `len` values (contents unspecified).
+pub fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buffer.resize(len, 0.0);
+    &mut buffer[..len]
+}
+
+/// The tensors of a dense layer `{name}` of HF layout: `weight (out, in)`, an int8 one's
+/// `weight_scale (out)` and outlier channels (`outlier_index (o)`, `outlier_weight (out, o)`),
+/// `bias (out)` (what `Dense::load_stacked` takes).
+pub fn dense_tensors(
+    name: &str,
+    in_features: usize,
+    out_features: usize,
+    int8: Option<Int8Layer>,
+) -> Vec<(String, Vec<usize>)> {
+    let mut tensors = vec![(format!("{name}.weight"), vec![out_features, in_features])];
+    if let Some(int8) = int8 {
+        tensors.push((format!("{name}.weight_scale"), vec![out_features]));
+        if int8.outliers > 0 {
+            tensors.push((format!("{name}.outlier_index"), vec![int8.outliers]));
+            let shape = vec![out_features, int8.outliers];
+            tensors.push((format!("{name}.outlier_weight"), shape));
+        }
+    }
+    tensors.push((format!("{name}.bias"), vec![out_features]));
+    tensors
+}
+
+/// The tensors of a block: its dense modules `(name, in, out)` under `prefix` (int8 where
+/// `int8(name)` says so), then its LayerNorm `norm` of `size`.
+pub fn block_tensors(
+    prefix: &str,
+    dense: &[(&str, usize, usize)],
+    norm: &str,
+    size: usize,
+    int8: &dyn Fn(&str) -> Option<Int8Layer>,
+) -> Vec<(String, Vec<usize>)> {
+    let mut tensors: Vec<_> = dense
+        .iter()
+        .flat_map(|&(module, in_features, out_features)| {
+            let name = format!("{prefix}.{module}");
+            dense_tensors(&name, in_features, out_features, int8(module))
+        })
+        .collect();
+    tensors.extend(norm::LayerNorm::expected_tensors(
+        &format!("{prefix}.{norm}"),
+        size,
+    ));
+    tensors
+}
