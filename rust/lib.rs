@@ -10,6 +10,7 @@ pub mod dense;
 pub mod embeddings;
 pub mod error;
 pub mod linear;
+pub mod memory;
 pub mod ops;
 pub mod qlinear;
 pub mod quantization;
