@@ -5,7 +5,6 @@ Nothing heavy happens at import: models and tokenizers load on request.
 
 from __future__ import annotations
 
-from oxiformer._core import get_num_threads, set_num_threads
 from oxiformer.classifiers import (
     SequenceClassifier,
     SequenceClassifierOutput,
@@ -21,6 +20,7 @@ from oxiformer.errors import (
 )
 from oxiformer.model import Encoder, EncoderOutput
 from oxiformer.sentence import SentenceEncoder
+from oxiformer.threads import get_num_threads, max_num_threads, set_num_threads
 from oxiformer.tokenizer import Encoding, Tokenizer
 
 __version__ = "0.1.0"
@@ -42,5 +42,6 @@ __all__ = [
     "WeightsError",
     "__version__",
     "get_num_threads",
+    "max_num_threads",
     "set_num_threads",
 ]

@@ -15,11 +15,13 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
+from oxiformer._checks import count, text_items
 from oxiformer.config import load_config, read_config_json
 from oxiformer.errors import ConfigError, InputError, WeightsError
-from oxiformer.model import Encoder, PathLike, _as_ids
+from oxiformer.model import MAX_BATCH_TOKENS, Encoder, PathLike, _as_ids
 from oxiformer.pretrained import model_dir
 from oxiformer.tokenizer import Tokenizer
+from oxiformer.weight_files import file_stamp
 from oxiformer.weights import find_weights, read_tensors
 
 __all__ = [
@@ -70,7 +72,9 @@ def _head(
         raise WeightsError(f"{source}: tensor '{name}' has shape {array.shape}, expected {shape}")
     if array.dtype.kind != "f" or not np.isfinite(array).all():
         raise WeightsError(f"{source}: tensor '{name}' must be finite floating point")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    # A copy, always: the head must not stay a view of a memory-mapped file, which may be
+    # rewritten (NaN logits) or truncated (SIGBUS) under a running model.
+    return np.array(array, dtype=np.float32, order="C", copy=True)
 
 
 def _labels(raw: Mapping[str, Any], num_labels: int, source: str) -> list[str]:
@@ -111,15 +115,18 @@ class _Classifier:
         raw = read_config_json(directory)
         config = load_config(directory)
         weights_path = find_weights(directory)
-        tensors = {
-            name.removeprefix("bert."): array for name, array in read_tensors(weights_path).items()
-        }
+        stamp = file_stamp(weights_path)
+        tensors = read_tensors(weights_path)
         source = str(weights_path)
         hidden = int(config["hidden_size"])
-        weight = tensors.get("classifier.weight")
-        if weight is None:
-            raise WeightsError(f"{source}: missing tensor 'classifier.weight' (no classifier head)")
-        num_labels = int(weight.shape[0]) if weight.ndim == 2 else 0
+        if "classifier.weight" not in tensors:
+            kind = cls.__name__.replace("Classifier", "-classification").lower()
+            raise WeightsError(
+                f"{source}: missing tensor 'classifier.weight': not a {kind} model "
+                "(no classifier head)"
+            )
+        shape = tensors.spec("classifier.weight").shape
+        num_labels = int(shape[0]) if len(shape) == 2 else 0
         weight = _head(tensors, "classifier.weight", (num_labels, hidden), source)
         bias = _head(tensors, "classifier.bias", (num_labels,), source)
         encoder = Encoder.from_tensors(
@@ -130,7 +137,7 @@ class _Classifier:
             config_source=str(directory / "config.json"),
             dtype=dtype,
         )
-        encoder.release_tensors()
+        encoder.release_tensors(stamp)
         tokenizer = Tokenizer.from_pretrained(directory) if _has_tokenizer(directory) else None
         return cls(encoder, weight, bias, _labels(raw, num_labels, str(directory)), tokenizer, raw)
 
@@ -177,7 +184,12 @@ class _Classifier:
 
 
 def _has_tokenizer(directory: Path) -> bool:
-    return (directory / "tokenizer.json").is_file() or (directory / "vocab.txt").is_file()
+    """Whether tokenizer files are there (a special file among them is the tokenizer's error
+    to report, not a reason to go without one)."""
+    return any(
+        (directory / name).exists() or (directory / name).is_symlink()
+        for name in ("tokenizer.json", "vocab.txt")
+    )
 
 
 @dataclass(frozen=True)
@@ -223,52 +235,60 @@ class SequenceClassifier(_Classifier):
         probs = 1 / (1 + np.exp(-logits)) if problem == "multi_label_classification" else logits
         if problem == "single_label_classification":
             probs = softmax(logits)
-        loss = None
-        if labels is not None:
-            label_array = np.asarray(labels)
-            if problem == "regression":
-                target = label_array.astype(np.float64).reshape(logits.shape)
-                loss = float(np.mean((logits.astype(np.float64) - target) ** 2))
-            elif problem == "multi_label_classification":
-                target = label_array.astype(np.float64).reshape(logits.shape)
-                z = logits.astype(np.float64)
-                loss = float(np.mean(np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))))
-            else:
-                loss = cross_entropy(logits, _as_ids("labels", label_array.reshape(-1, 1)))
+        loss = None if labels is None else _sequence_loss(logits, labels, problem)
         return SequenceClassifierOutput(logits=logits, probs=probs.astype(np.float32), loss=loss)
 
     def predict(
         self, texts: TextInput | Sequence[TextInput], batch_size: int = 32
     ) -> list[dict[str, Any]]:
-        """Label and score for each text or (text_a, text_b) pair, like a HF pipeline."""
-        items = [texts] if isinstance(texts, (str, tuple)) else list(texts)
+        """Label and score for each text or (text_a, text_b) pair, like a HF pipeline: one
+        result per input, in order. Texts and pairs may be mixed; any other item is an
+        ``InputError`` naming its index."""
+        items = text_items([texts] if isinstance(texts, (str, tuple)) else texts, "texts")
+        step = min(count("batch_size", batch_size), max(1, MAX_BATCH_TOKENS // self.max_length))
         tokenizer = self._tokenizer()
         results: list[dict[str, Any]] = []
-        for start in range(0, len(items), batch_size):
-            batch = items[start : start + batch_size]
-            pairs = [item for item in batch if isinstance(item, tuple)]
-            if pairs and len(pairs) != len(batch):
-                raise InputError("mix of single texts and pairs in one call")
-            if pairs:
-                encoded = tokenizer(
-                    [a for a, _ in pairs],
-                    text_pair=[b for _, b in pairs],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                )
-            else:
-                encoded = tokenizer(
-                    [item for item in batch if isinstance(item, str)],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                )
+        for start in range(0, len(items), step):
+            encoded = tokenizer(
+                items[start : start + step],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+            )
             out = self(encoded["input_ids"], encoded["attention_mask"], encoded["token_type_ids"])
             for row in out.probs:
                 best = int(np.argmax(row))
                 results.append({"label": self.labels[best], "score": float(row[best])})
         return results
+
+
+def _sequence_loss(logits: FloatArray, labels: npt.ArrayLike, problem: str) -> float:
+    """The loss HF computes for ``problem``; labels must match the batch (an ``InputError``
+    saying how, when they do not)."""
+    try:
+        label_array = np.asarray(labels)
+    except (ValueError, TypeError) as err:
+        raise InputError(f"labels is not an array ({err})") from err
+    batch = logits.shape[0]
+    if problem == "single_label_classification":
+        if label_array.size != batch:
+            raise InputError(
+                f"labels has {label_array.size} values (shape {label_array.shape}) "
+                f"for a batch of {batch}"
+            )
+        return cross_entropy(logits, _as_ids("labels", label_array.reshape(-1, 1)))
+    if label_array.dtype.kind not in "biuf":
+        raise InputError(f"labels must be numbers, got dtype {label_array.dtype}")
+    if label_array.size != logits.size:
+        raise InputError(
+            f"labels has shape {label_array.shape}, the logits have {logits.shape} "
+            f"({problem} needs one label per logit)"
+        )
+    target = label_array.astype(np.float64).reshape(logits.shape)
+    z = logits.astype(np.float64)
+    if problem == "regression":
+        return float(np.mean((z - target) ** 2))
+    return float(np.mean(np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))))
 
 
 class TokenClassifier(_Classifier):
@@ -293,15 +313,14 @@ class TokenClassifier(_Classifier):
         """Word-level labels (the first sub-token of each word decides) with character spans:
         for each text a list of ``{"word", "start", "end", "label", "score"}``."""
         single = isinstance(texts, str)
-        items = [texts] if isinstance(texts, str) else list(texts)
+        items = [str(text) for text in text_items([texts] if single else texts, pairs=False)]
+        step = min(count("batch_size", batch_size), max(1, MAX_BATCH_TOKENS // self.max_length))
         tokenizer = self._tokenizer()
         results: list[list[dict[str, Any]]] = []
-        for start in range(0, len(items), batch_size):
-            batch = items[start : start + batch_size]
-            encodings = tokenizer.encode_batch(list(batch))
-            encoded = tokenizer(
-                list(batch), padding=True, truncation=True, max_length=self.max_length
-            )
+        for start in range(0, len(items), step):
+            batch = items[start : start + step]
+            encodings = tokenizer.encode_batch(batch)
+            encoded = tokenizer(batch, padding=True, truncation=True, max_length=self.max_length)
             probs = self(
                 encoded["input_ids"], encoded["attention_mask"], encoded["token_type_ids"]
             ).probs
