@@ -70,6 +70,8 @@ def test_rewriting_the_weights_in_place_changes_nothing(tmp_path: Path, layout: 
     model = mapped_copy(tmp_path, layout)
     classifier = oxiformer.SequenceClassifier.from_pretrained(model)
     before = classifier(IDS, MASK).logits
+    int8 = oxiformer.SequenceClassifier.from_pretrained(model, dtype="int8")
+    int8_before = int8(IDS, MASK).logits
     for file in weight_files(model):
         with open(file, "r+b") as handle:  # same inode: what a mapping would see
             size = handle.seek(0, os.SEEK_END)
@@ -81,6 +83,11 @@ def test_rewriting_the_weights_in_place_changes_nothing(tmp_path: Path, layout: 
     # Reading the tensors back from a file that changed would save something else.
     with pytest.raises(WeightsError, match="changed"):
         classifier.encoder.state_dict()
+    # A model quantized at load keeps its tensors (to save them): its own copies.
+    assert int8(IDS, MASK).logits.tobytes() == int8_before.tobytes()
+    int8.save_pretrained(tmp_path / "int8")
+    saved = oxiformer.SequenceClassifier.from_pretrained(tmp_path / "int8")
+    assert saved(IDS, MASK).logits.tobytes() == int8_before.tobytes()
 
 
 @pytest.mark.parametrize("layout", ["safetensors", "npy"])

@@ -31,6 +31,7 @@ from oxiformer.weight_files import file_stamp
 from oxiformer.weights import (
     find_weights,
     has_pooler,
+    owned,
     read_tensors,
     release_pages,
     select_encoder_tensors,
@@ -237,6 +238,8 @@ class Encoder:
             normalized["quantization_config"] = quantization
         encoder = cls(core, normalized, source, selected)
         encoder._quantized_at_load = dtype == "int8" and "quantization_config" not in config
+        if encoder._quantized_at_load:  # kept for state_dict: no view of the file
+            encoder._tensors = {name: owned(array) for name, array in selected.items()}
         return encoder
 
     def release_tensors(self, stamp: tuple[Any, ...] | None = None) -> None:

@@ -32,6 +32,7 @@ from oxiformer.weight_files import TensorFile, read_tensors
 __all__ = [
     "find_weights",
     "has_pooler",
+    "owned",
     "read_tensors",
     "release_pages",
     "save_npz",
@@ -96,15 +97,28 @@ def save_npz(path: PathLike, tensors: Mapping[str, npt.ArrayLike]) -> None:
                 np.lib.format.write_array(member, array, allow_pickle=False)
 
 
+def owned(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``array``, copied when it is a view of a memory-mapped file: what a model keeps must
+    not change (or vanish: SIGBUS) when the file is rewritten under it."""
+    if _mapped_base(array) is None:
+        return array
+    return np.array(array, copy=True)
+
+
+def _mapped_base(array: npt.NDArray[Any]) -> np.memmap[Any, Any] | None:
+    base: Any = array
+    while base is not None and not isinstance(base, np.memmap):
+        base = base.base if isinstance(base, np.ndarray) else None
+    return base
+
+
 def release_pages(array: npt.NDArray[Any]) -> None:
     """Drop the resident pages of ``array`` when it is a view of a read-only memory-mapped
     file (as :func:`read_tensors` returns for safetensors and ``.npy`` files): the data stays
     valid and is read again from the file if touched. Loading calls this once the Rust core
     holds its own copy, so that the file's pages and the copy are not resident together (peak
     RSS). A no-op for any other array, and off Linux."""
-    base: Any = array
-    while base is not None and not isinstance(base, np.memmap):
-        base = base.base if isinstance(base, np.ndarray) else None
+    base = _mapped_base(array)
     if base is None or base.mode != "r" or _LIBC is None or array.nbytes == 0:
         return
     start = array.__array_interface__["data"][0]
