@@ -9,6 +9,7 @@ pub mod dense;
 pub mod embeddings;
 pub mod error;
 pub mod linear;
+pub mod memory;
 pub mod models;
 pub mod nn;
 pub mod ops;

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +17,22 @@ from oxiformer import _core
 from oxiformer.config import load_config
 from oxiformer.weights import find_weights, read_tensors, select_encoder_tensors
 
-#: ``../shared/fixtures`` next to the repository, or ``$OXIFORMER_FIXTURES`` (a worktree that is
-#: not a sibling of ``shared/``).
-FIXTURES = Path(
-    os.environ.get("OXIFORMER_FIXTURES")
-    or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-)
+
+def _fixtures() -> Path:
+    """``$OXIFORMER_FIXTURES``, else ``shared/fixtures`` in the nearest directory above the
+    repository that has one (the repository's parent for a clone; further up for a worktree
+    in a subdirectory)."""
+    if os.environ.get("OXIFORMER_FIXTURES"):
+        return Path(os.environ["OXIFORMER_FIXTURES"])
+    repository = Path(__file__).resolve().parents[1]
+    for directory in repository.parents:
+        if (directory / "shared" / "fixtures").is_dir():
+            return directory / "shared" / "fixtures"
+    return repository.parent / "shared" / "fixtures"
+
+
+#: ``../shared/fixtures`` next to the repository (or further up, or ``$OXIFORMER_FIXTURES``).
+FIXTURES = _fixtures()
 TINY_BERT_SEQCLS = FIXTURES / "tiny-bert" / "seqcls"
 MINILM_GOLDEN = FIXTURES / "minilm" / "golden.npz"
 VOCABS = FIXTURES / "vocabs"
@@ -66,3 +79,44 @@ def max_abs_diff(label: str, actual: npt.ArrayLike, expected: npt.ArrayLike) -> 
     diff = float(np.max(np.abs(actual - expected))) if actual.size else 0.0
     print(f"{label}: max abs diff {diff:.3e}")
     return diff
+
+
+def run_python(
+    code: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    file_size_limit: int | None = None,
+    stdin: str | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """``python -c code args`` in a fresh process (text output captured). ``env`` adds to the
+    environment; ``file_size_limit`` sets RLIMIT_FSIZE (bytes) in the child, so a write past
+    it fails with EFBIG (Python ignores SIGXFSZ)."""
+
+    def limit() -> None:
+        if file_size_limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+        preexec_fn=limit,
+    )
+
+
+#: Code for a child process: ``limit_memory(headroom)`` caps its address space at what it
+#: uses now plus ``headroom`` bytes (RLIMIT_AS), so an allocation beyond fails at once
+#: instead of taking the shared machine's memory.
+LIMIT_MEMORY = """
+import resource
+
+def limit_memory(headroom):
+    with open("/proc/self/status") as status:
+        size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (size + headroom, resource.RLIM_INFINITY))
+"""

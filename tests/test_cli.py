@@ -117,7 +117,8 @@ def test_wrong_config_directory(tmp_path: Path) -> None:
 
 
 def test_bench_prints_a_markdown_table() -> None:
-    result = run("--threads", "1", "bench", "--sentences", "8", "--quiet")
+    # One round: each round starts a fresh process per engine.
+    result = run("--threads", "1", "bench", "--sentences", "8", "--rounds", "1", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "threads: 1" in result.stdout
     assert "| encoder 32x128 |" in result.stdout

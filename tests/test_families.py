@@ -60,7 +60,7 @@ def test_stored_names_become_bert_names(stored: str, canonical: str) -> None:
 
 
 def test_every_distilbert_tensor_has_a_bert_name() -> None:
-    stored = read_tensors(DISTILBERT / "model.safetensors")
+    stored = dict(read_tensors(DISTILBERT / "model.safetensors"))
     renamed = {canonical_tensor_name(name) for name in stored}
     expected = _core.expected_tensors(oxiformer.config.load_config(DISTILBERT))
     assert set(expected) <= renamed
@@ -125,7 +125,7 @@ def _head_checkpoint(
     """``source``'s tensors under ``{family}.`` plus random ``head`` tensors, as HF saves a
     task model; returns the head tensors."""
     rng = np.random.default_rng(7)
-    stored = read_tensors(source / "model.safetensors")
+    stored = dict(read_tensors(source / "model.safetensors"))
     tensors: dict[str, npt.NDArray[Any]] = {f"{family}.{n}": a for n, a in stored.items()}
     heads = {n: rng.normal(scale=0.5, size=s).astype(np.float32) for n, s in head.items()}
     destination.mkdir()

@@ -85,7 +85,7 @@ def test_fill_mask_rejects_bad_arguments(model: oxiformer.MaskedLM, tmp_path: Pa
     with pytest.raises(oxiformer.InputError, match="top_k"):
         model.fill_mask("a [MASK]", top_k=0)
     # A checkpoint without the decoder matrix reads the word embeddings (HF ties them).
-    stored = read_tensors(MLM / "weights.npz")
+    stored = dict(read_tensors(MLM / "weights.npz"))
     del stored["cls.predictions.decoder.weight"], stored["cls.predictions.decoder.bias"]
     (tmp_path / "tied").mkdir()
     np.savez(tmp_path / "tied" / "weights.npz", **stored)

@@ -60,7 +60,7 @@ def test_token_embeddings_are_the_unpadded_hidden_states(
 
 def test_empty_input_and_bad_input(model: oxiformer.SentenceEncoder) -> None:
     assert model.encode([]).shape == (0, 384)
-    with pytest.raises(oxiformer.InputError, match="sentence 1 is int"):
+    with pytest.raises(oxiformer.InputError, match=r"sentences\[1\] is int"):
         model.encode(["fine", 3])  # type: ignore[list-item]
     with pytest.raises(oxiformer.InputError, match="batch_size"):
         model.encode(["x"], batch_size=0)

@@ -243,7 +243,7 @@ def test_bad_inputs_raise_typed_errors(
     with pytest.raises(oxiformer.InputError, match="decoder_input_ids"):
         model(*inputs, decoder_input_ids=np.full((3, 2), 30522))
     # A decoder checkpoint without its cross-attention weights.
-    stored = read_tensors(BERT2BERT / "weights.npz")
+    stored = dict(read_tensors(BERT2BERT / "weights.npz"))
     config = json.loads((BERT2BERT / "config.json").read_text())
     without = {n: a for n, a in stored.items() if "crossattention" not in n}
     with pytest.raises(oxiformer.WeightsError, match="no cross-attention weights"):

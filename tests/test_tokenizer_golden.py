@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import oxiformer
 import pytest
-from oxiformer import Tokenizer, TokenizerError
+from oxiformer import InputError, Tokenizer, TokenizerError
 
 tokenizers = pytest.importorskip("tokenizers")
 
@@ -265,7 +265,7 @@ def test_errors(tok: Tokenizer, tmp_path: Path) -> None:
         tok(["a"], truncation=True, max_length=1)
     with pytest.raises(TokenizerError, match="pairs"):
         tok(["a b c d"], truncation="only_second", max_length=3)
-    with pytest.raises(TokenizerError, match="must be a str"):
+    with pytest.raises(InputError, match=r"texts\[1\] is int 3, expected a str"):
         tok(["a", 3])  # type: ignore[list-item]
     with pytest.raises(TokenizerError, match="2 texts but 1"):
         tok(["a", "b"], ["c"])

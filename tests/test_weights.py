@@ -268,7 +268,8 @@ def test_npz_with_corrupted_member(tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[1000:1060] = b"\xff" * 60  # inside the member's array data: the CRC no longer matches
     path.write_bytes(bytes(data))
-    assert_weights_error(lambda: read_tensors(path), str(path), WORDS, "CRC")
+    tensors = read_tensors(path)  # headers only: the data is read (and checked) on lookup
+    assert_weights_error(lambda: tensors[WORDS], str(path), WORDS, "CRC")
 
 
 def test_not_an_archive(tmp_path: Path) -> None:
@@ -409,3 +410,66 @@ def test_release_pages_drops_mapped_pages_and_keeps_the_data(tmp_path: Path) -> 
     in_memory = big.copy()
     release_pages(in_memory)  # not file-backed: left alone
     np.testing.assert_array_equal(in_memory, big)
+
+
+# ---- lazy reading: headers first, data on lookup (issue 18) ------------------------------------
+
+
+def npy_bytes(array: npt.NDArray[Any]) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def test_npz_members_are_read_only_when_looked_up(tmp_path: Path) -> None:
+    """An unused member is never decompressed: here one whose CRC does not match its data
+    loads with the model (zipfile checks the CRC once all the data is decompressed), and fails
+    only when it is asked for."""
+    path = tmp_path / "weights.npz"
+    tensors = tiny_tensors()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in tensors.items():
+            archive.writestr(name + ".npy", npy_bytes(array))
+        archive.writestr("cls.predictions.bias.npy", npy_bytes(np.ones(50_000, np.float32)))
+    with zipfile.ZipFile(path) as archive:
+        crc = archive.getinfo("cls.predictions.bias.npy").CRC
+    data = path.read_bytes()
+    assert data.count(struct.pack("<I", crc)) == 2  # the local header and the central directory
+    path.write_bytes(data.replace(struct.pack("<I", crc), struct.pack("<I", crc ^ 0xFFFFFFFF)))
+
+    lazy = read_tensors(path)
+    assert lazy.spec("cls.predictions.bias").shape == (50_000,)
+    selected = select(lazy)  # reads exactly the expected tensors
+    for name, array in tensors.items():
+        assert selected[name].tobytes() == array.tobytes()
+    assert_weights_error(
+        lambda: read_tensors(path)["cls.predictions.bias"], str(path), "'cls.predictions.bias'"
+    )
+
+
+def test_npz_member_declaring_more_data_than_it_holds(tmp_path: Path) -> None:
+    """A header declaring (10**12,) floats is refused from the header, before any allocation."""
+    path = tmp_path / "weights.npz"
+    header = npy_bytes(np.zeros(4, np.float32))
+    huge = header.replace(b"(4,)", b"(1000000000000,)")
+    fixed = huge[:10] + huge[10:].replace(b" " * 12, b"", 1)  # keep the header length
+    assert np.lib.format.read_magic(__import__("io").BytesIO(fixed)) == (1, 0)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in tiny_tensors().items():
+            archive.writestr(name + ".npy", npy_bytes(array))
+        archive.writestr("extra.npy", fixed)
+    assert_weights_error(
+        lambda: read_tensors(path), str(path), "'extra.npy'", "(1000000000000,)", "16 bytes"
+    )
+
+
+def test_safetensors_absurd_shape_and_deep_header_are_weights_errors(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    header = {"w": {"dtype": "F32", "shape": [0, 2**62], "data_offsets": [0, 0]}}
+    write_safetensors(path, header, b"")
+    assert_weights_error(lambda: read_tensors(path), str(path), "'w'", "too large")
+    deep = b"[" * 200_000 + b"]" * 200_000
+    path.write_bytes(struct.pack("<Q", len(deep)) + deep)
+    assert_weights_error(lambda: read_tensors(path), str(path), "nested too deeply")

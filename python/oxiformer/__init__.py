@@ -5,7 +5,7 @@ Nothing heavy happens at import: models and tokenizers load on request.
 
 from __future__ import annotations
 
-from oxiformer._core import get_num_threads, set_num_threads, simd_info
+from oxiformer._core import simd_info
 from oxiformer.classifiers import (
     SequenceClassifier,
     SequenceClassifierOutput,
@@ -23,6 +23,7 @@ from oxiformer.masked_lm import MaskedLM, MaskedLMOutput
 from oxiformer.model import Encoder, EncoderOutput
 from oxiformer.sentence import SentenceEncoder
 from oxiformer.seq2seq import EncoderDecoder, Seq2SeqLMOutput
+from oxiformer.threads import get_num_threads, max_num_threads, set_num_threads
 from oxiformer.tokenizer import Encoding, Tokenizer
 
 __version__ = "0.1.0"
@@ -48,6 +49,7 @@ __all__ = [
     "WeightsError",
     "__version__",
     "get_num_threads",
+    "max_num_threads",
     "set_num_threads",
     "simd_info",
 ]

@@ -16,6 +16,7 @@ _ForwardOutput = tuple[
 
 def set_num_threads(num_threads: int) -> None: ...
 def get_num_threads() -> int: ...
+def max_num_threads() -> int: ...
 def simd_info() -> dict[str, Any]:
     """The SIMD paths in use (``fp32``: portable, avx2, avx512 or neon; ``int8``: portable,
     avx2, avxvnni, avx512vnni, neon or neondot), the CPU's ``features``, the ``available``
@@ -178,7 +179,7 @@ class Tokenizer:
     def encode_batch(
         self,
         texts: list[str],
-        pairs: list[str] | None = None,
+        pairs: list[str | None] | None = None,
         add_special_tokens: bool = True,
         truncation: str | None = None,
         max_length: int | None = None,
@@ -188,13 +189,19 @@ class Tokenizer:
     def encode_arrays(
         self,
         texts: list[str],
-        pairs: list[str] | None = None,
+        pairs: list[str | None] | None = None,
         add_special_tokens: bool = True,
         truncation: str | None = None,
         max_length: int | None = None,
         padding: str | None = None,
         pad_to_multiple_of: int | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+    def count_tokens(
+        self,
+        texts: list[str],
+        pairs: list[str | None] | None = None,
+        add_special_tokens: bool = True,
+    ) -> npt.NDArray[np.int64]: ...
     def tokenize(self, text: str) -> list[str]: ...
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str: ...
     def token_to_id(self, token: str) -> int | None: ...

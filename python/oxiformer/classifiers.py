@@ -7,7 +7,7 @@ multiplies, :mod:`oxiformer.heads`), softmax and losses run in NumPy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -15,13 +15,15 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
+from oxiformer._checks import count, text_items
 from oxiformer.config import load_config, read_config_json
 from oxiformer.errors import ConfigError, InputError
 from oxiformer.families import encoder_family
 from oxiformer.heads import ClassifierHead
-from oxiformer.model import Encoder, PathLike, _as_ids
+from oxiformer.model import MAX_BATCH_TOKENS, Encoder, PathLike, _as_ids
 from oxiformer.pretrained import model_dir
 from oxiformer.tokenizer import Tokenizer
+from oxiformer.weight_files import file_stamp
 from oxiformer.weights import find_weights, read_tensors
 
 __all__ = [
@@ -60,6 +62,24 @@ def cross_entropy(
     top = kept.max(axis=1, keepdims=True)
     log_norm = top[:, 0] + np.log(np.exp(kept - top).sum(axis=1))
     return float(np.mean(log_norm - kept[np.arange(len(chosen)), chosen]))
+
+
+class _WithoutPrefix(Mapping[str, npt.NDArray[Any]]):
+    """The tensors of ``tensors`` under their names with ``prefix`` removed, each read only
+    when looked up."""
+
+    def __init__(self, tensors: Mapping[str, npt.NDArray[Any]], prefix: str) -> None:
+        self._tensors = tensors
+        self._names = {name.removeprefix(prefix): name for name in tensors}
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        return self._tensors[self._names[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def _labels(raw: Mapping[str, Any], num_labels: int, source: str) -> list[str]:
@@ -108,13 +128,17 @@ class _Classifier:
         raw = read_config_json(directory)
         config = load_config(directory)
         weights_path = find_weights(directory)
+        stamp = file_stamp(weights_path)
         family = encoder_family(raw)
-        prefix = family["base_prefix"]
-        tensors = {
-            name.removeprefix(prefix): array for name, array in read_tensors(weights_path).items()
-        }
+        tensors = read_tensors(weights_path)
         source = str(weights_path)
-        head = ClassifierHead.load(tensors, family, cls._kind, int(config["hidden_size"]), source)
+        head = ClassifierHead.load(
+            _WithoutPrefix(tensors, family["base_prefix"]),
+            family,
+            cls._kind,
+            int(config["hidden_size"]),
+            source,
+        )
         encoder = Encoder.from_tensors(
             config,
             tensors,
@@ -123,7 +147,7 @@ class _Classifier:
             config_source=str(directory / "config.json"),
             dtype=dtype,
         )
-        encoder.release_tensors()
+        encoder.release_tensors(stamp)
         tokenizer = Tokenizer.from_pretrained(directory) if _has_tokenizer(directory) else None
         labels = _labels(raw, head.num_labels, str(directory))
         return cls(encoder, head, labels, tokenizer, raw)
@@ -179,7 +203,12 @@ class _Classifier:
 
 
 def _has_tokenizer(directory: Path) -> bool:
-    return (directory / "tokenizer.json").is_file() or (directory / "vocab.txt").is_file()
+    """Whether tokenizer files are there (a special file among them is the tokenizer's error
+    to report, not a reason to go without one)."""
+    return any(
+        (directory / name).exists() or (directory / name).is_symlink()
+        for name in ("tokenizer.json", "vocab.txt")
+    )
 
 
 @dataclass(frozen=True)
@@ -229,52 +258,60 @@ class SequenceClassifier(_Classifier):
         probs = 1 / (1 + np.exp(-logits)) if problem == "multi_label_classification" else logits
         if problem == "single_label_classification":
             probs = softmax(logits)
-        loss = None
-        if labels is not None:
-            label_array = np.asarray(labels)
-            if problem == "regression":
-                target = label_array.astype(np.float64).reshape(logits.shape)
-                loss = float(np.mean((logits.astype(np.float64) - target) ** 2))
-            elif problem == "multi_label_classification":
-                target = label_array.astype(np.float64).reshape(logits.shape)
-                z = logits.astype(np.float64)
-                loss = float(np.mean(np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))))
-            else:
-                loss = cross_entropy(logits, _as_ids("labels", label_array.reshape(-1, 1)))
+        loss = None if labels is None else _sequence_loss(logits, labels, problem)
         return SequenceClassifierOutput(logits=logits, probs=probs.astype(np.float32), loss=loss)
 
     def predict(
         self, texts: TextInput | Sequence[TextInput], batch_size: int = 32
     ) -> list[dict[str, Any]]:
-        """Label and score for each text or (text_a, text_b) pair, like a HF pipeline."""
-        items = [texts] if isinstance(texts, (str, tuple)) else list(texts)
+        """Label and score for each text or (text_a, text_b) pair, like a HF pipeline: one
+        result per input, in order. Texts and pairs may be mixed; any other item is an
+        ``InputError`` naming its index."""
+        items = text_items([texts] if isinstance(texts, (str, tuple)) else texts, "texts")
+        step = min(count("batch_size", batch_size), max(1, MAX_BATCH_TOKENS // self.max_length))
         tokenizer = self._tokenizer()
         results: list[dict[str, Any]] = []
-        for start in range(0, len(items), batch_size):
-            batch = items[start : start + batch_size]
-            pairs = [item for item in batch if isinstance(item, tuple)]
-            if pairs and len(pairs) != len(batch):
-                raise InputError("mix of single texts and pairs in one call")
-            if pairs:
-                encoded = tokenizer(
-                    [a for a, _ in pairs],
-                    text_pair=[b for _, b in pairs],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                )
-            else:
-                encoded = tokenizer(
-                    [item for item in batch if isinstance(item, str)],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                )
+        for start in range(0, len(items), step):
+            encoded = tokenizer(
+                items[start : start + step],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+            )
             out = self(encoded["input_ids"], encoded["attention_mask"], encoded["token_type_ids"])
             for row in out.probs:
                 best = int(np.argmax(row))
                 results.append({"label": self.labels[best], "score": float(row[best])})
         return results
+
+
+def _sequence_loss(logits: FloatArray, labels: npt.ArrayLike, problem: str) -> float:
+    """The loss HF computes for ``problem``; labels must match the batch (an ``InputError``
+    saying how, when they do not)."""
+    try:
+        label_array = np.asarray(labels)
+    except (ValueError, TypeError) as err:
+        raise InputError(f"labels is not an array ({err})") from err
+    batch = logits.shape[0]
+    if problem == "single_label_classification":
+        if label_array.size != batch:
+            raise InputError(
+                f"labels has {label_array.size} values (shape {label_array.shape}) "
+                f"for a batch of {batch}"
+            )
+        return cross_entropy(logits, _as_ids("labels", label_array.reshape(-1, 1)))
+    if label_array.dtype.kind not in "biuf":
+        raise InputError(f"labels must be numbers, got dtype {label_array.dtype}")
+    if label_array.size != logits.size:
+        raise InputError(
+            f"labels has shape {label_array.shape}, the logits have {logits.shape} "
+            f"({problem} needs one label per logit)"
+        )
+    target = label_array.astype(np.float64).reshape(logits.shape)
+    z = logits.astype(np.float64)
+    if problem == "regression":
+        return float(np.mean((z - target) ** 2))
+    return float(np.mean(np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))))
 
 
 class TokenClassifier(_Classifier):
@@ -299,15 +336,14 @@ class TokenClassifier(_Classifier):
         """Word-level labels (the first sub-token of each word decides) with character spans:
         for each text a list of ``{"word", "start", "end", "label", "score"}``."""
         single = isinstance(texts, str)
-        items = [texts] if isinstance(texts, str) else list(texts)
+        items = [str(text) for text in text_items([texts] if single else texts, pairs=False)]
+        step = min(count("batch_size", batch_size), max(1, MAX_BATCH_TOKENS // self.max_length))
         tokenizer = self._tokenizer()
         results: list[list[dict[str, Any]]] = []
-        for start in range(0, len(items), batch_size):
-            batch = items[start : start + batch_size]
-            encodings = tokenizer.encode_batch(list(batch))
-            encoded = tokenizer(
-                list(batch), padding=True, truncation=True, max_length=self.max_length
-            )
+        for start in range(0, len(items), step):
+            batch = items[start : start + step]
+            encodings = tokenizer.encode_batch(batch)
+            encoded = tokenizer(batch, padding=True, truncation=True, max_length=self.max_length)
             probs = self(
                 encoded["input_ids"], encoded["attention_mask"], encoded["token_type_ids"]
             ).probs

@@ -20,10 +20,12 @@ def _early_stopping(value: str) -> bool | str:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from oxiformer.cli import _dtype, _json_lines, _read_texts
+    from oxiformer._textio import read_texts, refuse_numpy_output, write_json_lines
+    from oxiformer.cli import _dtype
     from oxiformer.seq2seq import EncoderDecoder
 
-    texts = _read_texts(args)
+    refuse_numpy_output("generate", args.output)
+    texts = read_texts(args.texts, args.file)
     model = EncoderDecoder.from_pretrained(args.model, dtype=_dtype(args))
     generated = model.generate_text(
         texts,
@@ -33,23 +35,25 @@ def _generate(args: argparse.Namespace) -> None:
         early_stopping=args.early_stopping,
         batch_size=args.batch_size,
     )
-    _json_lines(
+    write_json_lines(
         ({"text": text, "generated": out} for text, out in zip(texts, generated)), args.output
     )
 
 
 def _fill_mask(args: argparse.Namespace) -> None:
-    from oxiformer.cli import _dtype, _json_lines, _read_texts
+    from oxiformer._textio import read_texts, refuse_numpy_output, write_json_lines
+    from oxiformer.cli import _dtype
     from oxiformer.masked_lm import MaskedLM
 
-    texts = _read_texts(args)
+    refuse_numpy_output("fill-mask", args.output)
+    texts = read_texts(args.texts, args.file)
     model = MaskedLM.from_pretrained(args.model, dtype=_dtype(args))
     rows: list[dict[str, Any]] = []
     for start in range(0, len(texts), max(1, args.batch_size)):
         batch = texts[start : start + max(1, args.batch_size)]
         predictions = model.fill_mask(batch, top_k=args.top_k)
         rows.extend({"text": t, "predictions": p} for t, p in zip(batch, predictions))
-    _json_lines(iter(rows), args.output)
+    write_json_lines(iter(rows), args.output)
 
 
 def register(command: Command, text_input: Option, int8_option: Option) -> None:

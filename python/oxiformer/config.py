@@ -9,13 +9,13 @@ names by the core's family table (``rust/models/families.rs``).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Union
 
 from oxiformer import _core
+from oxiformer._files import read_json
 from oxiformer.errors import ConfigError
 from oxiformer.quantize import parse_quantization_config
 
@@ -33,16 +33,7 @@ def config_path(model_dir_or_file: PathLike) -> Path:
 def read_config_json(model_dir_or_file: PathLike) -> dict[str, Any]:
     """The configuration as written in ``config.json`` (a model directory or the file)."""
     path = config_path(model_dir_or_file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise ConfigError(f"{path}: no such file") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read the configuration ({err})") from err
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not valid JSON ({err})") from err
+    raw = read_json(path, ConfigError)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a JSON object, found {type(raw).__name__}")
     return raw

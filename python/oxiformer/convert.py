@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from oxiformer._checks import flag
+from oxiformer._checks import path as checked_path
+from oxiformer._files import umask
 from oxiformer.config import read_config_json
+from oxiformer.errors import ConfigError
 from oxiformer.model import PathLike
 from oxiformer.pretrained import model_dir
 from oxiformer.weights import find_weights, has_pooler, read_tensors
+
+if TYPE_CHECKING:
+    from oxiformer.classifiers import SequenceClassifier, TokenClassifier
+    from oxiformer.sentence import SentenceEncoder
 
 __all__ = ["convert", "model_kind"]
 
@@ -29,13 +41,37 @@ def model_kind(directory: Path) -> str:
     return "sentence-encoder"
 
 
-def convert(source: PathLike, destination: PathLike, dtype: str | None = None) -> tuple[str, Path]:
+def convert(
+    source: PathLike, destination: PathLike, dtype: str | None = None, force: bool = False
+) -> tuple[str, Path]:
     """Load ``source`` with the model class its files call for and save it to ``destination``;
-    ``dtype="int8"`` quantizes it on the way (``oxiformer quantize``)."""
+    ``dtype="int8"`` quantizes it on the way (``oxiformer quantize``).
+
+    ``destination`` may not be ``source`` (its files would be overwritten by the converted
+    ones) and must be new or empty unless ``force``. A new or empty destination is written
+    whole beside it and renamed into place: a failure leaves no half-written model. With
+    ``force``, the files of a non-empty destination are replaced one by one (each through a
+    temporary file); its other files are left alone.
+    """
     from oxiformer.classifiers import SequenceClassifier, TokenClassifier
     from oxiformer.sentence import SentenceEncoder
 
     directory = model_dir(source)
+    out = checked_path("destination", destination)
+    force = flag("force", force)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a directory")
+    if out.is_dir() and out.samefile(directory):
+        raise ConfigError(
+            f"{out}: is the source model directory; write the converted model to another "
+            "directory (converting in place would overwrite the source's files)"
+        )
+    non_empty = out.is_dir() and any(out.iterdir())
+    if non_empty and not force:
+        raise ConfigError(
+            f"{out}: is not empty; give a new or empty directory, or --force (force=True) "
+            "to replace the files of the same name in it"
+        )
     kind = model_kind(directory)
     model: SentenceEncoder | SequenceClassifier | TokenClassifier
     if kind == "token-classifier":
@@ -44,4 +80,25 @@ def convert(source: PathLike, destination: PathLike, dtype: str | None = None) -
         model = SequenceClassifier.from_pretrained(directory, dtype=dtype)
     else:
         model = SentenceEncoder.from_pretrained(directory, dtype=dtype)
-    return kind, model.save_pretrained(destination)
+    if non_empty:
+        return kind, model.save_pretrained(out)
+    return kind, _save_whole(model, out)
+
+
+def _save_whole(model: SentenceEncoder | SequenceClassifier | TokenClassifier, out: Path) -> Path:
+    """Save into a new directory beside ``out``, then rename it to ``out`` (new or empty)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    except OSError as err:
+        raise ConfigError(f"{out}: cannot create the output directory ({err})") from err
+    try:
+        model.save_pretrained(staging)
+        os.chmod(staging, 0o777 & ~umask())
+        if out.is_dir():
+            out.rmdir()  # empty: checked by the caller
+        os.rename(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out

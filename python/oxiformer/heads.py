@@ -38,7 +38,9 @@ def _tensor(
         raise WeightsError(f"{source}: tensor '{name}' has shape {array.shape}, expected {shape}")
     if array.dtype.kind != "f" or not np.isfinite(array).all():
         raise WeightsError(f"{source}: tensor '{name}' must be finite floating point")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    # A copy, always: the head must not stay a view of a memory-mapped file, which may be
+    # rewritten (NaN logits) or truncated (SIGBUS) under a running model.
+    return np.array(array, dtype=np.float32, order="C", copy=True)
 
 
 @dataclass(frozen=True)

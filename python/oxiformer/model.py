@@ -16,8 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from oxiformer import _core
+from oxiformer._checks import flag, optional_flag
 from oxiformer.config import config_path, load_config
-from oxiformer.errors import ConfigError, InputError
+from oxiformer.errors import ConfigError, InputError, WeightsError
+from oxiformer.pretrained import model_dir
 from oxiformer.quantize import (
     calibrate,
     default_activation_bits,
@@ -26,19 +28,27 @@ from oxiformer.quantize import (
     quantize_tensors,
     quantized_weight_names,
 )
+from oxiformer.weight_files import file_stamp
 from oxiformer.weights import (
     find_weights,
     has_pooler,
+    owned,
     read_tensors,
     release_pages,
     select_encoder_tensors,
 )
 
-__all__ = ["Encoder", "EncoderOutput", "PackedEncoderOutput", "pack"]
+__all__ = ["MAX_BATCH_TOKENS", "Encoder", "EncoderOutput", "PackedEncoderOutput", "pack"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
+
+#: Most tokens the text APIs (``SentenceEncoder.encode``, ``predict``) tokenize and run at
+#: once, whatever the ``batch_size``: a huge batch runs in pieces of this size, with the same
+#: results (every sequence is computed on its own), so its memory stays bounded. The Rust
+#: encoder bounds its scratch space the same way (``rust/bert.rs``, ``WORKSPACE_BYTES``).
+MAX_BATCH_TOKENS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,18 @@ def _as_ids(name: str, value: Any, shape: tuple[int, ...] | None = None) -> IntA
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
+def _as_ids_1d(name: str, value: Any, size: int | None = None) -> IntArray:
+    """:func:`_as_ids` for a 1-D array (packed sequences)."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as err:
+        raise InputError(f"{name} is not an array of integers ({err})") from err
+    if array.ndim != 1:
+        raise InputError(f"{name} must be 1-D, got shape {array.shape}")
+    shape = None if size is None else (1, size)
+    return np.ascontiguousarray(_as_ids(name, array[None, :], shape)[0])
+
+
 class Encoder:
     """A BERT-family encoder whose forward pass runs in Rust, with the GIL released."""
 
@@ -122,9 +144,11 @@ class Encoder:
         self._core = core
         self.config: dict[str, Any] = dict(config)
         self.source = source
-        # In-memory tensors are kept for `state_dict`; file-backed ones are read again.
+        # In-memory tensors are kept for `state_dict`; file-backed ones are read again, if the
+        # file is the one loaded (`_source_stamp`).
         self._tensors = tensors
         self._quantized_at_load = False
+        self._source_stamp: tuple[Any, ...] | None = None
 
     @classmethod
     def from_pretrained(
@@ -137,8 +161,11 @@ class Encoder:
         ``dtype``: ``"int8"`` quantizes a float model at load (the same result as loading
         what ``oxiformer quantize`` writes); ``None`` runs the model as stored.
         """
-        config = load_config(path)
-        weights_path = find_weights(path)
+        directory = model_dir(path)
+        with_pooler = optional_flag("with_pooler", with_pooler)
+        config = load_config(directory)
+        weights_path = find_weights(directory)
+        stamp = file_stamp(weights_path)
         tensors = read_tensors(weights_path)
         if with_pooler is None:
             with_pooler = has_pooler(tensors)
@@ -147,10 +174,10 @@ class Encoder:
             tensors,
             with_pooler=with_pooler,
             source=str(weights_path),
-            config_source=str(config_path(path)),
+            config_source=str(config_path(directory)),
             dtype=dtype,
         )
-        encoder.release_tensors()
+        encoder.release_tensors(stamp)
         return encoder
 
     @classmethod
@@ -177,6 +204,14 @@ class Encoder:
         :data:`oxiformer.quantize.DEFAULT_OUTLIER_CHANNELS`) and the word embeddings in int8
         unless ``word_embeddings`` is false.
         """
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"{config_source}: the configuration must be a mapping (a dict)")
+        if not isinstance(tensors, Mapping):
+            raise WeightsError(f"{source}: the tensors must be a mapping {{name: array}}")
+        if activation_bits is not None and not isinstance(activation_bits, Mapping):
+            raise ConfigError("activation_bits must be a mapping {layer name: bits}")
+        with_pooler = flag("with_pooler", with_pooler)
+        word_embeddings = flag("word_embeddings", word_embeddings)
         normalized = _core.parse_config(dict(config), config_source)
         quantization = config.get("quantization_config")
         if dtype not in (None, "float32", "int8"):
@@ -211,13 +246,17 @@ class Encoder:
             normalized["quantization_config"] = quantization
         encoder = cls(core, normalized, source, selected)
         encoder._quantized_at_load = dtype == "int8" and "quantization_config" not in config
+        if encoder._quantized_at_load:  # kept for state_dict: no view of the file
+            encoder._tensors = {name: owned(array) for name, array in selected.items()}
         return encoder
 
-    def release_tensors(self) -> None:
+    def release_tensors(self, stamp: tuple[Any, ...] | None = None) -> None:
         """Drop the Python copy of the tensors when ``source`` holds them (``state_dict``
-        reads them again from there); tensors quantized at load are kept."""
+        reads them again from there, if ``file_stamp(source)`` still equals ``stamp``, taken
+        before loading); tensors quantized at load are kept."""
         if not self._quantized_at_load:
             self._tensors = None
+            self._source_stamp = stamp
 
     def quantize(
         self,
@@ -253,6 +292,11 @@ class Encoder:
         an int8 model's quantized weights are int8 with a float32 ``weight_scale``."""
         if self._tensors is not None:
             return dict(self._tensors)
+        if self._source_stamp is None or file_stamp(self.source) != self._source_stamp:
+            raise WeightsError(
+                f"{self.source}: the weights file changed (or is gone) since this model was "
+                "loaded, so its tensors cannot be read again; load the model again"
+            )
         quantization = self.config.get("quantization_config")
         expected = _core.expected_tensors(self.config, self.has_pooler, quantization)
         int8_names = quantized_weight_names(int(self.config["num_hidden_layers"]), quantization)
@@ -292,7 +336,8 @@ class Encoder:
             if token_type_ids is None
             else _as_ids("token_type_ids", token_type_ids, ids.shape)
         )
-        last, pooled, states = self._core.forward(ids, mask, types, output_hidden_states)
+        hidden_states = flag("output_hidden_states", output_hidden_states)
+        last, pooled, states = self._core.forward(ids, mask, types, hidden_states)
         return EncoderOutput(
             last_hidden_state=last,
             pooler_output=pooled,
@@ -310,16 +355,15 @@ class Encoder:
         back, ``lengths`` (sequences,) their lengths. No padding is computed: attention runs
         per sequence, everything else on all tokens at once. Equals calling the encoder on the
         padded batch, at the unpadded positions (float sums may be ordered differently)."""
-        ids = np.ascontiguousarray(_as_ids("input_ids", np.asarray(input_ids)[None, :])[0])
-        sizes = np.ascontiguousarray(_as_ids("lengths", np.asarray(lengths)[None, :])[0])
+        ids = _as_ids_1d("input_ids", input_ids)
+        sizes = _as_ids_1d("lengths", lengths)
         types = (
             np.zeros_like(ids)
             if token_type_ids is None
-            else np.ascontiguousarray(
-                _as_ids("token_type_ids", np.asarray(token_type_ids)[None, :], (1, ids.size))[0]
-            )
+            else _as_ids_1d("token_type_ids", token_type_ids, ids.size)
         )
-        hidden, pooled, states = self._core.forward_packed(ids, types, sizes, output_hidden_states)
+        hidden_states = flag("output_hidden_states", output_hidden_states)
+        hidden, pooled, states = self._core.forward_packed(ids, types, sizes, hidden_states)
         return PackedEncoderOutput(
             last_hidden_state=hidden,
             lengths=sizes,

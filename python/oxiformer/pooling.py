@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from oxiformer._files import read_json
 from oxiformer.errors import ConfigError
 
 __all__ = ["Pooling", "normalize", "pool_packed"]
@@ -29,10 +29,7 @@ class Pooling:
     @classmethod
     def from_config(cls, path: Path) -> Pooling:
         """Read ``1_Pooling/config.json`` (``pooling_mode_*`` flags)."""
-        try:
-            raw: Any = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise ConfigError(f"{path}: cannot read the pooling configuration ({err})") from err
+        raw = read_json(path, ConfigError)
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a JSON object")
         modes = tuple(mode for mode in MODES if raw.get(f"pooling_mode_{mode}", False) is True)
@@ -52,6 +49,8 @@ class Pooling:
     @classmethod
     def from_name(cls, name: str) -> Pooling:
         """``"mean"``, ``"cls"``, ``"max"`` or ``"mean_sqrt_len"``."""
+        if not isinstance(name, str):
+            raise ConfigError(f"pooling must be a name (mean, cls, max or mean_sqrt_len): {name!r}")
         mode = {"mean": "mean_tokens", "cls": "cls_token", "max": "max_tokens"}.get(
             name, f"{name}_tokens" if name == "mean_sqrt_len" else name
         )

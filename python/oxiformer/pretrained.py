@@ -13,9 +13,16 @@ import os
 from pathlib import Path
 from typing import Union
 
+from oxiformer._checks import path as checked_path
 from oxiformer.errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL_PACKAGE", "INSTALL_DEFAULT_MODEL", "default_model_dir", "model_dir"]
+__all__ = [
+    "DEFAULT_MODEL_PACKAGE",
+    "INSTALL_DEFAULT_MODEL",
+    "default_model_dir",
+    "existing_directory",
+    "model_dir",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -40,13 +47,22 @@ def default_model_dir() -> Path:
     )
 
 
+def existing_directory(path: PathLike) -> Path:
+    """``path``, which must be an existing directory: the one error every model class raises
+    for a model directory that is not there."""
+    directory = checked_path("path", path)
+    if not directory.is_dir():
+        what = "not a directory" if directory.exists() else "no such model directory"
+        raise ConfigError(f"{directory}: {what}")
+    return directory
+
+
 def model_dir(path: PathLike | None) -> Path:
     """A model directory that exists and holds a ``config.json``; ``None``: the default."""
     if path is None:
         return default_model_dir()
-    directory = Path(path)
-    if not directory.is_dir():
-        raise ConfigError(f"{directory}: no such model directory")
-    if not (directory / "config.json").is_file():
+    directory = existing_directory(path)
+    config = directory / "config.json"
+    if not (config.exists() or config.is_symlink()):
         raise ConfigError(f"{directory}: not a model directory (no config.json)")
     return directory

@@ -177,8 +177,8 @@ def quantize_tensors(
             weight = np.asarray(tensors[name + ".weight"], dtype=np.float32)
             count = outliers.get(module, 0)
             if count:
-                peaks = maxima[(index, _SHARED_INPUT.get(module, module))]
-                channels = np.sort(np.argsort(-peaks, kind="stable")[:count]).astype(np.int64)
+                peak = maxima[(index, _SHARED_INPUT.get(module, module))]
+                channels = np.sort(np.argsort(-peak, kind="stable")[:count]).astype(np.int64)
                 out[name + ".outlier_index"] = channels
                 out[name + ".outlier_weight"] = np.ascontiguousarray(weight[:, channels])
                 weight = weight.copy()

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from oxiformer._checks import path as checked_path
+from oxiformer._files import write_text
 from oxiformer.errors import ConfigError
 from oxiformer.weights import save_npz
 
@@ -34,7 +36,14 @@ def save_model(
     """Write ``directory``: config.json (the encoder's configuration in HF field names plus
     ``extra_config``, e.g. ``id2label``), the tokenizer's files and ``weights.npz`` (the
     encoder's tensors by HF name plus ``head_tensors``)."""
-    out = Path(directory)
+    out = checked_path("directory", directory)
+    source = Path(encoder.source)
+    source_dir = source.parent if source.exists() else None
+    if source_dir is not None and out.is_dir() and out.samefile(source_dir):
+        raise ConfigError(
+            f"{out}: is the directory this model was loaded from; save to another directory "
+            "(writing over a model's own files would destroy them)"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -45,8 +54,10 @@ def save_model(
     config["hidden_act"] = _HF_ACTIVATION.get(encoder.config["hidden_act"], "gelu")
     tensors = encoder.state_dict()
     tensors.update(head_tensors)
+    # Every file goes through a temporary file and a rename: a failure leaves each file
+    # either as it was or complete.
     save_npz(out / "weights.npz", tensors)
-    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_text(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
     if tokenizer is not None:
         tokenizer.save(out)
     return out

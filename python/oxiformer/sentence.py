@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
 
+from oxiformer._checks import count, flag, optional_flag, text_items
+from oxiformer._files import read_json, write_text
 from oxiformer.errors import ConfigError, InputError
-from oxiformer.model import Encoder, PathLike, pack
+from oxiformer.model import MAX_BATCH_TOKENS, Encoder, PathLike, pack
 from oxiformer.pooling import Pooling, normalize, pool_packed
 from oxiformer.pretrained import model_dir
 from oxiformer.tokenizer import Tokenizer
@@ -34,16 +36,13 @@ _NORMALIZE = "sentence_transformers.models.Normalize"
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{path}: cannot read ({err})") from err
+    return read_json(path, ConfigError)
 
 
 def _pipeline(directory: Path) -> tuple[Pooling, bool]:
     """(pooling, normalize) from ``modules.json``; a plain HF model gets mean pooling."""
     modules_path = directory / "modules.json"
-    if not modules_path.is_file():
+    if not (modules_path.exists() or modules_path.is_symlink()):
         return Pooling(), False
     modules = _read_json(modules_path)
     if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
@@ -91,10 +90,16 @@ class SentenceEncoder:
         pooling, normalize_output = _pipeline(directory)
         max_seq_length = None
         st_config = directory / "sentence_bert_config.json"
-        if st_config.is_file():
-            value = _read_json(st_config).get("max_seq_length")
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise ConfigError(f"{st_config}: 'max_seq_length' must be a positive integer")
+        if st_config.exists() or st_config.is_symlink():
+            settings = _read_json(st_config)
+            if not isinstance(settings, dict):
+                raise ConfigError(f"{st_config}: expected a JSON object")
+            value = settings.get("max_seq_length")
+            valid = isinstance(value, int) and not isinstance(value, bool) and value > 0
+            if value is not None and not valid:
+                raise ConfigError(
+                    f"{st_config}: 'max_seq_length' must be a positive integer, got {value!r}"
+                )
             max_seq_length = value
         encoder = Encoder.from_pretrained(directory, with_pooler=False, dtype=dtype)
         tokenizer = Tokenizer.from_pretrained(directory)
@@ -158,23 +163,28 @@ class SentenceEncoder:
         Models whose pipeline ends in Normalize always return unit vectors.
         """
         single = isinstance(sentences, str)
-        texts: Sequence[str] = [sentences] if isinstance(sentences, str) else list(sentences)
-        for index, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InputError(f"sentence {index} is {type(text).__name__}, not str")
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        texts = [
+            str(text)
+            for text in text_items([sentences] if single else sentences, "sentences", pairs=False)
+        ]
+        batch_size = count("batch_size", batch_size)
+        show_progress = optional_flag("show_progress_bar", show_progress_bar) or False
+        normalize_embeddings = flag("normalize_embeddings", normalize_embeddings)
+        convert_to_numpy = flag("convert_to_numpy", convert_to_numpy)
         if output_value not in ("sentence_embedding", "token_embeddings"):
             raise InputError(f"unknown output_value {output_value!r}")
+        # A huge batch_size runs in bounded pieces (same results: every sentence is computed
+        # on its own), so memory follows MAX_BATCH_TOKENS, not the batch.
+        step = min(batch_size, max(1, MAX_BATCH_TOKENS // self.max_seq_length))
         from tqdm import tqdm  # imported on use: nothing heavy at import
 
         results: list[FloatArray] = [np.empty(0, np.float32)] * len(texts)
         order = np.argsort([-len(text) for text in texts], kind="stable")
-        starts = range(0, len(texts), batch_size)
+        starts = range(0, len(texts), step)
         for start in tqdm(
-            starts, desc="Batches", disable=not show_progress_bar, file=sys.stderr, leave=False
+            starts, desc="Batches", disable=not show_progress, file=sys.stderr, leave=False
         ):
-            indices = order[start : start + batch_size]
+            indices = order[start : start + step]
             batch = self.tokenizer(
                 [texts[i] for i in indices],
                 padding=True,
@@ -215,11 +225,11 @@ class SentenceEncoder:
         ]
         (out / "1_Pooling").mkdir(exist_ok=True)
         pooling_config = self.pooling.to_config(self.encoder.hidden_size)
-        (out / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config, indent=2))
+        write_text(out / "1_Pooling" / "config.json", json.dumps(pooling_config, indent=2))
         if self.normalize:
             modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": _NORMALIZE})
             (out / "2_Normalize").mkdir(exist_ok=True)
-        (out / "modules.json").write_text(json.dumps(modules, indent=2))
+        write_text(out / "modules.json", json.dumps(modules, indent=2))
         st_config = {"max_seq_length": self.max_seq_length}
-        (out / "sentence_bert_config.json").write_text(json.dumps(st_config, indent=2))
+        write_text(out / "sentence_bert_config.json", json.dumps(st_config, indent=2))
         return out

@@ -9,19 +9,24 @@ parallel on the oxiformer thread pool; results do not depend on the thread count
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Union
 
 import numpy as np
 import numpy.typing as npt
 
 from oxiformer import _core
+from oxiformer._checks import TextItem, count, describe, flag, integer, text_items
+from oxiformer._checks import path as _path
 from oxiformer._core import Encoding
-from oxiformer.errors import TokenizerError
+from oxiformer.errors import InputError, TokenizerError
 
 __all__ = ["Encoding", "Tokenizer"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+#: Ids are 32-bit in the Rust core; anything from here up has no token.
+_MAX_ID = 2**32
 
 _PADDING = {
     False: None,
@@ -40,12 +45,16 @@ _TRUNCATION = {
 }
 
 
-def _as_list(texts: str | Sequence[str], name: str) -> list[str]:
-    if isinstance(texts, str):
-        return [texts]
-    if not isinstance(texts, Sequence):
-        raise TokenizerError(f"{name} must be a str or a sequence of str, not {type(texts)!r}")
-    return list(texts)
+def _split(items: list[TextItem]) -> tuple[list[str], list[str | None] | None]:
+    """Texts and pair texts (None for an item that is a single text; no list at all when
+    no item is a pair)."""
+    firsts = [item if isinstance(item, str) else item[0] for item in items]
+    seconds = [None if isinstance(item, str) else item[1] for item in items]
+    return firsts, None if all(second is None for second in seconds) else seconds
+
+
+def _length(name: str, value: object, minimum: int) -> int | None:
+    return None if value is None else count(name, value, minimum, error=TokenizerError)
 
 
 class Tokenizer:
@@ -59,7 +68,9 @@ class Tokenizer:
     @classmethod
     def from_pretrained(cls, path: PathLike) -> Tokenizer:
         """Load the tokenizer of a model directory (Hugging Face layout)."""
-        return cls(_core.Tokenizer.from_dir(os.fspath(path)))
+        from oxiformer.pretrained import existing_directory
+
+        return cls(_core.Tokenizer.from_dir(os.fspath(existing_directory(path))))
 
     @classmethod
     def from_vocab(
@@ -74,24 +85,27 @@ class Tokenizer:
         ``strip_accents=None`` follows ``lowercase``.
         """
         core = _core.Tokenizer.from_vocab(
-            os.fspath(path),
-            lowercase=lowercase,
-            strip_accents=strip_accents,
-            handle_chinese_chars=handle_chinese_chars,
+            os.fspath(_path("path", path)),
+            lowercase=flag("lowercase", lowercase),
+            strip_accents=None if strip_accents is None else flag("strip_accents", strip_accents),
+            handle_chinese_chars=flag("handle_chinese_chars", handle_chinese_chars),
         )
         return cls(core)
 
     @classmethod
     def from_json(cls, text: str) -> Tokenizer:
         """Parse the text of a Hugging Face ``tokenizer.json``."""
+        if not isinstance(text, str):
+            raise InputError(f"text must be the str of a tokenizer.json, got {describe(text)}")
         return cls(_core.Tokenizer.from_json(text))
 
     def save(self, path: PathLike) -> None:
         """Write ``vocab.txt``, ``tokenizer.json`` and ``tokenizer_config.json`` to a directory.
 
-        ``from_pretrained`` on that directory gives back the same tokenizer.
+        ``from_pretrained`` on that directory gives back the same tokenizer. Each file is
+        written to a temporary file and renamed into place (a failure leaves the old one).
         """
-        self._core.save(os.fspath(path))
+        self._core.save(os.fspath(_path("path", path)))
 
     # -- encoding -------------------------------------------------------------------------
 
@@ -99,35 +113,34 @@ class Tokenizer:
         self, text: str, pair: str | None = None, add_special_tokens: bool = True
     ) -> Encoding:
         """Encode one text (or pair): ``.ids .type_ids .attention_mask .offsets .tokens``."""
-        return self._core.encode(text, pair, add_special_tokens)
+        return self._core.encode(text, pair, flag("add_special_tokens", add_special_tokens))
 
     def encode_batch(
         self,
         inputs: Sequence[str | tuple[str, str] | list[str]],
         add_special_tokens: bool = True,
     ) -> list[Encoding]:
-        """Encode texts, or (text, pair) tuples, in parallel. No padding, no truncation."""
-        inputs = list(inputs)
-        if not inputs:
-            return []
-        texts = [item for item in inputs if isinstance(item, str)]
-        if len(texts) == len(inputs):
-            return self._core.encode_batch(texts, None, add_special_tokens)
-        firsts: list[str] = []
-        seconds: list[str] = []
-        for index, item in enumerate(inputs):
-            if isinstance(item, str) or len(item) != 2:
-                raise TokenizerError(
-                    f"inputs[{index}]: mix of texts and pairs; give all texts or all "
-                    "(text, pair) tuples"
-                )
-            firsts.append(item[0])
-            seconds.append(item[1])
-        return self._core.encode_batch(firsts, seconds, add_special_tokens)
+        """Encode texts and (text, pair) tuples, mixed as you like, in parallel. No padding,
+        no truncation. An item of any other type is an ``InputError`` naming its index."""
+        firsts, seconds = _split(text_items(inputs, "inputs"))
+        special = flag("add_special_tokens", add_special_tokens)
+        return self._core.encode_batch(firsts, seconds, special) if firsts else []
+
+    def count_tokens(
+        self,
+        inputs: Sequence[str | tuple[str, str] | list[str]],
+        add_special_tokens: bool = True,
+    ) -> npt.NDArray[np.int64]:
+        """Tokens of each text or (text, pair), before truncation: (len(inputs),) int64."""
+        firsts, seconds = _split(text_items(inputs, "inputs"))
+        special = flag("add_special_tokens", add_special_tokens)
+        if not firsts:
+            return np.zeros(0, dtype=np.int64)
+        return self._core.count_tokens(firsts, seconds, special)
 
     def __call__(
         self,
-        texts: str | Sequence[str],
+        texts: str | Sequence[str] | Sequence[str | tuple[str, str]],
         text_pair: str | Sequence[str] | None = None,
         padding: bool | str = False,
         truncation: bool | str | None = None,
@@ -137,14 +150,22 @@ class Tokenizer:
     ) -> dict[str, npt.NDArray[np.int64]]:
         """Encode a batch as transformers does, into int64 arrays of shape (batch, seq).
 
-        Returns ``input_ids``, ``token_type_ids`` and ``attention_mask``. ``padding``: False,
-        True / "longest", "max_length"; ``truncation``: False, True / "longest_first",
-        "only_first", "only_second" (None: "longest_first" if ``max_length`` is given, as
-        transformers). Without an explicit ``max_length``, truncation and "max_length" padding
-        use ``model_max_length``. Rows must end up the same length (pad if they do not).
+        ``texts``: a str or a list of str and (text, text_pair) tuples (mixed as you like), or
+        a list of str with their pairs in ``text_pair``. Returns ``input_ids``,
+        ``token_type_ids`` and ``attention_mask``. ``padding``: False, True / "longest",
+        "max_length"; ``truncation``: False, True / "longest_first", "only_first",
+        "only_second" (None: "longest_first" if ``max_length`` is given, as transformers).
+        Without an explicit ``max_length``, truncation and "max_length" padding use
+        ``model_max_length``. Rows must end up the same length (pad if they do not).
         """
-        firsts = _as_list(texts, "texts")
-        seconds = None if text_pair is None else _as_list(text_pair, "text_pair")
+        single = isinstance(texts, str)
+        items = text_items([texts] if single else texts, "texts", pairs=text_pair is None)
+        firsts, seconds = _split(items)
+        if text_pair is not None:
+            pair_texts = text_items(
+                [text_pair] if isinstance(text_pair, str) else text_pair, "text_pair", pairs=False
+            )
+            seconds = [str(text) for text in pair_texts]
         try:
             pad = _PADDING[padding]
         except (KeyError, TypeError):
@@ -155,6 +176,8 @@ class Tokenizer:
             trunc = _TRUNCATION[truncation]
         except (KeyError, TypeError):
             raise TokenizerError(f"unknown truncation {truncation!r}") from None
+        max_length = _length("max_length", max_length, 0)
+        multiple = _length("pad_to_multiple_of", pad_to_multiple_of, 1)
         if max_length is None and (trunc is not None or pad == "max_length"):
             max_length = self.model_max_length
             if max_length is None and pad == "max_length":
@@ -164,11 +187,11 @@ class Tokenizer:
         input_ids, token_type_ids, attention_mask = self._core.encode_arrays(
             firsts,
             seconds,
-            add_special_tokens,
+            flag("add_special_tokens", add_special_tokens),
             trunc,
             max_length,
             pad,
-            pad_to_multiple_of,
+            multiple,
         )
         return {
             "input_ids": input_ids,
@@ -188,31 +211,52 @@ class Tokenizer:
         if isinstance(tokens, str):
             found = self._core.token_to_id(tokens)
             return unk if found is None else found
-        ids = [self._core.token_to_id(token) for token in tokens]
+        names = text_items(tokens, "tokens", pairs=False)
+        ids = [self._core.token_to_id(str(token)) for token in names]
         return [unk if found is None else found for found in ids]
 
     def convert_ids_to_tokens(self, ids: int | Sequence[int]) -> str | list[str]:
         """Tokens of ids (``[UNK]`` for ids without a token)."""
         unk = self._core.special_tokens[0]
-        if isinstance(ids, int):
-            token = self._core.id_to_token(ids)
+        if isinstance(ids, (int, np.integer)) and not isinstance(ids, bool):
+            token = self.id_to_token(int(ids))
             return unk if token is None else token
-        tokens = [self._core.id_to_token(int(index)) for index in ids]
+        tokens = [self.id_to_token(index) for index in self._ids(ids)]
         return [unk if token is None else token for token in tokens]
 
     def token_to_id(self, token: str) -> int | None:
+        if not isinstance(token, str):
+            raise InputError(f"token must be a str, got {describe(token)}")
         return self._core.token_to_id(token)
 
     def id_to_token(self, index: int) -> str | None:
-        return self._core.id_to_token(index)
+        """The token of an id, None for an id without one (negative or too large too)."""
+        number = integer("index", index)
+        return self._core.id_to_token(number) if 0 <= number < _MAX_ID else None
 
     def decode(
         self,
-        ids: Sequence[int] | npt.NDArray[np.integer],
+        ids: int | Sequence[int] | npt.NDArray[np.integer],
         skip_special_tokens: bool = True,
     ) -> str:
-        """Text of ids, as the Hugging Face WordPiece decoder ("##" merged, cleanup)."""
-        return self._core.decode([int(index) for index in ids], skip_special_tokens)
+        """Text of ids, as the Hugging Face WordPiece decoder ("##" merged, cleanup). An id
+        outside the vocabulary (negative, or ``vocab_size`` and up) is an ``InputError``
+        naming its index, not skipped."""
+        values = self._ids(ids)
+        limit = self.vocab_size
+        for index, value in enumerate(values):
+            if not 0 <= value < limit:
+                raise InputError(f"ids[{index}] = {value} is outside the vocabulary [0, {limit})")
+        return self._core.decode(values, flag("skip_special_tokens", skip_special_tokens))
+
+    @staticmethod
+    def _ids(ids: object) -> list[int]:
+        """``ids`` (one id, or a sequence or 1-D array of them) as a list of ints."""
+        if isinstance(ids, (int, np.integer)) and not isinstance(ids, (bool, np.bool_)):
+            return [int(ids)]
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+            raise InputError(f"ids must be a sequence of integers, got {describe(ids)}")
+        return [integer(f"ids[{index}]", value) for index, value in enumerate(ids)]
 
     # -- properties -----------------------------------------------------------------------
 
@@ -257,7 +301,7 @@ class Tokenizer:
         return self._core.normalizer[3]
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
-        return self._core.num_special_tokens_to_add(pair)
+        return self._core.num_special_tokens_to_add(flag("pair", pair))
 
     def __len__(self) -> int:
         return self.vocab_size

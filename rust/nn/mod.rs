@@ -32,6 +32,25 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// Room for `tokens` rows of a model of `hidden` and `inner` sizes in every buffer,
+    /// reserved now, so that the forward pass allocates nothing more.
+    pub fn try_reserve(
+        &mut self,
+        tokens: usize,
+        hidden: usize,
+        inner: usize,
+    ) -> Result<(), std::collections::TryReserveError> {
+        for (buffer, width) in [
+            (&mut self.qkv, 3 * hidden),
+            (&mut self.context, hidden),
+            (&mut self.intermediate, inner),
+        ] {
+            let len = tokens.saturating_mul(width);
+            buffer.try_reserve_exact(len.saturating_sub(buffer.len()))?;
+        }
+        Ok(())
+    }
+
     /// Record max |x| per channel of `x (rows, cols)`, when calibrating.
     pub fn observe(&mut self, x: &[f32], cols: usize) {
         if let Some(peaks) = self.peaks.as_mut() {

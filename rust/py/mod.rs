@@ -35,19 +35,23 @@ impl From<Error> for PyErr {
     }
 }
 
-/// Resize the thread pool every oxiformer computation runs on.
+/// Resize the thread pool every oxiformer computation runs on (the GIL is
+/// released while the threads start).
 #[pyfunction]
-fn set_num_threads(num_threads: usize) -> PyResult<()> {
-    threads::set_num_threads(num_threads).map_err(|err| match err {
-        Error::Threads(message) => InputError::new_err(message),
-        other => other.into(),
-    })
+fn set_num_threads(py: Python<'_>, num_threads: usize) -> PyResult<()> {
+    Ok(py.detach(|| threads::set_num_threads(num_threads))?)
 }
 
 /// Number of threads of the pool.
 #[pyfunction]
-fn get_num_threads() -> PyResult<usize> {
-    Ok(threads::num_threads()?)
+fn get_num_threads(py: Python<'_>) -> PyResult<usize> {
+    Ok(py.detach(threads::num_threads)?)
+}
+
+/// The most threads `set_num_threads` accepts: 4 x the CPUs available.
+#[pyfunction]
+fn max_num_threads() -> usize {
+    threads::max_num_threads()
 }
 
 /// The SIMD paths in use and what this CPU offers: `fp32` and `int8` (the paths the kernels
@@ -86,6 +90,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(set_num_threads, module)?)?;
     module.add_function(wrap_pyfunction!(get_num_threads, module)?)?;
     module.add_function(wrap_pyfunction!(simd_info, module)?)?;
+    module.add_function(wrap_pyfunction!(max_num_threads, module)?)?;
     model::register(module)?;
     families::register(module)?;
     decoder::register(module)?;

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray2};
+use numpy::{IntoPyArray, PyArray1, PyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
 use crate::error::Error;
+use crate::memory;
 use crate::tokenizer::{
     files, EncodedToken, Encoding, Input, NormalizerOptions, Padding, PaddingLength, Tokenizer,
     Truncation, TruncationStrategy,
@@ -20,10 +21,12 @@ use crate::tokenizer::{
 /// Longest row padding may produce (far beyond any model's positions).
 const MAX_PADDED_LENGTH: usize = 1 << 24;
 
-/// Read a Python str as UTF-8; `what` names it in the error.
+/// Read a Python str as UTF-8; `what` names it in the error. Anything but a
+/// str is an `InputError`; a str that is not valid Unicode (a lone
+/// surrogate), a `TokenizerError`.
 fn text<'a>(value: &'a Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Cow<'a, str>> {
     let string = value.cast::<PyString>().map_err(|_| {
-        Error::Tokenizer(format!(
+        Error::input(format!(
             "{} must be a str, not {}",
             what(),
             type_name(value)
@@ -46,21 +49,23 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn texts<'a>(list: &'a Bound<'_, PyList>, name: &str) -> PyResult<Vec<Cow<'a, str>>> {
+fn texts(list: &Bound<'_, PyList>, name: &str) -> PyResult<Vec<String>> {
     let mut out = Vec::with_capacity(list.len());
     for (index, item) in list.iter().enumerate() {
-        let string = item.cast::<PyString>().map_err(|_| {
-            Error::Tokenizer(format!(
-                "{name}[{index}] must be a str, not {}",
-                type_name(&item)
-            ))
-        })?;
-        let value = string.to_cow().map_err(|err| {
-            Error::Tokenizer(format!(
-                "{name}[{index}] cannot be encoded as UTF-8 (a lone surrogate?): {err}"
-            ))
-        })?;
-        out.push(Cow::Owned(value.into_owned()));
+        out.push(text(&item, &|| format!("{name}[{index}]"))?.into_owned());
+    }
+    Ok(out)
+}
+
+/// Second texts of a batch: a str, or None for an item that is a single text.
+fn optional_texts(list: &Bound<'_, PyList>, name: &str) -> PyResult<Vec<Option<String>>> {
+    let mut out = Vec::with_capacity(list.len());
+    for (index, item) in list.iter().enumerate() {
+        out.push(if item.is_none() {
+            None
+        } else {
+            Some(text(&item, &|| format!("{name}[{index}]"))?.into_owned())
+        });
     }
     Ok(out)
 }
@@ -177,9 +182,9 @@ impl PyTokenizer {
                     ))
                     .into());
                 }
-                Some(texts(list, "text_pair")?)
+                optional_texts(list, "text_pair")?
             }
-            None => None,
+            None => vec![None; firsts.len()],
         };
         let truncation = truncation(truncation_strategy, max_length)?;
         let padding = match padding {
@@ -224,14 +229,11 @@ impl PyTokenizer {
                 })
             }
         };
-        let inputs: Vec<Input<'_>> = match &seconds {
-            Some(seconds) => firsts
-                .iter()
-                .zip(seconds)
-                .map(|(first, second)| (first.as_ref(), Some(second.as_ref())))
-                .collect(),
-            None => firsts.iter().map(|first| (first.as_ref(), None)).collect(),
-        };
+        let inputs: Vec<Input<'_>> = firsts
+            .iter()
+            .zip(&seconds)
+            .map(|(first, second)| (first.as_str(), second.as_deref()))
+            .collect();
         let tokenizer = &self.inner;
         let encodings =
             py.detach(|| tokenizer.encode_batch(&inputs, add_special_tokens, truncation, padding))?;
@@ -375,10 +377,19 @@ impl PyTokenizer {
             .into());
         }
         let flat = |field: fn(&EncodedToken) -> i64| -> PyResult<Array2<i64>> {
-            let values: Vec<i64> = encodings
-                .iter()
-                .flat_map(|encoding| encoding.tokens.iter().map(field))
-                .collect();
+            let count = rows.saturating_mul(length);
+            let mut values: Vec<i64> = Vec::new();
+            values.try_reserve_exact(count).map_err(|_| {
+                Error::Tokenizer(format!(
+                    "not enough memory for arrays of {rows} x {length} tokens ({} each)",
+                    memory::human(memory::bytes_of::<i64>(count))
+                ))
+            })?;
+            values.extend(
+                encodings
+                    .iter()
+                    .flat_map(|encoding| encoding.tokens.iter().map(field)),
+            );
             Array2::from_shape_vec((rows, length), values)
                 .map_err(|err| Error::Tokenizer(err.to_string()).into())
         };
@@ -390,6 +401,25 @@ impl PyTokenizer {
             type_ids.into_pyarray(py),
             mask.into_pyarray(py),
         ))
+    }
+
+    /// Number of tokens of each text (or pair), special tokens included, before
+    /// any truncation or padding: (batch,) int64.
+    #[pyo3(signature = (texts, pairs=None, add_special_tokens=true))]
+    fn count_tokens<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyList>,
+        pairs: Option<&Bound<'py, PyList>>,
+        add_special_tokens: bool,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let encodings =
+            self.run_batch(py, texts, pairs, add_special_tokens, None, None, None, None)?;
+        let counts: Vec<i64> = encodings
+            .iter()
+            .map(|encoding| i64::try_from(encoding.len()).unwrap_or(i64::MAX))
+            .collect();
+        Ok(counts.into_pyarray(py))
     }
 
     /// Tokens of a text (no special tokens added).

@@ -5,6 +5,8 @@
 //! (right padding, `pad_to_multiple_of`). Truncation is in `truncation.rs`.
 
 use super::wordpiece::Token;
+use crate::error::{Error, Result};
+use crate::memory;
 
 /// One token of an encoding, everything the model and the offsets need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,20 +230,37 @@ pub struct Padding {
     pub pad_type_id: u32,
 }
 
-/// Pad every encoding of the batch (HF `pad_encodings`).
-pub fn pad(encodings: &mut [Encoding], padding: &Padding) {
+/// Pad every encoding of the batch (HF `pad_encodings`). The padding tokens
+/// are reserved first, fallibly: a length the machine cannot hold is an error
+/// saying how much it needs (the length is the caller's).
+pub fn pad(encodings: &mut [Encoding], padding: &Padding) -> Result<()> {
     let mut length = match padding.length {
         PaddingLength::Longest => encodings.iter().map(Encoding::len).max().unwrap_or(0),
         PaddingLength::Fixed(length) => length,
     };
     if let Some(multiple) = padding.pad_to_multiple_of {
         if multiple > 0 && length % multiple > 0 {
-            length += multiple - length % multiple;
+            length = length
+                .checked_next_multiple_of(multiple)
+                .ok_or_else(|| Error::Tokenizer(format!("padding to {length} tokens overflows")))?;
         }
     }
-    for encoding in encodings {
+    let missing: usize = encodings
+        .iter()
+        .map(|encoding| length.saturating_sub(encoding.len()))
+        .fold(0, usize::saturating_add);
+    for encoding in encodings.iter_mut() {
+        let extra = length.saturating_sub(encoding.len());
+        if encoding.tokens.try_reserve_exact(extra).is_err() {
+            return Err(Error::Tokenizer(format!(
+                "not enough memory to pad {} texts to {length} tokens: the padding needs {}",
+                encodings.len(),
+                memory::human(memory::bytes_of::<EncodedToken>(missing))
+            )));
+        }
         encoding.pad(length, padding.pad_id, padding.pad_type_id);
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -285,9 +304,27 @@ pub(crate) mod tests {
                 pad_id: 0,
                 pad_type_id: 0,
             },
-        );
+        )
+        .unwrap();
         assert_eq!(batch[1].ids(), [101, 1000, 1001, 102, 0, 0, 0, 0]);
         assert_eq!(batch[1].attention_mask(), [1, 1, 1, 1, 0, 0, 0, 0]);
         assert_eq!(batch[0].len(), 8);
+    }
+
+    #[test]
+    fn padding_beyond_memory_is_an_error() {
+        let mut batch = vec![Template::bert(101, 102).apply(&tokens(2), None, true)];
+        let padding = Padding {
+            length: PaddingLength::Fixed(usize::MAX / 64),
+            pad_to_multiple_of: None,
+            pad_id: 0,
+            pad_type_id: 0,
+        };
+        let message = pad(&mut batch, &padding).unwrap_err().to_string();
+        assert!(
+            message.contains("not enough memory to pad 1 texts"),
+            "{message}"
+        );
+        assert_eq!(batch[0].len(), 4);
     }
 }

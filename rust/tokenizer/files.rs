@@ -19,8 +19,55 @@ use super::{
 };
 use crate::error::{Error, Result};
 
+/// Largest tokenizer or configuration file read (the tokenizer.json of a
+/// 250,000-token vocabulary is about 20 MB): a device such as `/dev/zero`
+/// behind a file name would otherwise be read until memory runs out.
+const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// What a file that is not a regular file is, for messages.
+fn kind(file_type: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// The text of a regular file (a symlink to one is fine) of at most
+/// `MAX_FILE_BYTES`: a FIFO is refused before it is opened (it would block),
+/// a device before it is read.
 fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|err| error(&path.display().to_string(), err))
+    let origin = path.display().to_string();
+    let metadata = std::fs::metadata(path).map_err(|err| error(&origin, err))?;
+    if !metadata.is_file() {
+        let what = kind(metadata.file_type());
+        return Err(error(&origin, format!("is {what}, not a regular file")));
+    }
+    let file = std::fs::File::open(path).map_err(|err| error(&origin, err))?;
+    let opened = file.metadata().map_err(|err| error(&origin, err))?;
+    if !opened.is_file() || opened.len() > MAX_FILE_BYTES {
+        return Err(error(
+            &origin,
+            format!("is not a regular file of at most {MAX_FILE_BYTES} bytes"),
+        ));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_FILE_BYTES), &mut text)
+        .map_err(|err| error(&origin, err))?;
+    Ok(text)
 }
 
 fn read_json(path: &Path) -> Result<Value> {
@@ -100,13 +147,19 @@ fn config_length(config: &Value, key: &str) -> Option<usize> {
         .filter(|&length| length < 1 << 40)
 }
 
+/// Whether something (a file, a link, a FIFO...) is at `path`: what is there
+/// is read, or refused with an error, never silently skipped.
+fn present(path: &Path) -> bool {
+    path.symlink_metadata().is_ok()
+}
+
 /// Load a model directory: tokenizer.json if present, else vocab.txt with
 /// tokenizer_config.json's flags; the max length from tokenizer_config.json
 /// and config.json (the smaller of `model_max_length` and
 /// `max_position_embeddings`).
 pub fn from_dir(dir: &Path) -> Result<Tokenizer> {
     let config_path = dir.join("tokenizer_config.json");
-    let config = if config_path.is_file() {
+    let config = if present(&config_path) {
         read_json(&config_path)?
     } else {
         json!({})
@@ -114,10 +167,10 @@ pub fn from_dir(dir: &Path) -> Result<Tokenizer> {
     let config_origin = config_path.display().to_string();
     let tokenizer_json = dir.join("tokenizer.json");
     let vocab_txt = dir.join("vocab.txt");
-    let mut tokenizer = if tokenizer_json.is_file() {
+    let mut tokenizer = if present(&tokenizer_json) {
         let origin = tokenizer_json.display().to_string();
         from_tokenizer_json(&read_text(&tokenizer_json)?, &origin)?
-    } else if vocab_txt.is_file() {
+    } else if present(&vocab_txt) {
         let lowercase = get_bool(&config, "do_lower_case", true, &config_origin)?;
         let options = NormalizerOptions {
             clean_text: true,
@@ -154,7 +207,7 @@ pub fn from_dir(dir: &Path) -> Result<Tokenizer> {
         tokenizer.special.mask = mask;
     }
     let model_config = dir.join("config.json");
-    let positions = if model_config.is_file() {
+    let positions = if present(&model_config) {
         config_length(&read_json(&model_config)?, "max_position_embeddings")
     } else {
         None
@@ -167,8 +220,32 @@ pub fn from_dir(dir: &Path) -> Result<Tokenizer> {
     Ok(tokenizer)
 }
 
+/// Write `text` to `path` through a temporary file in the same directory,
+/// synced and then renamed over `path`: a failure (full disk, file-size limit)
+/// leaves the previous file as it was and no temporary file behind.
 fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|err| error(&path.display().to_string(), err))
+    use std::io::Write;
+    let origin = path.display().to_string();
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = path.with_file_name(format!(".{name}.{}-{unique}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    written.map_err(|err| {
+        let _ = std::fs::remove_file(&temporary);
+        error(
+            &origin,
+            format!("cannot write ({err}; the file is unchanged)"),
+        )
+    })
 }
 
 /// Write vocab.txt, tokenizer.json and tokenizer_config.json into `dir`

@@ -347,7 +347,7 @@ impl Tokenizer {
             })??
         };
         if let Some(padding) = padding {
-            encoding::pad(&mut encodings, &padding);
+            encoding::pad(&mut encodings, &padding)?;
         }
         Ok(encodings)
     }
