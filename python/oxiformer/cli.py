@@ -202,6 +202,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--sentences", type=int, default=256, help="sentences to embed")
     int8_option(bench)
     bench.set_defaults(run=_bench)
+
+    from oxiformer._dataset_cli import add_embed_dataset
+
+    add_embed_dataset(commands)
     return parser
 
 
