@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import oxiformer
 import pytest
-from dataset_files import TINY_MODEL, read_output, run_cli, sample_texts, same_bits, write_input
+from dataset_files import TINY_MODEL, read_output, run_cli, same_bits, sample_texts, write_input
 
 pytest.importorskip(
     "pyarrow", reason="embed-dataset needs pyarrow: pip install 'oxiformer[parquet]'"
 )
 
-from oxiformer.datasets import embed_file  # noqa: E402
+from oxiformer.datasets import embed_file
 
 FORMATS = ("txt", "jsonl", "csv", "parquet")
 
