@@ -260,3 +260,13 @@ def test_missing_ray_is_one_line_with_the_install_command(tmp_path: Path) -> Non
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr
     assert 'needs ray, which is not installed: pip install "oxiformer[ray]"' in result.stderr
+
+
+def test_empty_input_gives_an_empty_dataset_with_the_columns(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    (tmp_path / "in.txt").write_text("")
+    summary = embed_file(tmp_path / "in.txt", tmp_path / "out", model=TINY_MODEL, quiet=True)
+    table = pq.read_table(tmp_path / "out")
+    assert summary.rows == table.num_rows == 0
+    assert table.column_names == ["id", "embedding"]

@@ -173,16 +173,22 @@ def _csv_row(record: bytes, header: list[str], rows: _Rows) -> None:
 def _parquet_rows(chunk: Chunk, rows: _Rows, size: int) -> Iterator[Batch]:
     pq = require("pyarrow.parquet", "reading Parquet input")
     columns = [rows.column] + ([rows.id_column] if rows.id_column is not None else [])
-    position = 0  # rows of the file before the current record batch
-    for record_batch in pq.ParquetFile(chunk.path).iter_batches(batch_size=size, columns=columns):
+    parquet = pq.ParquetFile(chunk.path)
+    groups: list[int] = []  # the row groups that hold the chunk (only those are read)
+    position = offset = 0  # rows of the file before the first of them; before this group
+    for index in range(parquet.metadata.num_row_groups):
+        count = parquet.metadata.row_group(index).num_rows
+        if offset + count > chunk.start and offset < chunk.stop:
+            position = offset if not groups else position
+            groups.append(index)
+        offset += count
+    for record_batch in parquet.iter_batches(batch_size=size, row_groups=groups, columns=columns):
         begin, end = position, position + record_batch.num_rows
         position = end
-        if end <= chunk.start:
+        first, last = max(begin, chunk.start), min(end, chunk.stop)
+        if last <= first:
             continue
-        if begin >= chunk.stop:
-            break
-        first = max(begin, chunk.start)
-        part = record_batch.slice(first - begin, min(end, chunk.stop) - first)
+        part = record_batch.slice(first - begin, last - first)
         texts = part.column(rows.column).to_pylist()
         ids = part.column(rows.id_column).to_pylist() if rows.id_column else [None] * len(texts)
         for text, row_id in zip(texts, ids):

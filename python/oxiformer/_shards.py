@@ -65,11 +65,11 @@ def output_schema(id_kind: str, dimension: int, keep_text: bool) -> Any:
     """``id`` (int64 or string), ``embedding`` (fixed-size list of float32), maybe ``text``."""
     pa = require("pyarrow", "writing Parquet")
     fields = [
-        pa.field("id", pa.int64() if id_kind == "int" else pa.string(), nullable=False),
-        pa.field("embedding", pa.list_(pa.float32(), dimension), nullable=False),
+        pa.field("id", pa.int64() if id_kind == "int" else pa.string()),
+        pa.field("embedding", pa.list_(pa.float32(), dimension)),
     ]
     if keep_text:
-        fields.append(pa.field("text", pa.string(), nullable=False))
+        fields.append(pa.field("text", pa.string()))
     return pa.schema(fields)
 
 

@@ -169,6 +169,8 @@ def embed_file(
         embedded = run_job(job, address=address, workers=workers, worker_cpus=worker_cpus)
     else:
         embedded = _run_local(job, done)
+    if not any(job.output.glob("*.parquet")):  # no row at all: still a readable dataset
+        _write_empty_shard(job)
     skipped = _shards.collect_errors(job.output)
     written = _shards.count_rows(job.output)
     if written + skipped != job.plan.rows:
@@ -188,6 +190,15 @@ def embed_file(
         seconds=time.perf_counter() - started,
         errors_file=_shards.errors_file(job.output) if skipped else None,
     )
+
+
+def _write_empty_shard(job: Job) -> None:
+    from oxiformer.sentence import SentenceEncoder
+
+    dimension = SentenceEncoder.from_pretrained(job.model, dtype=job.dtype).dimension
+    schema = _shards.output_schema(job.plan.id_kind, dimension, job.keep_text)
+    with _shards.ShardWriter(job.output, 0, schema) as writer:
+        writer.commit()
 
 
 def _run_local(job: Job, done: set[int]) -> int:
