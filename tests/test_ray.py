@@ -137,7 +137,7 @@ def _cpu_seconds(pid: int) -> float:
 def test_killed_worker_is_replaced_and_every_row_written_once(
     ray_instance: None, minilm: oxiformer.SentenceEncoder, tmp_path: Path
 ) -> None:
-    texts = sample_texts(1200)
+    texts = sample_texts(2000)
     source = write_input(tmp_path / "in.jsonl", texts)
     output = tmp_path / "out"
     outcome: dict[str, Any] = {}

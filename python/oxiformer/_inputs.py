@@ -225,5 +225,12 @@ def make_plan(paths: list[Path], column: str, id_column: str | None, rows_per_ch
             first_row += rows
             file_row += rows
         stat = path.stat()
-        files.append({"path": str(path.resolve()), "size": stat.st_size, "rows": file_row})
+        files.append(
+            {
+                "path": str(path.resolve()),
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "rows": file_row,
+            }
+        )
     return Plan(tuple(chunks), id_kind or "int", tuple(files))
