@@ -117,7 +117,7 @@ def _text_lines(chunk: Chunk, rows: _Rows, size: int) -> Iterator[Batch]:
     with open(chunk.path, "rb") as handle:
         handle.seek(chunk.start)
         for _, record in records(handle, chunk.stop, quoted=False):
-            line = record.rstrip(b"\n").rstrip(b"\r")
+            line = record.removesuffix(b"\n").removesuffix(b"\r")
             if chunk.kind == "txt":
                 rows.add(line)
             else:
