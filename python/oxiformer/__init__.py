@@ -14,6 +14,7 @@ from oxiformer.classifiers import (
 )
 from oxiformer.errors import (
     ConfigError,
+    DependencyError,
     InputError,
     OxiformerError,
     TokenizerError,
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "DependencyError",
     "Encoder",
     "EncoderDecoder",
     "EncoderOutput",

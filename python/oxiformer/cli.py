@@ -273,6 +273,9 @@ def _parser() -> argparse.ArgumentParser:
     from oxiformer.cli_text import register as register_text_commands
 
     register_text_commands(command, text_input, int8_option)
+    from oxiformer._dataset_cli import add_embed_dataset
+
+    add_embed_dataset(commands)
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "DependencyError",
     "InputError",
     "OxiformerError",
     "TokenizerError",
@@ -34,3 +35,7 @@ class InputError(OxiformerError, ValueError):
 
 class TokenizerError(OxiformerError, ValueError):
     """Tokenizer files that cannot be loaded, or text that cannot be encoded."""
+
+
+class DependencyError(OxiformerError, ImportError):
+    """An optional dependency (a pip extra such as ``oxiformer[ray]``) that is not installed."""

@@ -1,0 +1,108 @@
+"""``oxiformer embed-dataset INPUT OUTPUT``: the command line of :mod:`oxiformer.datasets`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["add_embed_dataset"]
+
+HELP = "embed a corpus (.txt/.jsonl/.csv/.parquet files or a directory) into Parquet shards"
+
+
+def _run(args: argparse.Namespace) -> None:
+    from oxiformer.datasets import embed_file
+
+    summary = embed_file(
+        args.input,
+        args.output,
+        column=args.column,
+        id_column=args.id_column,
+        keep_text=args.keep_text,
+        model=args.model,
+        int8=args.int8,
+        batch_size=args.batch_size,
+        normalize=args.normalize,
+        engine=args.engine,
+        resume=args.resume,
+        on_error=args.on_error,
+        rows_per_shard=args.rows_per_shard,
+        address=args.address,
+        workers=args.workers,
+        worker_cpus=args.worker_cpus,
+        quiet=args.quiet,
+    )
+    if not args.quiet:
+        print(summary.describe(), file=sys.stderr)
+
+
+def add_embed_dataset(commands: Any) -> None:
+    """Register the subcommand on ``commands`` (the parser's ``add_subparsers()``)."""
+    sub = commands.add_parser("embed-dataset", help=HELP, description=HELP)
+    sub.add_argument(
+        "input", help="a .txt (one text a line), .jsonl, .csv or .parquet file, or a directory"
+    )
+    sub.add_argument("output", help="output directory: a Parquet dataset of shards")
+    sub.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    sub.add_argument("--column", default="text", help="the text field (default: text)")
+    sub.add_argument(
+        "--id-column",
+        default=None,
+        help="the field that identifies a row (default: the row number)",
+    )
+    sub.add_argument(
+        "--keep-text", action="store_true", help="store the text next to its embedding"
+    )
+    sub.add_argument(
+        "--model",
+        "-m",
+        default=None,
+        help="model directory (default: all-MiniLM-L6-v2 or $OXIFORMER_MODEL)",
+    )
+    sub.add_argument(
+        "--int8",
+        action="store_true",
+        help="run the dense layers in int8 (quantizes a float model at load)",
+    )
+    sub.add_argument("--batch-size", type=int, default=32)
+    sub.add_argument("--normalize", action="store_true", help="L2-normalize the embeddings")
+    sub.add_argument(
+        "--on-error",
+        choices=("fail", "skip"),
+        default="fail",
+        help="bad rows: stop (default), or list them in OUTPUT.errors.jsonl and go on",
+    )
+    sub.add_argument(
+        "--rows-per-shard",
+        type=int,
+        default=10_000,
+        help="rows per output shard and per Ray read task (default: 10000)",
+    )
+    sub.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted local run: keep its finished shards",
+    )
+    sub.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local (this process, default) or ray (Ray Data)",
+    )
+    ray = sub.add_argument_group("Ray engine")
+    ray.add_argument(
+        "--address",
+        default=None,
+        help="auto, or ray://HOST:PORT (default: start a local Ray instance)",
+    )
+    ray.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="actors (default: the cluster's CPUs / --worker-cpus)",
+    )
+    ray.add_argument(
+        "--worker-cpus", type=float, default=1, help="CPUs (and threads) per actor (default: 1)"
+    )
+    sub.set_defaults(run=_run)
