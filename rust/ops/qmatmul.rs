@@ -190,10 +190,9 @@ unsafe fn step<S: Int8Simd, const R: usize, const NV: usize>(
     s: usize,
 ) {
     let group = S::GROUP;
-    // SAFETY (the loads): the caller's contract.
-    let first = unsafe { isa.load_weights(weights[0].add(s * PANEL * group)) };
-    let mut step_weights = [first; NV];
-    for (wv, pointer) in step_weights.iter_mut().zip(weights).skip(1) {
+    let mut step_weights = [isa.wzero(); NV];
+    for (wv, pointer) in step_weights.iter_mut().zip(weights) {
+        // SAFETY: the caller's contract.
         *wv = unsafe { isa.load_weights(pointer.add(s * PANEL * group)) };
     }
     for (sums, activations) in acc.iter_mut().zip(rows) {
@@ -201,6 +200,21 @@ unsafe fn step<S: Int8Simd, const R: usize, const NV: usize>(
         for (sum, &wv) in sums.iter_mut().zip(&step_weights) {
             *sum = isa.dot(*sum, x, wv);
         }
+    }
+}
+
+/// Move an int8 tile's pointers `steps` steps on.
+#[inline(always)]
+fn advance<S: Int8Simd, const R: usize, const NV: usize>(
+    weights: &mut [*const i8; NV],
+    rows: &mut [*const S::Act; R],
+    steps: usize,
+) {
+    for pointer in weights.iter_mut() {
+        *pointer = pointer.wrapping_add(steps * PANEL * S::GROUP);
+    }
+    for row in rows.iter_mut() {
+        *row = row.wrapping_add(steps * S::GROUP);
     }
 }
 
@@ -231,47 +245,64 @@ pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
     // [..group] for r < R, and the epilogue's slices at the tile's rows and columns; stores
     // write the tile's own whole panels of the output (the caller's contract).
     unsafe {
-        let weights: [*const i8; NV] = std::array::from_fn(|j| {
+        let mut weights: [*const i8; NV] = std::array::from_fn(|j| {
             let offset = (panel + j / per_panel) * kp * PANEL + (j % per_panel) * S::LANES * group;
             w.data.as_ptr().add(offset)
         });
-        let rows: [*const S::Act; R] =
+        let mut rows: [*const S::Act; R] =
             std::array::from_fn(|r| product.a.as_ptr().add((row + r) * kp));
         let mut acc = [[isa.izero(); NV]; R];
-        // The lines of the next panels, spread evenly over the steps.
-        let lines = prefetch.count;
+        // The lines of the next panels, spread evenly over the passes; the pointers move
+        // once a pass, and within it the steps' offsets are constants.
+        let lines = prefetch.count.min(steps);
         let (mut line, mut credit) = (0, 0);
-        for s in 0..steps {
-            credit += lines;
-            if credit >= steps {
+        let mut s = 0;
+        while s + S::UNROLL <= steps {
+            credit += S::UNROLL * lines;
+            while credit >= steps {
                 credit -= steps;
                 prefetch.line(line);
                 line += 1;
             }
-            step(isa, &mut acc, &weights, &rows, s);
+            for u in 0..S::UNROLL {
+                step(isa, &mut acc, &weights, &rows, u);
+            }
+            advance::<S, R, NV>(&mut weights, &mut rows, S::UNROLL);
+            s += S::UNROLL;
         }
-        for line in line..lines {
+        while s < steps {
+            step(isa, &mut acc, &weights, &rows, 0);
+            advance::<S, R, NV>(&mut weights, &mut rows, 1);
+            s += 1;
+        }
+        for line in line..prefetch.count {
             prefetch.line(line);
         }
+        // The sums leave the registers once, here: the epilogue below loops over rows with
+        // a data-dependent inner loop, and indexing the accumulators there would keep them
+        // in memory during the products too.
+        let mut sums = [[0i32; MAX_TILE_PANELS * PANEL]; R];
+        for (spilled, vectors) in sums.iter_mut().zip(&acc) {
+            for (j, &vector) in vectors.iter().enumerate() {
+                store_i32(isa, spilled.as_mut_ptr().add(j * S::LANES), vector);
+            }
+        }
         if width < NV * S::LANES {
-            for (r, vectors) in acc.iter().enumerate() {
-                let mut sums = [0i32; MAX_TILE_PANELS * PANEL];
-                for (j, &vector) in vectors.iter().enumerate() {
-                    store_i32(isa, sums.as_mut_ptr().add(j * S::LANES), vector);
-                }
-                epilogue.write_row(product.out, n, row + r, col, &sums[..width]);
+            for (r, row_sums) in sums.iter().enumerate() {
+                epilogue.write_row(product.out, n, row + r, col, &row_sums[..width]);
             }
             return;
         }
         let count = epilogue.outlier_count(n);
-        for (r, vectors) in acc.iter().enumerate() {
+        for (r, row_sums) in sums.iter().enumerate() {
             let at = row + r;
             let zero_point = isa.isplat(epilogue.zero_points[at]);
             let scale = isa.splat(epilogue.scales[at]);
             let outliers = &epilogue.outliers[at * count..(at + 1) * count];
             let slot = product.out.0.add(at * n + col);
-            for (j, &sums) in vectors.iter().enumerate() {
+            for j in 0..NV {
                 let c = col + j * S::LANES;
+                let sums = isa.iload(row_sums.as_ptr().add(j * S::LANES));
                 let column_sums = isa.iload(epilogue.column_sums.as_ptr().add(c));
                 let exact = isa.isub_mul(sums, zero_point, column_sums);
                 let factor = isa.mul(scale, isa.load(epilogue.weight_scale.as_ptr().add(c)));

@@ -53,8 +53,13 @@ pub trait Int8Simd: F32Simd {
     type Act: Copy + Default + Send + Sync + From<u8> + 'static;
     /// Activations per lane per step.
     const GROUP: usize;
+    /// Steps per pass of a tile's loop: more passes' worth of registers than 16-register
+    /// ISAs have to spare (their unrolled loops spill).
+    const UNROLL: usize = 4;
 
     fn izero(self) -> Self::I;
+    /// Weights of zero (to initialize arrays of them).
+    fn wzero(self) -> Self::W;
     fn isplat(self, value: i32) -> Self::I;
     /// # Safety
     /// `ptr` is valid for reading `LANES` i32 values.
@@ -135,6 +140,11 @@ impl<const L: usize> Int8Simd for Portable<L> {
     #[inline(always)]
     fn izero(self) -> [i32; L] {
         [0; L]
+    }
+
+    #[inline(always)]
+    fn wzero(self) -> [[i8; 4]; L] {
+        [[0; 4]; L]
     }
 
     #[inline(always)]
@@ -235,6 +245,10 @@ impl<const L: usize> Int8Simd for PortablePairs<L> {
     #[inline(always)]
     fn izero(self) -> [i32; L] {
         [0; L]
+    }
+    #[inline(always)]
+    fn wzero(self) -> [[i8; 2]; L] {
+        [[0; 2]; L]
     }
     #[inline(always)]
     fn isplat(self, value: i32) -> [i32; L] {

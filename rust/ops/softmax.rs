@@ -1,11 +1,14 @@
 //! Row-wise softmax, `exp(x - max) / sum`, as `torch.softmax` computes it,
 //! fused with attention's scaling and mask.
 
-use super::vecmath::{self, dispatch, fold_lanes};
+use super::vecmath::{self, dispatch, fold_lanes, LANES};
 
 dispatch! {
     /// `row = softmax(row * scale + bias)` (HF's order: scale, then add the
     /// mask), in place: attention's scores become its weights in one call.
+    /// Each pass is a plain loop the compiler vectorizes at the path's width;
+    /// the sum keeps the fixed order of [`fold_lanes`] (8 partial sums), so
+    /// every path gives the same bits.
     fn scaled_softmax_row(row: &mut [f32], scale: f32, bias: Option<&[f32]>) {
         match bias {
             Some(bias) => row.iter_mut().zip(bias).for_each(|(value, &mask)| *value = *value * scale + mask),
@@ -16,16 +19,32 @@ dispatch! {
         let max = fold_lanes(row, f32::NEG_INFINITY, |max, value| larger(max, *value))
             .into_iter()
             .fold(f32::NEG_INFINITY, larger);
-        let partial = fold_lanes(row, 0.0f32, |sum, value| {
+        for value in row.iter_mut() {
             *value = vecmath::exp(*value - max);
-            sum + *value
-        });
-        let sum = partial.iter().sum::<f32>();
+        }
+        let sum = lane_sum(row).iter().sum::<f32>();
         let inv = 1.0 / sum;
         for value in row.iter_mut() {
             *value *= inv;
         }
     }
+}
+
+/// The 8 partial sums of [`fold_lanes`]: value `i` into lane `i % 8`, each
+/// lane in order (one 8-wide vector accumulator).
+#[inline(always)]
+fn lane_sum(row: &[f32]) -> [f32; LANES] {
+    let mut lanes = [0.0f32; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, &value) in lanes.iter_mut().zip(chunk) {
+            *lane += value;
+        }
+    }
+    for (lane, &value) in lanes.iter_mut().zip(chunks.remainder()) {
+        *lane += value;
+    }
+    lanes
 }
 
 #[cfg(test)]

@@ -121,9 +121,14 @@ impl Int8Simd for AvxVnni {
     type W = __m256i;
     type Act = u8;
     const GROUP: usize = 4;
+    const UNROLL: usize = 1;
 
     #[inline(always)]
     fn izero(self) -> __m256i {
+        unsafe { _mm256_setzero_si256() }
+    }
+    #[inline(always)]
+    fn wzero(self) -> __m256i {
         unsafe { _mm256_setzero_si256() }
     }
     #[inline(always)]
@@ -165,9 +170,14 @@ impl Int8Simd for Avx2 {
     type W = __m256i;
     type Act = u16;
     const GROUP: usize = 2;
+    const UNROLL: usize = 1;
 
     #[inline(always)]
     fn izero(self) -> __m256i {
+        unsafe { _mm256_setzero_si256() }
+    }
+    #[inline(always)]
+    fn wzero(self) -> __m256i {
         unsafe { _mm256_setzero_si256() }
     }
     #[inline(always)]

@@ -130,6 +130,10 @@ impl Int8Simd for Avx512Vnni {
         unsafe { _mm512_setzero_si512() }
     }
     #[inline(always)]
+    fn wzero(self) -> __m512i {
+        unsafe { _mm512_setzero_si512() }
+    }
+    #[inline(always)]
     fn isplat(self, value: i32) -> __m512i {
         unsafe { _mm512_set1_epi32(value) }
     }
