@@ -291,6 +291,8 @@ def test_bench_against_onnx_runtime_with_a_plot(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     print(result.stdout)
     assert "each engine in its own process" in result.stdout
+    paths = oxiformer.simd_info()
+    assert f"oxiformer paths: fp32 {paths['fp32']}, int8 {paths['int8']}" in result.stdout
     assert "| work | oxiformer | ONNX Runtime | ratio |" in result.stdout
     rows = [line for line in result.stdout.splitlines() if line.startswith("| encoder 1x16 |")]
     ratio = float(rows[0].split("|")[4].strip().removesuffix("x"))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import platform
 import statistics
 import subprocess
 import sys
@@ -229,6 +230,23 @@ def _duration(seconds: float) -> str:
     return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
+def _machine() -> str:
+    """The CPU and the SIMD paths oxiformer runs on it (``oxiformer.simd_info()``)."""
+    from oxiformer import simd_info
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith(("model name", "Model")):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    paths = simd_info()
+    return f"CPU: {cpu}; oxiformer paths: fp32 {paths['fp32']}, int8 {paths['int8']}"
+
+
 def _table(
     rows: list[dict[str, Any]],
     engines: list[str],
@@ -240,8 +258,8 @@ def _table(
 ) -> str:
     kind = "int8" if dtype == "int8" else "float32"
     header = (
-        f"threads: {threads}, dtype: {kind}, {rounds} round(s), each engine in its own process; "
-        "median times"
+        f"{_machine()}\nthreads: {threads}, dtype: {kind}, {rounds} round(s), each engine in "
+        "its own process; median times"
     )
     if onnx is None:
         lines = [header, "", "| work | time | throughput |", "|---|---|---|"]
