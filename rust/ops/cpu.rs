@@ -163,47 +163,10 @@ impl Paths {
     /// Paths from an `OXIFORMER_SIMD` value: `FP32[,INT8]`.
     pub fn parse(value: &str) -> Result<Paths> {
         let mut names = value.split(',').map(str::trim);
-        let fp32_name = names.next().unwrap_or_default().to_ascii_lowercase();
-        let fp32 = Fp32Path::ALL
-            .into_iter()
-            .find(|path| path.name() == fp32_name)
-            .ok_or_else(|| {
-                simd_error(format!(
-                    "unknown fp32 path {fp32_name:?} (known: {})",
-                    names_of(Fp32Path::ALL.map(Fp32Path::name))
-                ))
-            })?;
-        if !fp32.available() {
-            return Err(simd_error(format!(
-                "asks for the {} path, which needs {}; this CPU has: {}",
-                fp32.name(),
-                fp32.needs(),
-                features().describe()
-            )));
-        }
+        let fp32: Fp32Path = pick(names.next().unwrap_or_default(), "")?;
         let int8 = match names.next() {
             None => Int8Path::best_within(fp32),
-            Some(name) => {
-                let name = name.to_ascii_lowercase();
-                let int8 = Int8Path::ALL
-                    .into_iter()
-                    .find(|path| path.name() == name)
-                    .ok_or_else(|| {
-                        simd_error(format!(
-                            "unknown int8 path {name:?} (known: {})",
-                            names_of(Int8Path::ALL.map(Int8Path::name))
-                        ))
-                    })?;
-                if !int8.available() {
-                    return Err(simd_error(format!(
-                        "asks for the {} int8 path, which needs {}; this CPU has: {}",
-                        int8.name(),
-                        int8.needs(),
-                        features().describe()
-                    )));
-                }
-                int8
-            }
+            Some(name) => pick(name, " int8")?,
         };
         if let Some(extra) = names.next() {
             return Err(simd_error(format!(
@@ -214,8 +177,64 @@ impl Paths {
     }
 }
 
-fn names_of<const N: usize>(names: [&str; N]) -> String {
-    names.join(", ")
+/// What [`pick`] needs of a kind of path.
+trait Path: Copy + 'static {
+    const ALL: &'static [Self];
+    fn name(self) -> &'static str;
+    fn available(self) -> bool;
+    fn needs(self) -> &'static str;
+}
+
+impl Path for Fp32Path {
+    const ALL: &'static [Self] = &Fp32Path::ALL;
+    fn name(self) -> &'static str {
+        Fp32Path::name(self)
+    }
+    fn available(self) -> bool {
+        Fp32Path::available(self)
+    }
+    fn needs(self) -> &'static str {
+        Fp32Path::needs(self)
+    }
+}
+
+impl Path for Int8Path {
+    const ALL: &'static [Self] = &Int8Path::ALL;
+    fn name(self) -> &'static str {
+        Int8Path::name(self)
+    }
+    fn available(self) -> bool {
+        Int8Path::available(self)
+    }
+    fn needs(self) -> &'static str {
+        Int8Path::needs(self)
+    }
+}
+
+/// The path called `name` (any case), if this CPU runs it; `kind` names it in errors.
+fn pick<P: Path>(name: &str, kind: &str) -> Result<P> {
+    let name = name.to_ascii_lowercase();
+    let known = || {
+        P::ALL
+            .iter()
+            .map(|path| path.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let path = P::ALL
+        .iter()
+        .copied()
+        .find(|path| path.name() == name)
+        .ok_or_else(|| simd_error(format!("unknown{kind} path {name:?} (known: {})", known())))?;
+    if !path.available() {
+        return Err(simd_error(format!(
+            "asks for the {}{kind} path, which needs {}; this CPU has: {}",
+            path.name(),
+            path.needs(),
+            features().describe()
+        )));
+    }
+    Ok(path)
 }
 
 fn simd_error(message: String) -> Error {

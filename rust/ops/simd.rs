@@ -78,6 +78,54 @@ pub trait Int8Simd: F32Simd {
     fn to_f32(self, value: Self::I) -> Self::V;
 }
 
+/// `impl F32Simd for $token` by delegation to the token `Self::f32_lanes(self)` returns:
+/// the int8 tokens carry the f32 lanes of their register width.
+macro_rules! delegate_f32 {
+    ([$($generics:tt)*] $token:ty, $vector:ty, $lanes:expr) => {
+        impl<$($generics)*> $crate::ops::simd::F32Simd for $token {
+            type V = $vector;
+            const LANES: usize = $lanes;
+
+            #[inline(always)]
+            fn zero(self) -> $vector {
+                Self::f32_lanes(self).zero()
+            }
+            #[inline(always)]
+            fn splat(self, value: f32) -> $vector {
+                Self::f32_lanes(self).splat(value)
+            }
+            #[inline(always)]
+            unsafe fn broadcast(self, ptr: *const f32) -> $vector {
+                // SAFETY: the caller's contract.
+                unsafe { Self::f32_lanes(self).broadcast(ptr) }
+            }
+            #[inline(always)]
+            unsafe fn load(self, ptr: *const f32) -> $vector {
+                // SAFETY: the caller's contract.
+                unsafe { Self::f32_lanes(self).load(ptr) }
+            }
+            #[inline(always)]
+            unsafe fn store(self, ptr: *mut f32, value: $vector) {
+                // SAFETY: the caller's contract.
+                unsafe { Self::f32_lanes(self).store(ptr, value) }
+            }
+            #[inline(always)]
+            fn mul_add(self, a: $vector, b: $vector, c: $vector) -> $vector {
+                Self::f32_lanes(self).mul_add(a, b, c)
+            }
+            #[inline(always)]
+            fn add(self, a: $vector, b: $vector) -> $vector {
+                Self::f32_lanes(self).add(a, b)
+            }
+            #[inline(always)]
+            fn mul(self, a: $vector, b: $vector) -> $vector {
+                Self::f32_lanes(self).mul(a, b)
+            }
+        }
+    };
+}
+pub(crate) use delegate_f32;
+
 /// `L` lanes in plain Rust: the portable path, and the twin of a SIMD tile in tests.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Portable<const L: usize>;
@@ -194,46 +242,14 @@ impl<const L: usize> Int8Simd for Portable<L> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PortablePairs<const L: usize>;
 
-impl<const L: usize> F32Simd for PortablePairs<L> {
-    type V = [f32; L];
-    const LANES: usize = L;
-
+impl<const L: usize> PortablePairs<L> {
     #[inline(always)]
-    fn zero(self) -> [f32; L] {
-        Portable::<L>.zero()
-    }
-    #[inline(always)]
-    fn splat(self, value: f32) -> [f32; L] {
-        Portable::<L>.splat(value)
-    }
-    #[inline(always)]
-    unsafe fn broadcast(self, ptr: *const f32) -> [f32; L] {
-        // SAFETY: the caller's contract.
-        unsafe { Portable::<L>.broadcast(ptr) }
-    }
-    #[inline(always)]
-    unsafe fn load(self, ptr: *const f32) -> [f32; L] {
-        // SAFETY: the caller's contract.
-        unsafe { Portable::<L>.load(ptr) }
-    }
-    #[inline(always)]
-    unsafe fn store(self, ptr: *mut f32, value: [f32; L]) {
-        // SAFETY: the caller's contract.
-        unsafe { Portable::<L>.store(ptr, value) }
-    }
-    #[inline(always)]
-    fn mul_add(self, a: [f32; L], b: [f32; L], c: [f32; L]) -> [f32; L] {
-        Portable::<L>.mul_add(a, b, c)
-    }
-    #[inline(always)]
-    fn add(self, a: [f32; L], b: [f32; L]) -> [f32; L] {
-        Portable::<L>.add(a, b)
-    }
-    #[inline(always)]
-    fn mul(self, a: [f32; L], b: [f32; L]) -> [f32; L] {
-        Portable::<L>.mul(a, b)
+    fn f32_lanes(self) -> Portable<L> {
+        Portable
     }
 }
+
+delegate_f32!([const L: usize] PortablePairs<L>, [f32; L], L);
 
 impl<const L: usize> Int8Simd for PortablePairs<L> {
     type I = [i32; L];

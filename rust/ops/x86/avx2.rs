@@ -5,7 +5,7 @@ use std::arch::x86_64::*;
 use crate::ops::grid::{with_rows, Prefetch, Tile};
 use crate::ops::matmul::{self, Product};
 use crate::ops::qmatmul::{self, QProduct};
-use crate::ops::simd::{F32Simd, Int8Simd};
+use crate::ops::simd::{delegate_f32, F32Simd, Int8Simd};
 
 /// Proof that the CPU has AVX2 and FMA.
 #[derive(Debug, Clone, Copy)]
@@ -77,43 +77,14 @@ impl AvxVnni {
     }
 }
 
-impl F32Simd for AvxVnni {
-    type V = __m256;
-    const LANES: usize = 8;
-
+impl AvxVnni {
     #[inline(always)]
-    fn zero(self) -> __m256 {
-        self.0.zero()
-    }
-    #[inline(always)]
-    fn splat(self, value: f32) -> __m256 {
-        self.0.splat(value)
-    }
-    #[inline(always)]
-    unsafe fn broadcast(self, ptr: *const f32) -> __m256 {
-        unsafe { self.0.broadcast(ptr) }
-    }
-    #[inline(always)]
-    unsafe fn load(self, ptr: *const f32) -> __m256 {
-        unsafe { self.0.load(ptr) }
-    }
-    #[inline(always)]
-    unsafe fn store(self, ptr: *mut f32, value: __m256) {
-        unsafe { self.0.store(ptr, value) }
-    }
-    #[inline(always)]
-    fn mul_add(self, a: __m256, b: __m256, c: __m256) -> __m256 {
-        self.0.mul_add(a, b, c)
-    }
-    #[inline(always)]
-    fn add(self, a: __m256, b: __m256) -> __m256 {
-        self.0.add(a, b)
-    }
-    #[inline(always)]
-    fn mul(self, a: __m256, b: __m256) -> __m256 {
-        self.0.mul(a, b)
+    fn f32_lanes(self) -> Avx2 {
+        self.0
     }
 }
+
+delegate_f32!([] AvxVnni, __m256, 8);
 
 impl Int8Simd for AvxVnni {
     type I = __m256i;
@@ -123,21 +94,22 @@ impl Int8Simd for AvxVnni {
     const GROUP: usize = 4;
     const UNROLL: usize = 1;
 
+    // The i32 lanes are AVX2's; only the groups and the dot product differ.
     #[inline(always)]
     fn izero(self) -> __m256i {
-        unsafe { _mm256_setzero_si256() }
+        self.0.izero()
     }
     #[inline(always)]
     fn wzero(self) -> __m256i {
-        unsafe { _mm256_setzero_si256() }
+        self.0.wzero()
     }
     #[inline(always)]
     fn isplat(self, value: i32) -> __m256i {
-        unsafe { _mm256_set1_epi32(value) }
+        self.0.isplat(value)
     }
     #[inline(always)]
     unsafe fn iload(self, ptr: *const i32) -> __m256i {
-        unsafe { _mm256_loadu_si256(ptr.cast()) }
+        unsafe { self.0.iload(ptr) }
     }
     #[inline(always)]
     unsafe fn broadcast_group(self, activations: *const u8) -> __m256i {

@@ -5,7 +5,7 @@ use std::arch::x86_64::*;
 use crate::ops::grid::{with_rows, Prefetch, Tile};
 use crate::ops::matmul::{self, Product};
 use crate::ops::qmatmul::{self, QProduct};
-use crate::ops::simd::{F32Simd, Int8Simd};
+use crate::ops::simd::{delegate_f32, F32Simd, Int8Simd};
 
 /// Rows of the fp32 tile (by two panels: 2 x ROWS accumulators of 32 registers).
 pub const MATMUL_ROWS: usize = 8;
@@ -80,43 +80,14 @@ impl Avx512Vnni {
     }
 }
 
-impl F32Simd for Avx512Vnni {
-    type V = __m512;
-    const LANES: usize = 16;
-
+impl Avx512Vnni {
     #[inline(always)]
-    fn zero(self) -> __m512 {
-        self.0.zero()
-    }
-    #[inline(always)]
-    fn splat(self, value: f32) -> __m512 {
-        self.0.splat(value)
-    }
-    #[inline(always)]
-    unsafe fn broadcast(self, ptr: *const f32) -> __m512 {
-        unsafe { self.0.broadcast(ptr) }
-    }
-    #[inline(always)]
-    unsafe fn load(self, ptr: *const f32) -> __m512 {
-        unsafe { self.0.load(ptr) }
-    }
-    #[inline(always)]
-    unsafe fn store(self, ptr: *mut f32, value: __m512) {
-        unsafe { self.0.store(ptr, value) }
-    }
-    #[inline(always)]
-    fn mul_add(self, a: __m512, b: __m512, c: __m512) -> __m512 {
-        self.0.mul_add(a, b, c)
-    }
-    #[inline(always)]
-    fn add(self, a: __m512, b: __m512) -> __m512 {
-        self.0.add(a, b)
-    }
-    #[inline(always)]
-    fn mul(self, a: __m512, b: __m512) -> __m512 {
-        self.0.mul(a, b)
+    fn f32_lanes(self) -> Avx512 {
+        self.0
     }
 }
+
+delegate_f32!([] Avx512Vnni, __m512, 16);
 
 impl Int8Simd for Avx512Vnni {
     type I = __m512i;
