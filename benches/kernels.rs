@@ -8,7 +8,7 @@ use std::time::Instant;
 
 fn best(mut run: impl FnMut()) -> f64 {
     run();
-    (0..7)
+    (0..25)
         .map(|_| {
             let t = Instant::now();
             run();

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::ops::cpu::{self, Int8Path};
 use crate::ops::qmatmul::{self, qmatmul, Activations, Epilogue, PackedInt8, MAX_IN_FEATURES};
 pub use crate::ops::quantize::MAX_ACTIVATION_BITS;
-use crate::ops::quantize::{quantize_rows, QuantizedRows};
+use crate::ops::quantize::{quantize_rows, Outliers, QuantizedRows};
 use crate::ops::Activation;
 use crate::weights::TensorMap;
 
@@ -36,6 +36,8 @@ pub struct QuantLinear {
     activation_bits: u32,
     /// The outlier input channels, increasing (o)
     outlier_index: Vec<usize>,
+    /// (in) 0 at the outlier channels, 1 elsewhere; empty without outliers
+    keep: Vec<f32>,
     /// Their float32 weights, transposed: (o, out)
     outlier_weight: Vec<f32>,
 }
@@ -140,6 +142,15 @@ impl QuantLinear {
                 outlier_weight[o * out_features + channel] = value;
             }
         }
+        let keep = if outlier_index.is_empty() {
+            Vec::new()
+        } else {
+            let mut keep = vec![1.0f32; in_features];
+            outlier_index
+                .iter()
+                .for_each(|&channel| keep[channel] = 0.0);
+            keep
+        };
         let path = cpu::active().int8;
         let (group, _) = qmatmul::storage(path);
         Ok(QuantLinear {
@@ -151,6 +162,7 @@ impl QuantLinear {
             in_features,
             activation_bits,
             outlier_index,
+            keep,
             outlier_weight,
         })
     }
@@ -168,7 +180,10 @@ impl QuantLinear {
         let (_, words) = qmatmul::storage(self.path);
         let storage = (self.weights.k_padded(), words);
         let shape = (rows, self.in_features);
-        let outliers = &self.outlier_index;
+        let outliers = Outliers {
+            channels: &self.outlier_index,
+            keep: &self.keep,
+        };
         quantize_rows(
             input,
             shape,

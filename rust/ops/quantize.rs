@@ -31,52 +31,61 @@ pub struct QuantizedRows {
     pub outliers: Vec<f32>,
 }
 
-/// `[min(min row, 0), max(max row, 0)]`; NaN values are skipped.
-fn row_range(row: &[f32]) -> [f32; 2] {
-    #[cfg(target_arch = "x86_64")]
-    if matches!(
-        super::cpu::active().fp32,
-        super::cpu::Fp32Path::Avx2 | super::cpu::Fp32Path::Avx512
-    ) {
-        // SAFETY: the AVX2 and AVX-512 paths run on CPUs with AVX.
-        return unsafe { row_range_avx(row) };
-    }
-    row_range_scalar(row, [0.0, 0.0])
+/// A layer's outlier input channels: their indices, increasing, and a row of multipliers,
+/// 0 at them and 1 elsewhere (both empty when there are none).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outliers<'a> {
+    pub channels: &'a [usize],
+    pub keep: &'a [f32],
 }
 
-#[inline(always)]
-fn row_range_scalar(row: &[f32], [mut lo, mut hi]: [f32; 2]) -> [f32; 2] {
-    for &x in row {
+/// Lanes of [`lane_range`]: minima and maxima are exact, so any count gives the same range;
+/// 16 fill an AVX-512 register.
+const RANGE_LANES: usize = 16;
+
+dispatch! {
+    /// Lanes of minima and maxima of `row * keep` (of `row` when `keep` is empty), from 0,
+    /// over the whole chunks of [`RANGE_LANES`]; NaN values are skipped (`x < lo` is false).
+    fn lane_range(row: &[f32], keep: &[f32], out: &mut [[f32; RANGE_LANES]; 2]) {
+        let (mut lo, mut hi) = ([0.0f32; RANGE_LANES], [0.0f32; RANGE_LANES]);
+        if keep.is_empty() {
+            for chunk in row.chunks_exact(RANGE_LANES) {
+                for ((lo, hi), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(chunk) {
+                    *lo = if x < *lo { x } else { *lo };
+                    *hi = if x > *hi { x } else { *hi };
+                }
+            }
+        } else {
+            let kept = row.chunks_exact(RANGE_LANES).zip(keep.chunks_exact(RANGE_LANES));
+            for (chunk, keep) in kept {
+                for (((lo, hi), &x), &k) in lo.iter_mut().zip(hi.iter_mut()).zip(chunk).zip(keep) {
+                    let x = x * k;
+                    *lo = if x < *lo { x } else { *lo };
+                    *hi = if x > *hi { x } else { *hi };
+                }
+            }
+        }
+        *out = [lo, hi];
+    }
+}
+
+/// `[min(min x, 0), max(max x, 0)]` over the values of `row` that `keep` keeps (the
+/// outlier channels, multiplied by 0, add only zeros, which the range always holds); NaN
+/// values are skipped. Minima and maxima are exact, so the order (lanes) is free.
+fn row_range(row: &[f32], keep: &[f32]) -> [f32; 2] {
+    let mut lanes = [[0.0f32; RANGE_LANES]; 2];
+    lane_range(row, keep, &mut lanes);
+    let [mut lo, mut hi] = [0.0f32, 0.0];
+    let whole = row.len() - row.len() % RANGE_LANES;
+    let tail = row[whole..]
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| keep.get(whole + i).map_or(x, |&k| x * k));
+    for x in lanes[0].into_iter().chain(lanes[1]).chain(tail) {
         lo = if x < lo { x } else { lo };
         hi = if x > hi { x } else { hi };
     }
     [lo, hi]
-}
-
-/// Eight lanes of `row_range_scalar`: `vminps(x, lo)` is `x < lo ? x : lo`, the
-/// same select, and min and max are exact, so the result is the same.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-fn row_range_avx(row: &[f32]) -> [f32; 2] {
-    use std::arch::x86_64::*;
-    let chunks = row.chunks_exact(8);
-    let tail = chunks.remainder();
-    let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    for chunk in chunks {
-        // SAFETY: `chunk` holds 8 floats.
-        let x = unsafe { _mm256_loadu_ps(chunk.as_ptr()) };
-        lo = _mm256_min_ps(x, lo);
-        hi = _mm256_max_ps(x, hi);
-    }
-    let (mut lows, mut highs) = ([0.0f32; 8], [0.0f32; 8]);
-    // SAFETY: the arrays hold 8 floats.
-    unsafe {
-        _mm256_storeu_ps(lows.as_mut_ptr(), lo);
-        _mm256_storeu_ps(highs.as_mut_ptr(), hi);
-    }
-    let [low, _] = row_range_scalar(&lows, [0.0, 0.0]);
-    let [_, high] = row_range_scalar(&highs, [0.0, 0.0]);
-    row_range_scalar(tail, [low, high])
 }
 
 /// The quantized value of `x`: `clamp(rint(x / scale) + zero_point, 0, q_max)`, NaN to 0,
@@ -106,23 +115,11 @@ dispatch! {
     }
 }
 
-/// The range of `row` without the channels `outliers` (sorted): `[min(min, 0), max(max, 0)]`.
-fn range_without(row: &[f32], outliers: &[usize]) -> [f32; 2] {
-    let mut range = [0.0f32, 0.0];
-    let mut start = 0;
-    for &skip in outliers.iter().chain([&row.len()]) {
-        let [lo, hi] = row_range(&row[start.min(skip)..skip]);
-        range = [range[0].min(lo), range[1].max(hi)];
-        start = skip + 1;
-    }
-    range
-}
-
-/// Scale and zero point of one row, its `outliers` (sorted) left out.
+/// Scale and zero point of one row, its outlier channels left out.
 #[inline]
-pub fn row_params(row: &[f32], bits: u32, outliers: &[usize]) -> (f32, i32) {
+pub fn row_params(row: &[f32], bits: u32, outliers: Outliers<'_>) -> (f32, i32) {
     let q_max = ((1u32 << bits) - 1) as f32;
-    let [lo, hi] = range_without(row, outliers);
+    let [lo, hi] = row_range(row, outliers.keep);
     let scale = (hi - lo) / q_max;
     // zero (a row of zeros), NaN or infinite: leave the row at zero
     if scale.is_nan() || scale <= 0.0 || !scale.is_finite() {
@@ -139,33 +136,33 @@ pub enum Values<'a> {
 }
 
 /// Quantize one row into `out` (at least `row.len()` values; the rest are set to 0); the
-/// `outliers` (sorted) get the zero point, and their values go to `kept`.
+/// `outliers` get the zero point, and their values go to `kept`.
 #[inline]
 pub fn quantize_row(
     row: &[f32],
     bits: u32,
-    outliers: &[usize],
+    outliers: Outliers<'_>,
     out: Values<'_>,
     kept: &mut [f32],
 ) -> (f32, i32) {
     let (scale, zero_point) = row_params(row, bits, outliers);
     let q_max = ((1u32 << bits) - 1) as f32;
     let zp = zero_point as f32;
-    for (slot, &channel) in kept.iter_mut().zip(outliers) {
+    for (slot, &channel) in kept.iter_mut().zip(outliers.channels) {
         *slot = row[channel];
     }
     match out {
         Values::Bytes(out) => {
             quantize_bytes(row, scale, zp, q_max, out);
             out[row.len()..].fill(0);
-            for &channel in outliers {
+            for &channel in outliers.channels {
                 out[channel] = zero_point as u8;
             }
         }
         Values::Words(out) => {
             quantize_words(row, scale, zp, q_max, out);
             out[row.len()..].fill(0);
-            for &channel in outliers {
+            for &channel in outliers.channels {
                 out[channel] = zero_point as u16;
             }
         }
@@ -179,7 +176,7 @@ pub fn quantize_rows(
     input: &[f32],
     (rows, in_features): (usize, usize),
     bits: u32,
-    outliers: &[usize],
+    outliers: Outliers<'_>,
     (stride, words): (usize, bool),
     out: &mut QuantizedRows,
 ) {
@@ -192,9 +189,10 @@ pub fn quantize_rows(
     out.scales.resize(rows, 0.0);
     out.zero_points.resize(rows, 0);
     // At least a value a row, so that the chunks below zip with every chunk of rows.
-    out.outliers.resize(rows * outliers.len().max(1), 0.0);
+    out.outliers
+        .resize(rows * outliers.channels.len().max(1), 0.0);
     let rows_per_task = super::rows_per_task(rows, in_features).max(1);
-    let (width, stride, count) = (in_features.max(1), stride.max(1), outliers.len());
+    let (width, stride, count) = (in_features.max(1), stride.max(1), outliers.channels.len());
     let QuantizedRows {
         bytes,
         words: wide,
@@ -259,7 +257,14 @@ mod tests {
             .collect();
         for words in [false, true] {
             let mut rows = QuantizedRows::default();
-            quantize_rows(&input, (3, 7), 8, &[], (8, words), &mut rows);
+            quantize_rows(
+                &input,
+                (3, 7),
+                8,
+                Outliers::default(),
+                (8, words),
+                &mut rows,
+            );
             assert_eq!(rows.stride, 8);
             let value = |i: usize| {
                 if words {
@@ -287,7 +292,12 @@ mod tests {
         let row = [0.5f32, -700.0, 0.25, -0.5, 300.0, 0.1];
         let mut bytes = [0u8; 8];
         let mut kept = [0.0f32; 2];
-        let (scale, zp) = quantize_row(&row, 8, &[1, 4], Values::Bytes(&mut bytes), &mut kept);
+        let keep = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0];
+        let outliers = Outliers {
+            channels: &[1, 4],
+            keep: &keep,
+        };
+        let (scale, zp) = quantize_row(&row, 8, outliers, Values::Bytes(&mut bytes), &mut kept);
         assert_eq!(kept, [-700.0, 300.0]);
         assert_eq!(scale, 1.0 / 255.0);
         assert_eq!(
@@ -299,10 +309,28 @@ mod tests {
             let back = (i32::from(bytes[c]) - zp) as f32 * scale;
             assert!((back - row[c]).abs() <= 0.5 * scale * 1.0001);
         }
-        // Outliers at both ends and next to each other.
-        let (plain, _) = row_params(&row[2..4], 8, &[]);
-        let (skipped, _) = row_params(&[9.0, 9.0, row[2], row[3], 9.0], 8, &[0, 1, 4]);
-        assert_eq!(plain, skipped);
+        // Outliers at both ends and next to each other, past whole chunks of 8.
+        let mut long: Vec<f32> = (0..21).map(|i| (i as f32 * 0.7).sin()).collect();
+        let plain = row_params(&long, 8, Outliers::default());
+        let mut keep = vec![1.0f32; 21];
+        for c in [0, 1, 9, 20] {
+            long[c] = if c % 2 == 0 { 900.0 } else { f32::NEG_INFINITY };
+            keep[c] = 0.0;
+        }
+        let (channels, values) = ([0, 1, 9, 20], &keep);
+        let outliers = Outliers {
+            channels: &channels,
+            keep: values,
+        };
+        let mut rest: Vec<f32> = long.clone();
+        for c in channels {
+            rest[c] = 0.0;
+        }
+        assert_eq!(
+            row_params(&long, 8, outliers),
+            row_params(&rest, 8, Outliers::default())
+        );
+        assert_ne!(row_params(&long, 8, outliers), plain);
     }
 
     #[test]
@@ -314,15 +342,19 @@ mod tests {
             if len > 3 {
                 row[2] = f32::NAN;
             }
-            assert_eq!(row_range(&row), row_range_scalar(&row, [0.0, 0.0]), "{len}");
+            let scalar = row.iter().fold([0.0f32, 0.0], |[lo, hi], &x| {
+                [if x < lo { x } else { lo }, if x > hi { x } else { hi }]
+            });
+            assert_eq!(row_range(&row, &[]), scalar, "{len}");
         }
     }
 
     #[test]
     fn constant_and_zero_rows() {
         let mut out = [0u16; 4];
-        let quantize =
-            |row: &[f32], out: &mut [u16]| quantize_row(row, 8, &[], Values::Words(out), &mut []);
+        let quantize = |row: &[f32], out: &mut [u16]| {
+            quantize_row(row, 8, Outliers::default(), Values::Words(out), &mut [])
+        };
         assert_eq!(quantize(&[0.0; 4], &mut out), (1.0, 0));
         assert_eq!(out, [0; 4]);
         // all positive: lo is 0, the zero point is 0
