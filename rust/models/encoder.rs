@@ -14,7 +14,7 @@ use crate::embeddings::Embeddings;
 use crate::error::{Error, Result};
 use crate::nn::feed_forward::FeedForward;
 use crate::nn::self_attention::AttentionBlock;
-use crate::nn::{dense_tensors, Scratch};
+use crate::nn::{dense_tensors, Scratch, ScratchPool};
 use crate::quantization::Quantization;
 use crate::threads;
 use crate::weights::TensorMap;
@@ -114,6 +114,7 @@ pub struct Encoder {
     embeddings: Embeddings,
     layers: Vec<Layer>,
     pooler: Option<Pooler>,
+    scratch: ScratchPool,
 }
 
 /// Every tensor the encoder needs, by HF name, with its shape.
@@ -165,6 +166,7 @@ impl Encoder {
             embeddings,
             layers,
             pooler,
+            scratch: ScratchPool::default(),
         })
     }
 
@@ -370,9 +372,11 @@ impl Encoder {
         workspace_bytes: usize,
     ) -> Result<EncoderOutput> {
         let input = (input_ids, token_type_ids, positions);
-        let mut scratch = Scratch::default();
+        let mut scratch = self.scratch.take();
         let run = (spans, bias, output_hidden_states, workspace_bytes);
-        self.run_with(input, run, &mut scratch)
+        let output = self.run_with(input, run, &mut scratch);
+        self.scratch.give(scratch);
+        output
     }
 
     /// [`Encoder::run`] with the caller's scratch buffers (which may record peaks).
@@ -427,7 +431,6 @@ impl Encoder {
         let chunks = chunk_spans(spans, budget);
         let largest = chunks.iter().map(|chunk| chunk.tokens).max().unwrap_or(0);
         // Every scratch buffer reserved for the largest chunk now: the only allocations.
-        let mut attention_out = reserve(largest * hidden_size, config)?;
         scratch
             .try_reserve(largest, hidden_size, config.intermediate_size)
             .map_err(|_| scratch_error(config, largest))?;
@@ -452,6 +455,7 @@ impl Encoder {
                 })
                 .collect();
             let chunk_bias = bias.map(|bias| &bias[rows.clone()]);
+            let mut attention_out = std::mem::take(&mut scratch.attention_out);
             attention_out.resize(part.len(), 0.0);
             for (index, layer) in self.layers.iter().enumerate() {
                 layer.forward(part, &local, chunk_bias, shape, &mut attention_out, scratch);
@@ -459,6 +463,7 @@ impl Encoder {
                     states[index + 1][values.clone()].copy_from_slice(part);
                 }
             }
+            scratch.attention_out = attention_out;
         }
         let pooler_output = self
             .pooler
@@ -479,15 +484,6 @@ fn scratch_error(config: &EncoderConfig, tokens: usize) -> Error {
         "not enough memory for the encoder's scratch space: {tokens} tokens need {}",
         crate::memory::human(bytes)
     ))
-}
-
-/// An empty buffer with room for `len` values, reserved now.
-fn reserve(len: usize, config: &EncoderConfig) -> Result<Vec<f32>> {
-    let mut values = Vec::new();
-    values
-        .try_reserve_exact(len)
-        .map_err(|_| scratch_error(config, len / config.hidden_size.max(1)))?;
-    Ok(values)
 }
 
 /// Consecutive spans run together: `spans` (indices), their tokens from

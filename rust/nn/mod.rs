@@ -43,12 +43,27 @@ impl Scratch {
         for (buffer, width) in [
             (&mut self.qkv, 3 * hidden),
             (&mut self.context, hidden),
+            (&mut self.attention_out, hidden),
             (&mut self.intermediate, inner),
         ] {
             let len = tokens.saturating_mul(width);
             buffer.try_reserve_exact(len.saturating_sub(buffer.len()))?;
         }
         Ok(())
+    }
+
+    /// Bytes its float buffers hold room for.
+    pub fn capacity_bytes(&self) -> usize {
+        let values = [
+            &self.qkv,
+            &self.context,
+            &self.attention_out,
+            &self.intermediate,
+        ]
+        .iter()
+        .map(|buffer| buffer.capacity())
+        .sum::<usize>();
+        values.saturating_mul(std::mem::size_of::<f32>())
     }
 
     /// Record max |x| per channel of `x (rows, cols)`, when calibrating.
@@ -62,6 +77,50 @@ impl Scratch {
             }
             peaks.push(peak);
         }
+    }
+}
+
+/// Scratch buffers kept between forward passes, so that a pass does not fault fresh pages
+/// in (the kernel zeroing them took 4% of a 32x128 batch): up to [`ScratchPool::KEEP`] sets
+/// (one a concurrent caller), each at most [`ScratchPool::MAX_BYTES`] (a larger one, from a
+/// large batch, is freed rather than kept).
+#[derive(Debug, Default)]
+pub struct ScratchPool {
+    sets: std::sync::Mutex<Vec<Scratch>>,
+}
+
+impl ScratchPool {
+    pub const KEEP: usize = 4;
+    pub const MAX_BYTES: usize = 64 << 20;
+
+    /// A set of buffers: a kept one, or a new (empty) one.
+    pub fn take(&self) -> Scratch {
+        let mut sets = self
+            .sets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        sets.pop().unwrap_or_default()
+    }
+
+    /// Keep `scratch` for the next pass, unless it is too large or enough are kept.
+    pub fn give(&self, scratch: Scratch) {
+        if scratch.capacity_bytes() > Self::MAX_BYTES || scratch.peaks.is_some() {
+            return;
+        }
+        let mut sets = self
+            .sets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if sets.len() < Self::KEEP {
+            sets.push(scratch);
+        }
+    }
+}
+
+impl Clone for ScratchPool {
+    /// A clone starts with no buffers of its own.
+    fn clone(&self) -> Self {
+        ScratchPool::default()
     }
 }
 
