@@ -13,7 +13,7 @@ Also (unless ``--speed-only``): min cosine to the fp32 golden per token and per 
 embeds one sentence: wall time, peak RSS).
 
     python benches/compare.py [--threads 2] [--rounds 5] [--sentences 1000]
-    python benches/compare.py --engines ox-fp32 --simd avx2,avx512     # paths side by side
+    python benches/compare.py --engines ox-fp32 --simd "avx512 avx2,avx2"  # paths side by side
     python benches/compare.py --baseline /path/to/venv/bin/python        # two builds, A/B
 
 Needs onnxruntime, onnx and tokenizers, and the corpus packages of ``tests/corpus.py``.
@@ -68,7 +68,7 @@ def engines(args: argparse.Namespace) -> dict[str, Engine]:
             )
         elif name in ("ox-fp32", "ox-int8"):
             dtype = "int8" if name == "ox-int8" else "float32"
-            for path in args.simd.split(",") if args.simd else [""]:
+            for path in args.simd.split() or [""]:
                 suffix = f" [{path}]" if path else ""
                 env = {"OXIFORMER_SIMD": path} if path else {}
                 table[name + suffix] = Engine("oxiformer", dtype=dtype, env=env)
@@ -208,7 +208,11 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=1000)
     parser.add_argument("--engines", default=",".join(ENGINES), help=", ".join(ENGINES))
     parser.add_argument("--work", default="1x16,1x128,32x128,texts")
-    parser.add_argument("--simd", default="", help="oxiformer paths to run side by side")
+    parser.add_argument(
+        "--simd",
+        default="",
+        help="OXIFORMER_SIMD values to run side by side, space-separated ('avx512 avx2,avx2')",
+    )
     parser.add_argument("--baseline", default="", help="a Python with another oxiformer build")
     parser.add_argument("--speed-only", action="store_true")
     args = parser.parse_args()
