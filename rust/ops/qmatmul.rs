@@ -21,6 +21,9 @@ use super::cpu::Int8Path;
 use super::grid::{self, Kernel, OutPtr, Prefetch, Shape, Tile, MAX_TILE_PANELS, PANEL};
 use super::simd::{Int8Simd, Portable};
 
+/// Steps per pass of a tile's loop.
+const UNROLL: usize = 4;
+
 /// The most input channels an int8 layer takes: `k * 255 * 127` must stay below 2^31 for
 /// the i32 sums to be exact.
 pub const MAX_IN_FEATURES: usize = ((1u64 << 31) / (255 * 127)) as usize - 1;
@@ -33,6 +36,9 @@ pub struct PackedInt8 {
     k_padded: usize,
     n: usize,
     group: usize,
+    /// (panels * 16) each channel's weight sum, 0 past `n`: where the tiles whose `dot`
+    /// takes `x - 128` start (see `Int8Simd::initial_sums`).
+    sums: Vec<i32>,
 }
 
 impl PackedInt8 {
@@ -52,11 +58,16 @@ impl PackedInt8 {
                 }
             }
         }
+        let mut sums = vec![0i32; panels * PANEL];
+        for (sum, row) in sums.iter_mut().zip(w.chunks_exact(k.max(1)).take(n)) {
+            *sum = row.iter().map(|&v| i32::from(v)).fold(0, i32::wrapping_add);
+        }
         PackedInt8 {
             data,
             k_padded,
             n,
             group,
+            sums,
         }
     }
 
@@ -193,7 +204,8 @@ unsafe fn step<S: Int8Simd, const R: usize, const NV: usize>(
     // SAFETY (the loads): the caller's contract.
     let first = unsafe { isa.load_weights(weights[0].add(s * PANEL * group)) };
     let mut step_weights = [first; NV];
-    for (wv, pointer) in step_weights.iter_mut().zip(weights).skip(1) {
+    // From the second on (a constant trip count: unrolled, so the vectors stay in registers).
+    for (wv, pointer) in step_weights[1..].iter_mut().zip(&weights[1..]) {
         *wv = unsafe { isa.load_weights(pointer.add(s * PANEL * group)) };
     }
     for (sums, activations) in acc.iter_mut().zip(rows) {
@@ -227,7 +239,7 @@ pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
     let width = (NV * S::LANES).min(n - col);
     let epilogue = &product.epilogue;
     // SAFETY: loads read w.data[(panel + j / per_panel) * kp * 16 + s * 16 * group ..]
-    // [..LANES * group] for s < steps (inside the panels), a[(row + r) * kp + s * group ..]
+    // [..LANES * group] for s < steps (inside the panels), w.sums[col..][..NV * LANES], a[(row + r) * kp + s * group ..]
     // [..group] for r < R, and the epilogue's slices at the tile's rows and columns; stores
     // write the tile's own whole panels of the output (the caller's contract).
     unsafe {
@@ -237,22 +249,36 @@ pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
         });
         let rows: [*const S::Act; R] =
             std::array::from_fn(|r| product.a.as_ptr().add((row + r) * kp));
-        let mut acc = [[isa.izero(); NV]; R];
+        let start: [S::I; NV] =
+            std::array::from_fn(|j| isa.initial_sums(w.sums.as_ptr().add(col + j * S::LANES)));
+        let mut acc = [start; R];
         // The lines of the next panels, spread evenly over the steps.
+        // The prefetches are counted once per pass of `UNROLL` steps: with a branch between
+        // every two steps, the accumulators were copied (or spilled) at each step.
         let lines = prefetch.count;
         let (mut line, mut credit) = (0, 0);
-        for s in 0..steps {
-            credit += lines;
-            if credit >= steps {
+        let mut s = 0;
+        while s + UNROLL <= steps {
+            credit += UNROLL * lines;
+            while credit >= steps {
                 credit -= steps;
                 prefetch.line(line);
                 line += 1;
             }
+            for u in 0..UNROLL {
+                step(isa, &mut acc, &weights, &rows, s + u);
+            }
+            s += UNROLL;
+        }
+        while s < steps {
             step(isa, &mut acc, &weights, &rows, s);
+            s += 1;
         }
         for line in line..lines {
             prefetch.line(line);
         }
+        // A copy for the epilogue's loops, so that the loop's sums can live in registers.
+        let acc: [[S::I; NV]; R] = std::array::from_fn(|r| acc[r]);
         if width < NV * S::LANES {
             for (r, vectors) in acc.iter().enumerate() {
                 let mut sums = [0i32; MAX_TILE_PANELS * PANEL];
@@ -353,6 +379,7 @@ pub fn qmatmul(
                 };
                 return qmatmul_with(kernel, a, m, w, epilogue, out);
             }
+            let _ = a;
             panic!(
                 "u16 activations are for the AVX2 int8 path only (path {})",
                 path.name()
@@ -376,6 +403,22 @@ fn byte_kernel(path: Int8Path) -> QTileKernel<u8> {
             return QTileKernel {
                 tile: super::x86::avx2::qmatmul_tile_vnni,
                 shape: shape(6, 1),
+            }
+        }
+        _ => {}
+    }
+    #[cfg(target_arch = "aarch64")]
+    match path {
+        Int8Path::NeonDot if path.available() => {
+            return QTileKernel {
+                tile: super::aarch64::neon::qmatmul_tile_dot,
+                shape: shape(super::aarch64::neon::QMATMUL_DOT_ROWS, 1),
+            }
+        }
+        Int8Path::Neon if path.available() => {
+            return QTileKernel {
+                tile: super::aarch64::neon::qmatmul_tile,
+                shape: shape(super::aarch64::neon::QMATMUL_ROWS, 1),
             }
         }
         _ => {}
