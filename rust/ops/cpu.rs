@@ -35,7 +35,8 @@ pub enum Int8Path {
     AvxVnni,
     /// AVX-512 VNNI `vpdpbusd` on 512 bits.
     Avx512Vnni,
-    /// aarch64 NEON without the dot product: widened 16-bit multiplies.
+    /// aarch64 NEON without the dot product: 8-bit multiplies into 16 bits (`smull`), added
+    /// in pairs into i32 (`addp`, `sadalp`).
     Neon,
     /// aarch64 `sdot`-family dot products (the `dotprod` feature).
     NeonDot,

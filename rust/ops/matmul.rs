@@ -92,6 +92,13 @@ impl TileKernel {
             }
             _ => {}
         }
+        #[cfg(target_arch = "aarch64")]
+        if path == Fp32Path::Neon && path.available() {
+            return TileKernel {
+                tile: super::aarch64::neon::matmul_tile,
+                shape: shape(super::aarch64::neon::MATMUL_ROWS, 1),
+            };
+        }
         let _ = path;
         TileKernel {
             tile: portable_tile,
@@ -532,6 +539,13 @@ mod tests {
         }
     }
 
+    /// The NEON tile's logic on 4 portable lanes (4 vectors a panel).
+    unsafe fn twin_neon(product: &Product<'_>, tile: Tile, prefetch: Prefetch) {
+        grid::with_rows!(tile.rows, [1, 2, 3, 4, 5, 6], R => unsafe {
+            self::tile::<Portable<4>, R, 4>(Portable, product, tile, prefetch)
+        })
+    }
+
     /// Every tile kernel to compare with the portable one: the portable twins of the SIMD
     /// tiles, and the SIMD tiles this CPU runs.
     fn kernels() -> Vec<(&'static str, TileKernel)> {
@@ -548,6 +562,13 @@ mod tests {
                 TileKernel {
                     tile: twin_avx512,
                     shape: shape(8, 2),
+                },
+            ),
+            (
+                "portable twin of neon",
+                TileKernel {
+                    tile: twin_neon,
+                    shape: shape(6, 1),
                 },
             ),
         ];

@@ -2,6 +2,8 @@
 //! twin in its tests. They know nothing of models; `cpu` picks the SIMD path once, and
 //! every path computes the same bits.
 
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
 pub mod activation;
 pub mod cpu;
 pub mod grid;

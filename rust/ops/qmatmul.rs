@@ -33,6 +33,9 @@ pub struct PackedInt8 {
     k_padded: usize,
     n: usize,
     group: usize,
+    /// (panels * 16) each channel's weight sum, 0 past `n`: where the tiles whose `dot`
+    /// takes `x - 128` start (see `Int8Simd::initial_sums`).
+    sums: Vec<i32>,
 }
 
 impl PackedInt8 {
@@ -52,11 +55,16 @@ impl PackedInt8 {
                 }
             }
         }
+        let mut sums = vec![0i32; panels * PANEL];
+        for (sum, row) in sums.iter_mut().zip(w.chunks_exact(k.max(1)).take(n)) {
+            *sum = row.iter().map(|&v| i32::from(v)).fold(0, i32::wrapping_add);
+        }
         PackedInt8 {
             data,
             k_padded,
             n,
             group,
+            sums,
         }
     }
 
@@ -241,7 +249,7 @@ pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
     let width = (NV * S::LANES).min(n - col);
     let epilogue = &product.epilogue;
     // SAFETY: loads read w.data[(panel + j / per_panel) * kp * 16 + s * 16 * group ..]
-    // [..LANES * group] for s < steps (inside the panels), a[(row + r) * kp + s * group ..]
+    // [..LANES * group] for s < steps (inside the panels), w.sums[col..][..NV * LANES], a[(row + r) * kp + s * group ..]
     // [..group] for r < R, and the epilogue's slices at the tile's rows and columns; stores
     // write the tile's own whole panels of the output (the caller's contract).
     unsafe {
@@ -251,7 +259,9 @@ pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
         });
         let mut rows: [*const S::Act; R] =
             std::array::from_fn(|r| product.a.as_ptr().add((row + r) * kp));
-        let mut acc = [[isa.izero(); NV]; R];
+        let start: [S::I; NV] =
+            std::array::from_fn(|j| isa.initial_sums(w.sums.as_ptr().add(col + j * S::LANES)));
+        let mut acc = [start; R];
         // The lines of the next panels, spread evenly over the passes; the pointers move
         // once a pass, and within it the steps' offsets are constants.
         let lines = prefetch.count.min(steps);
@@ -384,6 +394,7 @@ pub fn qmatmul(
                 };
                 return qmatmul_with(kernel, a, m, w, epilogue, out);
             }
+            let _ = a;
             panic!(
                 "u16 activations are for the AVX2 int8 path only (path {})",
                 path.name()
@@ -407,6 +418,22 @@ fn byte_kernel(path: Int8Path) -> QTileKernel<u8> {
             return QTileKernel {
                 tile: super::x86::avx2::qmatmul_tile_vnni,
                 shape: shape(6, 1),
+            }
+        }
+        _ => {}
+    }
+    #[cfg(target_arch = "aarch64")]
+    match path {
+        Int8Path::NeonDot if path.available() => {
+            return QTileKernel {
+                tile: super::aarch64::neon::qmatmul_tile_dot,
+                shape: shape(super::aarch64::neon::QMATMUL_DOT_ROWS, 1),
+            }
+        }
+        Int8Path::Neon if path.available() => {
+            return QTileKernel {
+                tile: super::aarch64::neon::qmatmul_tile,
+                shape: shape(super::aarch64::neon::QMATMUL_ROWS, 1),
             }
         }
         _ => {}

@@ -42,6 +42,10 @@ pub trait F32Simd: Copy + Send + Sync {
 /// signed 8-bit weights of each lane's channel and adds the products to the lane, exactly
 /// (`vpdpbusd` on u8 x s8 groups of 4; `vpmaddwd` on pairs widened to 16 bits). Activations
 /// are stored as `Act` (u8, or u16 where the instruction takes 16 bits), values 0..=255.
+///
+/// An instruction that takes signed bytes only (NEON's `sdot`) gets `x - 128` instead
+/// ([`PortableSigned`]): its sums start from `128 * sum w` per channel
+/// ([`Int8Simd::initial_sums`]) and so end at the same exact `sum x * w`.
 pub trait Int8Simd: F32Simd {
     /// A vector of `LANES` i32.
     type I: Copy;
@@ -70,8 +74,20 @@ pub trait Int8Simd: F32Simd {
     /// # Safety
     /// `weights` is valid for reading `LANES * GROUP` bytes: lane `l`'s group first.
     unsafe fn load_weights(self, weights: *const i8) -> Self::W;
-    /// `acc + sum_g x[g] * w[lane][g]` in each lane.
+    /// `acc + sum_g x[g] * w[lane][g]` in each lane (`x[g] - 128` where the sums start from
+    /// `initial_sums`' correction).
     fn dot(self, acc: Self::I, x: Self::Q, w: Self::W) -> Self::I;
+    /// Where a tile's sums start for `LANES` channels whose weights sum to the values at
+    /// `weight_sums` (over every input position): zero, or `128 * sum w` for a `dot` that
+    /// takes `x - 128`. Wrapping i32 arithmetic: the final sums are exact whenever they fit.
+    ///
+    /// # Safety
+    /// `weight_sums` is valid for reading `LANES` i32 values.
+    #[inline(always)]
+    unsafe fn initial_sums(self, weight_sums: *const i32) -> Self::I {
+        let _ = weight_sums;
+        self.izero()
+    }
     /// `a - b * c` with wrapping i32 arithmetic.
     fn isub_mul(self, a: Self::I, b: Self::I, c: Self::I) -> Self::I;
     /// Each lane converted to the nearest f32.
@@ -302,6 +318,112 @@ impl<const L: usize> Int8Simd for PortablePairs<L> {
     }
 }
 
+/// `L` lanes in plain Rust over groups of 4 activations taken as signed bytes `x - 128`
+/// (`x ^ 0x80`), the sums started from `128 * sum w`: the twin of the NEON int8 tiles (`sdot`
+/// takes s8 x s8; the fallback without it multiplies s8 x s8 into 16 bits).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PortableSigned<const L: usize>;
+
+impl<const L: usize> F32Simd for PortableSigned<L> {
+    type V = [f32; L];
+    const LANES: usize = L;
+
+    #[inline(always)]
+    fn zero(self) -> [f32; L] {
+        Portable::<L>.zero()
+    }
+    #[inline(always)]
+    fn splat(self, value: f32) -> [f32; L] {
+        Portable::<L>.splat(value)
+    }
+    #[inline(always)]
+    unsafe fn broadcast(self, ptr: *const f32) -> [f32; L] {
+        // SAFETY: the caller's contract.
+        unsafe { Portable::<L>.broadcast(ptr) }
+    }
+    #[inline(always)]
+    unsafe fn load(self, ptr: *const f32) -> [f32; L] {
+        // SAFETY: the caller's contract.
+        unsafe { Portable::<L>.load(ptr) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, ptr: *mut f32, value: [f32; L]) {
+        // SAFETY: the caller's contract.
+        unsafe { Portable::<L>.store(ptr, value) }
+    }
+    #[inline(always)]
+    fn mul_add(self, a: [f32; L], b: [f32; L], c: [f32; L]) -> [f32; L] {
+        Portable::<L>.mul_add(a, b, c)
+    }
+    #[inline(always)]
+    fn add(self, a: [f32; L], b: [f32; L]) -> [f32; L] {
+        Portable::<L>.add(a, b)
+    }
+    #[inline(always)]
+    fn mul(self, a: [f32; L], b: [f32; L]) -> [f32; L] {
+        Portable::<L>.mul(a, b)
+    }
+}
+
+impl<const L: usize> Int8Simd for PortableSigned<L> {
+    type I = [i32; L];
+    type Q = [i8; 4];
+    type W = [[i8; 4]; L];
+    type Act = u8;
+    const GROUP: usize = 4;
+
+    #[inline(always)]
+    fn izero(self) -> [i32; L] {
+        [0; L]
+    }
+    #[inline(always)]
+    fn wzero(self) -> [[i8; 4]; L] {
+        [[0; 4]; L]
+    }
+    #[inline(always)]
+    fn isplat(self, value: i32) -> [i32; L] {
+        [value; L]
+    }
+    #[inline(always)]
+    unsafe fn iload(self, ptr: *const i32) -> [i32; L] {
+        // SAFETY: the caller's contract.
+        unsafe { Portable::<L>.iload(ptr) }
+    }
+    #[inline(always)]
+    unsafe fn broadcast_group(self, activations: *const u8) -> [i8; 4] {
+        // SAFETY: the caller's contract.
+        let bytes = unsafe { activations.cast::<[u8; 4]>().read_unaligned() };
+        // x ^ 0x80 read as i8 is x - 128.
+        bytes.map(|x| (x ^ 0x80) as i8)
+    }
+    #[inline(always)]
+    unsafe fn load_weights(self, weights: *const i8) -> [[i8; 4]; L] {
+        // SAFETY: the caller's contract.
+        unsafe { Portable::<L>.load_weights(weights) }
+    }
+    #[inline(always)]
+    fn dot(self, acc: [i32; L], x: [i8; 4], w: [[i8; 4]; L]) -> [i32; L] {
+        std::array::from_fn(|lane| {
+            let products = (0..4).map(|g| i32::from(x[g]) * i32::from(w[lane][g]));
+            products.fold(acc[lane], i32::wrapping_add)
+        })
+    }
+    #[inline(always)]
+    unsafe fn initial_sums(self, weight_sums: *const i32) -> [i32; L] {
+        // SAFETY: the caller's contract.
+        let sums = unsafe { self.iload(weight_sums) };
+        sums.map(|sum| sum.wrapping_mul(128))
+    }
+    #[inline(always)]
+    fn isub_mul(self, a: [i32; L], b: [i32; L], c: [i32; L]) -> [i32; L] {
+        Portable::<L>.isub_mul(a, b, c)
+    }
+    #[inline(always)]
+    fn to_f32(self, value: [i32; L]) -> [f32; L] {
+        Portable::<L>.to_f32(value)
+    }
+}
+
 /// Ask for the 64-byte line at `ptr` to be brought into L2 (a hint: any address is safe).
 #[inline(always)]
 pub fn prefetch_line(ptr: *const u8) {
@@ -310,6 +432,16 @@ pub fn prefetch_line(ptr: *const u8) {
     unsafe {
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(ptr.cast())
     };
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: `prfm` only hints the cache: it never faults, and changes no memory or
+    // register the program sees.
+    unsafe {
+        std::arch::asm!(
+            "prfm pldl2keep, [{ptr}]",
+            ptr = in(reg) ptr,
+            options(nostack, readonly, preserves_flags)
+        )
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let _ = ptr;
 }

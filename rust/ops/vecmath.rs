@@ -115,7 +115,8 @@ pub fn fold_lanes<T: Copy>(
 /// Run `$body` (a loop over slices that uses the functions above) compiled for the fp32 path
 /// `ops::cpu` picked: with AVX-512 or AVX2 + FMA enabled, else for the baseline target. The
 /// body uses plain `+`/`*` and fixed lane folds ([`fold_lanes`]), so every build computes
-/// the same bits; the wider ones only run faster.
+/// the same bits; the wider ones only run faster. On aarch64 the baseline target already has
+/// NEON (`neon` is in every aarch64 target's features), so the baseline build is the NEON one.
 macro_rules! dispatch {
     ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$attr])*

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::ops::cpu;
-use crate::ops::simd::{Portable, PortablePairs};
+use crate::ops::simd::{Portable, PortablePairs, PortableSigned};
 
 fn lcg(seed: &mut u64) -> u64 {
     *seed = seed
@@ -67,6 +67,14 @@ unsafe fn twin_avx2(product: &QProduct<'_, u16>, tile: Tile, prefetch: Prefetch)
     })
 }
 
+/// The NEON tiles' logic (`sdot` and the fallback: activations as `x - 128`, sums started
+/// from `128 * sum w`) on 4 portable lanes, 4 vectors a panel.
+unsafe fn twin_neon(product: &QProduct<'_, u8>, tile: Tile, prefetch: Prefetch) {
+    grid::with_rows!(tile.rows, [1, 2, 3, 4, 5, 6], R => unsafe {
+        super::tile::<PortableSigned<4>, R, 4>(PortableSigned, product, tile, prefetch)
+    })
+}
+
 /// A kernel under test: its name, and how it runs a product of u8 activations.
 type Runner =
     Box<dyn Fn(&[u8], usize, usize, &[i8], usize, Epilogue<'_>) -> Vec<f32> + Send + Sync>;
@@ -117,8 +125,21 @@ fn kernels() -> Vec<(String, Runner)> {
                 shape: shape(6, 1),
             }),
         ),
+        (
+            "portable twin of neon and neondot".into(),
+            bytes(QTileKernel {
+                tile: twin_neon,
+                shape: shape(6, 1),
+            }),
+        ),
     ];
-    for path in [Int8Path::Avx2, Int8Path::AvxVnni, Int8Path::Avx512Vnni] {
+    for path in [
+        Int8Path::Avx2,
+        Int8Path::AvxVnni,
+        Int8Path::Avx512Vnni,
+        Int8Path::Neon,
+        Int8Path::NeonDot,
+    ] {
         if !path.available() {
             if let Err(message) = cpu::skip_missing(path.name()) {
                 panic!("{message}");
