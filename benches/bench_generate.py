@@ -58,10 +58,13 @@ def build(args: argparse.Namespace) -> oxiformer.EncoderDecoder:
         "max_position_embeddings": 512,
     }
     rng = np.random.default_rng(SEED)
+    encoder_config = _core.EncoderConfig(config)
     encoder = oxiformer.Encoder.from_tensors(
-        config, random_tensors(_core.expected_tensors(config), rng)
+        encoder_config, random_tensors(_core.expected_tensors(encoder_config), rng)
     )
-    decoder_config = {**config, "is_decoder": True, "add_cross_attention": True}
+    decoder_config = _core.DecoderConfig(
+        {**config, "is_decoder": True, "add_cross_attention": True}
+    )
     tensors = random_tensors(_core.decoder_tensors(decoder_config, args.hidden), rng)
     decoder = _core.Decoder(decoder_config, tensors, args.hidden)
     # No end token: every step runs.

@@ -67,7 +67,7 @@ def load_model(
     """(normalized config, selected encoder tensors) of a model directory."""
     config = load_config(model_dir)
     path = model_dir / weights_file if weights_file else find_weights(model_dir)
-    expected = _core.expected_tensors(config, with_pooler)
+    expected = _core.expected_tensors(_core.EncoderConfig(config), with_pooler)
     return config, select_encoder_tensors(read_tensors(path), expected, str(path))
 
 

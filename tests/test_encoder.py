@@ -65,7 +65,7 @@ def random_model(
 ) -> dict[str, npt.NDArray[np.float32]]:
     """Random tensors for every name the encoder expects; LayerNorm gains near 1."""
     tensors = {}
-    for name, shape in _core.expected_tensors(config, with_pooler).items():
+    for name, shape in _core.expected_tensors(_core.EncoderConfig(config), with_pooler).items():
         if "LayerNorm.weight" in name:
             values = 1.0 + 0.2 * rng.standard_normal(shape)
         else:
@@ -109,7 +109,7 @@ def test_rust_matches_reference_on_random_configs(
     ids = rng.integers(0, config["vocab_size"], mask.shape)
     types = rng.integers(0, max(config["type_vocab_size"], 1), mask.shape)
     out = encoder(ids, mask, types, output_hidden_states=True)
-    normalized = _core.parse_config(config)
+    normalized = _core.EncoderConfig(config).to_dict()
     want = reference.forward(
         tensors, normalized, ids, mask, types, dtype=np.float64, with_pooler=with_pooler
     )

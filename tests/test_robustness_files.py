@@ -114,10 +114,7 @@ def test_sinusoidal_table_too_large_to_compute(tmp_path: Path) -> None:
     ("text", "fragment"),
     [
         ("", "not valid JSON"),
-        (
-            '{"vocab_size": 10, "hidden_size": NaN}',
-            "invalid config: expected value at line 1 column 35",
-        ),
+        ('{"vocab_size": 10, "hidden_size": NaN}', "'hidden_size': NaN is not a finite number"),
         ('{"vocab_size": 10,', "not valid JSON"),
         ("null", "expected a JSON object"),
         ('"config"', "expected a JSON object"),
