@@ -37,6 +37,26 @@ TINY_BERT_SEQCLS = FIXTURES / "tiny-bert" / "seqcls"
 MINILM_GOLDEN = FIXTURES / "minilm" / "golden.npz"
 VOCABS = FIXTURES / "vocabs"
 
+
+def require_fixtures(*names: str) -> None:
+    """Skip unless the shared fixtures ``names`` (paths under :data:`FIXTURES`; none: the
+    directory itself) are there, naming what is missing. At module level this skips the
+    whole module at collection; in a test or a pytest fixture, the tests that use it."""
+    if not FIXTURES.is_dir():
+        needed = f" ({', '.join(names)})" if names else ""
+        pytest.skip(
+            f"needs the shared test fixtures{needed}: {FIXTURES} does not exist (put them in "
+            "../shared/fixtures next to the repository, or set OXIFORMER_FIXTURES)",
+            allow_module_level=True,
+        )
+    missing = [name for name in names if not (FIXTURES / name).exists()]
+    if missing:
+        pytest.skip(
+            f"needs the shared test fixtures {', '.join(missing)}, missing from {FIXTURES}",
+            allow_module_level=True,
+        )
+
+
 #: name -> (vocab file, options shared by ``oxiformer.Tokenizer.from_vocab`` and
 #: ``tokenizers.BertWordPieceTokenizer``)
 VOCAB_SETTINGS: dict[str, tuple[str, dict[str, bool]]] = {

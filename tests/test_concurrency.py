@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 import oxiformer
 import pytest
-from helpers import TINY_BERT_SEQCLS, max_abs_diff
+from helpers import TINY_BERT_SEQCLS, max_abs_diff, require_fixtures
+
+require_fixtures("tiny-bert/seqcls")
 
 THREADS = 8
 CALLS_PER_THREAD = 200

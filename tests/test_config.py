@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import FIXTURES, TINY_BERT_SEQCLS
+from helpers import FIXTURES, TINY_BERT_SEQCLS, require_fixtures
 from oxiformer import ConfigError, _core
 from oxiformer.config import load_config, read_config_json, to_bert_fields
 
@@ -37,6 +37,7 @@ TINY = {
 
 
 def test_load_config_from_directory_or_file() -> None:
+    require_fixtures("tiny-bert/seqcls")
     config = load_config(TINY_BERT_SEQCLS)
     assert config == load_config(TINY_BERT_SEQCLS / "config.json")
     assert config == TINY
@@ -91,6 +92,7 @@ def test_bad_configs_raise_config_error_naming_the_file(
     [("tiny-distilbert", "absolute"), ("tiny-distilbert-sinusoidal", "sinusoidal")],
 )
 def test_distilbert_fields_are_translated(model: str, positions: str) -> None:
+    require_fixtures(model)
     config = load_config(FIXTURES / model)
     assert config == {**TINY, "type_vocab_size": 0, "position_embedding_type": positions}
 

@@ -12,6 +12,9 @@ from pathlib import Path
 import oxiformer
 import pytest
 from dataset_files import TINY_MODEL, read_output, same_bits, sample_texts, write_input
+from helpers import require_fixtures
+
+require_fixtures("tiny-bert/seqcls", "minilm/texts.json")
 
 pytest.importorskip(
     "pyarrow", reason="embed-dataset needs pyarrow: pip install 'oxiformer[parquet]'"

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import oxiformer
 import pytest
-from helpers import FIXTURES, TINY_BERT_SEQCLS, load_golden, max_abs_diff
+from helpers import FIXTURES, TINY_BERT_SEQCLS, load_golden, max_abs_diff, require_fixtures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oxiformer import _core, reference
@@ -36,6 +36,7 @@ def test_minilm_matches_golden_on_unpadded_positions(
 
 @pytest.mark.parametrize("weights_file", ["model.safetensors", "weights.npz"])
 def test_tiny_bert_hidden_states_and_pooler(weights_file: str, tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     golden = load_golden(TINY_BERT_SEQCLS / "golden.npz")
     # A model directory holding only this weights file, so that file is the one loaded.
     (tmp_path / "config.json").write_bytes((TINY_BERT_SEQCLS / "config.json").read_bytes())
@@ -222,6 +223,7 @@ def test_config_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def test_rust_sinusoidal_table_matches_distilbert_checkpoint() -> None:
+    require_fixtures("tiny-distilbert-sinusoidal/weights.npz")
     with np.load(FIXTURES / "tiny-distilbert-sinusoidal" / "weights.npz") as weights:
         name = next(n for n in weights.files if n.endswith("position_embeddings.weight"))
         table = weights[name]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import TINY_BERT_SEQCLS
+from helpers import TINY_BERT_SEQCLS, require_fixtures
 from oxiformer import (
     ConfigError,
     Encoder,
@@ -130,6 +130,7 @@ def test_config_text_that_is_no_config(tmp_path: Path, text: str, fragment: str)
 
 
 def test_bad_config_stops_the_model_loaders(tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     model = tmp_path / "model"
     shutil.copytree(TINY_BERT_SEQCLS, model)
     config = json.loads((model / "config.json").read_text("utf-8"))

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from helpers import TINY_BERT_SEQCLS, max_abs_diff
+from helpers import TINY_BERT_SEQCLS, max_abs_diff, require_fixtures
 from oxiformer import WeightsError, _core
 from oxiformer.weights import (
     find_weights,
@@ -90,6 +90,7 @@ def assert_weights_error(call: Any, *fragments: str) -> str:
 
 
 def test_three_formats_give_identical_tensors(tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     from_safetensors = read_tensors(TINY_BERT_SEQCLS / "model.safetensors")
     from_npz = read_tensors(TINY_BERT_SEQCLS / "weights.npz")
     npy_dir = tmp_path / "weights"
