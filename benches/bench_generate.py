@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import oxiformer
+from _common import machine_header
 from oxiformer import _core
 from oxiformer.generation import GenerationSettings
 
@@ -88,6 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     threads = int(os.environ.get("OXIFORMER_BENCH_THREADS", "2"))
     oxiformer.set_num_threads(threads)
+    print(machine_header(threads))
     model = build(args)
     rng = np.random.default_rng(SEED + 1)
     source = rng.integers(1000, 30000, size=(1, 32), dtype=np.int64)
