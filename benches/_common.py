@@ -1,6 +1,7 @@
-"""Helpers shared by the benchmark scripts: where things are, the machine header every table
-starts with, real sentences, ONNX Runtime sessions, and :class:`Turns`, which runs each engine
-in a process of its own and lets the processes take turns round by round.
+"""Helpers shared by the benchmark scripts (no script imports another): where things are, the
+machine header every table starts with, real sentences, ONNX Runtime sessions and int8
+models, peak RSS of a fresh process, and :class:`Turns`, which runs each engine in a process
+of its own and lets the processes take turns round by round.
 
 Why processes: ONNX Runtime's intra-op threads spin after each run and take a core from
 whatever runs next in the same process (oxiformer 1x128 measured 34 ms right after an ORT call,
@@ -27,10 +28,14 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "fixtures"
-FIXTURES = SHARED / "minilm"
 ENGINE_SCRIPT = Path(__file__).resolve().parent / "_engine.py"
 sys.path.insert(0, str(ROOT / "tests"))
+
+import corpus  # noqa: E402  (tests/ is on the path from here on: the corpus, the fixtures)
+from helpers import FIXTURES as SHARED  # noqa: E402
+
+#: The MiniLM fixtures: ``model.onnx`` (the ONNX Runtime peer), ``golden.npz``, ``texts.json``.
+FIXTURES = SHARED / "minilm"
 
 Array = Any
 
@@ -78,8 +83,9 @@ def simd_paths(python: str | None = None) -> str:
     return " ".join(f"{key}={value}" for key, value in info.items() if isinstance(value, str))
 
 
-def machine_header(threads: int, python: str | None = None) -> str:
-    """One line naming the date, the CPU, its SIMD flags, oxiformer's paths and the threads."""
+def machine_header(threads: int | str, python: str | None = None) -> str:
+    """One line naming the date, the CPU, its SIMD flags, oxiformer's paths and the threads
+    (a count, or words such as ``"1 and 2"``)."""
     try:
         import onnxruntime
 
@@ -96,7 +102,6 @@ def machine_header(threads: int, python: str | None = None) -> str:
 def real_sentences(count: int) -> list[str]:
     """``count`` real sentences of several languages, 5 to 128 MiniLM tokens, deterministic
     (from the corpus packages of ``tests/corpus.py``)."""
-    import corpus
     from oxiformer import Tokenizer
 
     lines = [line for line in corpus.corpus_lines() if len(line) >= 20]
@@ -122,17 +127,21 @@ def ort_session(path: Path, threads: int) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def ort_int8_model(source: Path, per_channel: bool = True) -> Path:
+def ort_int8_model(source: Path, per_channel: bool = True, directory: Path | None = None) -> Path:
     """ONNX Runtime's dynamic int8 of ``source`` (``quantize_dynamic``, int8 weights per channel
-    or per tensor), made once and kept in ``~/.cache/oxiformer-bench``."""
+    or per tensor), written to ``directory``, or made once and kept in
+    ``~/.cache/oxiformer-bench`` (for a file that stays, such as the shared export)."""
     import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    cache = Path.home() / ".cache" / "oxiformer-bench" / onnxruntime.__version__
-    cache.mkdir(parents=True, exist_ok=True)
-    stamp = f"{source.stat().st_size}-{int(source.stat().st_mtime)}"
     kind = "channel" if per_channel else "tensor"
-    out = cache / f"{source.stem}-{stamp}-int8-{kind}.onnx"
+    if directory is None:
+        directory = Path.home() / ".cache" / "oxiformer-bench" / onnxruntime.__version__
+        stamp = f"-{source.stat().st_size}-{int(source.stat().st_mtime)}"
+    else:
+        stamp = ""
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"{source.stem}{stamp}-int8-{kind}.onnx"
     if not out.exists():
         partial = out.with_suffix(".partial.onnx")
         quantize_dynamic(
@@ -189,10 +198,10 @@ def peak_rss(code: str, *args: str) -> float:
 @dataclass
 class Engine:
     """One engine as ``benches/_engine.py`` builds it. ``kind``: ``oxiformer`` (``model``: a
-    model directory, default MiniLM; ``dtype``: ``float32`` or ``int8``) or ``ort`` (``model``:
-    an ``.onnx`` file; ``tokenizer``: the ``tokenizer.json`` for text work). ``python``: the
-    interpreter that runs it (another build of oxiformer, for A/B runs); ``env``: extra
-    environment (``OXIFORMER_SIMD``, say)."""
+    model directory, default MiniLM; ``dtype``: ``float32`` or ``int8``, quantized at load) or
+    ``ort`` (``model``: an ``.onnx`` file; ``tokenizer``: the ``tokenizer.json`` for text work,
+    default MiniLM's). ``python``: the interpreter that runs it (another build of oxiformer,
+    for A/B runs); ``env``: extra environment (``OXIFORMER_SIMD``, say)."""
 
     kind: str
     model: str | None = None
@@ -254,6 +263,14 @@ class Turns:
         return {
             name: statistics.median(best) for name, best in self.rounds(command, rounds).items()
         }
+
+    def outputs(self, name: str, inputs: Mapping[str, Array], directory: Path) -> Array:
+        """``last_hidden_state`` of engine ``name`` on ``inputs`` (``input_ids``,
+        ``attention_mask``, ``token_type_ids``), passed through files in ``directory``."""
+        source, result = directory / "inputs.npz", directory / "outputs.npy"
+        np.savez(source, **inputs)
+        self.ask(name, {"op": "outputs", "inputs": str(source), "output": str(result)})
+        return np.load(result)
 
     def close(self) -> None:
         for name, worker in self.workers.items():

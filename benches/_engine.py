@@ -11,6 +11,9 @@ per command on stdin:
   sentence embeddings for the JSON list of texts in PATH (oxiformer: ``SentenceEncoder.encode``;
   ORT: HF tokenizers, padded batches in input order, mean pooling), with a warm-up call on the
   first batch;
+- ``{"op": "outputs", "inputs": NPZ, "output": NPY}``: the encoder's ``last_hidden_state`` on
+  the ``input_ids``, ``attention_mask`` and ``token_type_ids`` of NPZ, saved to NPY (to check
+  that the engines compute the same thing);
 - ``{"op": "quit"}``.
 """
 
@@ -30,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import hf_tokenizer, minilm_dir, ort_pipeline, ort_session
 
 VOCAB_RANGE = (1000, 30000)
+FEED = ("input_ids", "attention_mask", "token_type_ids")
+Array = Any
 
 
 def best_of(run: Callable[[], object], repeats: int) -> float:
@@ -50,9 +55,8 @@ class Oxiformer:
         dtype = None if spec["dtype"] == "float32" else spec["dtype"]
         self.model = oxiformer.SentenceEncoder.from_pretrained(model_dir, dtype=dtype)
 
-    def encoder(self, ids: Any) -> Callable[[], object]:
-        mask = np.ones_like(ids)
-        return lambda: self.model.encoder(ids, mask)
+    def encoder(self, ids: Array, mask: Array, types: Array) -> Callable[[], Array]:
+        return lambda: self.model.encoder(ids, mask, types).last_hidden_state
 
     def texts(self, texts: list[str], batch_size: int) -> Callable[[], object]:
         return lambda: self.model.encode(texts, batch_size=batch_size)
@@ -61,16 +65,16 @@ class Oxiformer:
 class OnnxRuntime:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.session = ort_session(Path(spec["model"]), spec["threads"])
-        tokenizer = spec.get("tokenizer")
-        self.tokenizer = hf_tokenizer(Path(tokenizer).parent if tokenizer else minilm_dir())
+        self.tokenizer_file = spec.get("tokenizer")
 
-    def encoder(self, ids: Any) -> Callable[[], object]:
-        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-        feed["token_type_ids"] = np.zeros_like(ids)
-        return lambda: self.session.run(None, feed)
+    def encoder(self, ids: Array, mask: Array, types: Array) -> Callable[[], Array]:
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return lambda: self.session.run(None, feed)[0]
 
     def texts(self, texts: list[str], batch_size: int) -> Callable[[], object]:
-        return lambda: ort_pipeline(self.session, self.tokenizer, texts, batch_size)
+        model_dir = Path(self.tokenizer_file).parent if self.tokenizer_file else minilm_dir()
+        tokenizer = hf_tokenizer(model_dir)
+        return lambda: ort_pipeline(self.session, tokenizer, texts, batch_size)
 
 
 def main() -> None:
@@ -91,13 +95,19 @@ def main() -> None:
         if op == "encoder":
             rng = np.random.default_rng(command.get("seed", 0))
             ids = rng.integers(*VOCAB_RANGE, (command["batch"], command["seq"]), dtype=np.int64)
-            run = engine.encoder(ids)
+            run = engine.encoder(ids, np.ones_like(ids), np.zeros_like(ids))
             run()
         elif op == "texts":
             texts = json.loads(Path(command["file"]).read_text(encoding="utf-8"))
             batch_size = command.get("batch_size", 32)
             engine.texts(texts[:batch_size], batch_size)()
             run = engine.texts(texts, batch_size)
+        elif op == "outputs":
+            with np.load(command["inputs"]) as inputs:
+                arrays = [inputs[name].astype(np.int64) for name in FEED]
+            np.save(command["output"], engine.encoder(*arrays)())
+            answer({"saved": command["output"]})
+            continue
         else:
             answer({"error": f"unknown op {op!r}"})
             continue

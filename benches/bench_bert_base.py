@@ -1,17 +1,23 @@
-"""oxiformer vs ONNX Runtime at BERT-base dimensions, random weights, side by side in one run.
+"""oxiformer against ONNX Runtime at BERT-base dimensions, random weights.
 
-Generates random weights of BERT-base size (hidden 768, 12 layers, 12 heads, intermediate
-3072, vocab 30522, 512 positions, 2 token types: about 440 MB) into a temporary directory
-that is deleted at the end, as an oxiformer model directory (``config.json``, ``weights.npz``,
-MiniLM's ``vocab.txt``); builds the ONNX graph of the same weights with ``onnx_bert.py``;
-prints the max abs difference of the two engines' outputs, then their times at 1x128 and
-32x128 with the same threads, and ratio = ORT time / oxiformer time (> 1: oxiformer faster).
+Writes random weights of BERT-base size (hidden 768, 12 layers, 12 heads, intermediate 3072,
+vocab 30522, 512 positions, 2 token types: about 440 MB) to a temporary directory, deleted at
+the end, as an oxiformer model directory (``config.json``, ``weights.npz``, MiniLM's
+``vocab.txt``), and the ONNX graph of the same weights (``_onnx_bert.py``). Each engine runs
+in a process of its own, taking turns round by round (``_common.Turns``); the table gives the
+median over rounds of each round's best, and x = engine time / oxiformer fp32 time (> 1:
+oxiformer fp32 is faster). First it prints each engine's max abs difference to ORT fp32 on
+two sequences of 128 (one padded after 77 tokens, token types 0 then 1).
 
-    python benches/bench_bert_base.py [--threads 2] [--rounds 3] [--int8]
+    python benches/bench_bert_base.py [--threads 2] [--rounds 3] [--int8] [--layers 12]
+    python benches/bench_bert_base.py --check-graph     # is the ONNX peer a fair one?
 
-``--int8`` adds ORT dynamic int8 (``quantize_dynamic``, per-channel weights) of that graph
-and oxiformer's int8 (``Encoder.quantize()``, default scheme); further oxiformer engines are
-registered in ``OXIFORMER_ENGINES`` below, and are checked and timed next to fp32.
+``--int8`` adds oxiformer int8 (quantized at load, the default scheme) and ONNX Runtime's
+``quantize_dynamic`` of the graph (int8 weights per channel). ``--check-graph`` builds the
+graph from the MiniLM weights and compares it with the shared MiniLM export (made by
+``torch.onnx.export``): outputs on the golden inputs (max abs diff <= 1e-4, else exit status
+1), the ops ONNX Runtime runs after fusing, and speed (ratio = export time / graph time;
+>= 0.90 is within 10%).
 """
 
 from __future__ import annotations
@@ -21,17 +27,22 @@ import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from compare import best_times, minilm_dir, ort_session
-from onnx_bert import feed, save_model
+from _common import (
+    FIXTURES,
+    Engine,
+    Turns,
+    machine_header,
+    minilm_dir,
+    ort_int8_model,
+)
+from _onnx_bert import fused_ops, heavy_ops, save_model
 
 Array = Any
-Feed = dict[str, Array]
-Runner = Callable[[Feed], Array]
 
 BERT_BASE = {
     "architectures": ["BertModel"],
@@ -48,9 +59,13 @@ BERT_BASE = {
     "position_embedding_type": "absolute",
     "pad_token_id": 0,
 }
-SHAPES = ((1, 128), (32, 128))
+SHAPES = ((1, 128, 5), (32, 128, 1))  # batch, seq, calls per turn
+CHECK_SHAPES = ((1, 16, 20), (1, 128, 10), (32, 128, 2))
 INIT_STD = 0.02  # HF BertPreTrainedModel._init_weights: normal(0, initializer_range)
 PERTURBATION = 0.02  # biases, LayerNorm gamma - 1 and beta: small, so every parameter counts
+PARITY_LIMIT = 1e-4
+SPEED_LIMIT = 0.90
+REFERENCE = "ORT fp32"
 
 
 def random_weights(config: Mapping[str, Any], seed: int = 0) -> dict[str, Array]:
@@ -107,108 +122,118 @@ def write_model_dir(
     return directory
 
 
-def encoder_runner(encoder: Any) -> Runner:
-    """A runner over anything called like ``oxiformer.Encoder``."""
-
-    def run(inputs: Feed) -> Array:
-        ids, mask, types = inputs["input_ids"], inputs["attention_mask"], inputs["token_type_ids"]
-        return encoder(ids, mask, types).last_hidden_state
-
-    return run
-
-
-# oxiformer engines beyond fp32 (run with ``--int8``), each made from the loaded fp32
-# ``oxiformer.Encoder``; this bench checks each against ORT fp32 and times it with the others.
-OXIFORMER_ENGINES: list[tuple[str, Callable[[Any], Runner]]] = [
-    ("oxiformer int8", lambda encoder: encoder_runner(encoder.quantize())),
-]
-
-
-def oxiformer_engines(encoder: Any, int8: bool) -> dict[str, Runner]:
-    """fp32, then (with ``int8``) every engine of ``OXIFORMER_ENGINES``."""
-    engines = {"oxiformer fp32": encoder_runner(encoder)}
-    if int8:
-        engines.update({name: make(encoder) for name, make in OXIFORMER_ENGINES})
-    return engines
-
-
-def session_runner(session: Any) -> Runner:
-    def run(inputs: Feed) -> Array:
-        return session.run(None, inputs)[0]
-
-    return run
-
-
-def ort_engines(onnx_path: Path, threads: int, int8: bool) -> dict[str, Runner]:
-    """ORT fp32 on the graph, and (with ``int8``) its dynamic int8, per-channel weights."""
-    engines = {"ORT fp32": session_runner(ort_session(onnx_path, threads))}
-    if int8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantized = onnx_path.with_name("int8-per-channel.onnx")
-        quantize_dynamic(
-            str(onnx_path), str(quantized), per_channel=True, weight_type=QuantType.QInt8
-        )
-        engines["ORT int8 per-channel"] = session_runner(ort_session(quantized, threads))
-    return engines
-
-
-def parity_inputs(rng: np.random.Generator) -> Feed:
+def parity_inputs(rng: np.random.Generator) -> dict[str, Array]:
     """Two sequences of 128, the second padded after 77 tokens, token types 0 then 1."""
     ids = rng.integers(1000, 30000, (2, 128))
     mask = np.ones_like(ids)
     mask[1, 77:] = 0
     types = np.zeros_like(ids)
     types[:, 64:] = 1
-    return feed(ids, mask, types)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def engines(model_dir: Path, onnx_path: Path, int8: bool) -> dict[str, Engine]:
+    table = {
+        "oxiformer fp32": Engine("oxiformer", str(model_dir)),
+        REFERENCE: Engine("ort", str(onnx_path)),
+    }
+    if int8:
+        table["oxiformer int8"] = Engine("oxiformer", str(model_dir), dtype="int8")
+        quantized = ort_int8_model(onnx_path, directory=onnx_path.parent)
+        table["ORT int8 per-channel"] = Engine("ort", str(quantized))
+    return table
+
+
+def bert_base(args: argparse.Namespace) -> int:
+    config = {**BERT_BASE, "num_hidden_layers": args.layers}
+    print(machine_header(args.threads))
+    with tempfile.TemporaryDirectory(prefix="oxiformer-bert-base-") as tmp:
+        tensors = random_weights(config)
+        model_dir = write_model_dir(Path(tmp) / "model", config, tensors)
+        onnx_path = save_model(config, tensors, Path(tmp) / "bert-base.onnx")
+        del tensors
+        size = (model_dir / "weights.npz").stat().st_size
+        print(f"BERT-base dimensions ({args.layers} layers), random weights: {size / 1e6:.0f} MB")
+        table = engines(model_dir, onnx_path, args.int8)
+        with Turns(table, args.threads) as turns:
+            check = parity_inputs(np.random.default_rng(0))
+            outputs = {name: turns.outputs(name, check, Path(tmp)) for name in table}
+            for name, output in outputs.items():
+                if name != REFERENCE:
+                    diff = float(np.abs(output - outputs[REFERENCE]).max())
+                    print(f"max abs diff {name} vs {REFERENCE} (2x128, one row padded): {diff:.2e}")
+            print(
+                f"\nmedian over {args.rounds} rounds of each round's best; every engine in its "
+                "own process, taking turns; x = engine time / oxiformer fp32 time\n"
+            )
+            names = list(table)
+            print("| BERT-base | " + " | ".join(names) + " |")
+            print("|---|" + "---|" * len(names))
+            for batch, seq, repeats in SHAPES:
+                command = {"op": "encoder", "batch": batch, "seq": seq, "repeats": repeats}
+                times = turns.medians(command, args.rounds)
+                base = times["oxiformer fp32"]
+                cells = [f"{base * 1e3:.1f} ms"]
+                cells += [f"{times[n] * 1e3:.1f} ms ({times[n] / base:.2f}x)" for n in names[1:]]
+                print(f"| {batch}x{seq} | " + " | ".join(cells) + " |")
+                sys.stdout.flush()
+            turns.close()
+    return 0
+
+
+def check_graph(args: argparse.Namespace) -> int:
+    """The graph on the MiniLM weights against the shared export: parity, fusions, speed."""
+    import oxiformer
+
+    print(machine_header(args.threads))
+    shared = FIXTURES / "model.onnx"
+    encoder = oxiformer.Encoder.from_pretrained(minilm_dir())
+    with np.load(FIXTURES / "golden.npz") as golden:
+        inputs = {name: golden[name] for name in ("input_ids", "attention_mask")}
+        reference = golden["last_hidden_state"]
+    inputs["token_type_ids"] = np.zeros_like(inputs["input_ids"])
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = save_model(encoder.config, encoder.state_dict(), Path(tmp) / "minilm.onnx")
+        table = {"shared export": Engine("ort", str(shared)), "graph": Engine("ort", str(ours))}
+        for name, path in (("shared export", shared), ("graph", ours)):
+            print(f"ops ONNX Runtime runs, {name}: {heavy_ops(fused_ops(path, args.threads))}")
+        with Turns(table, args.threads) as turns:
+            outputs = {name: turns.outputs(name, inputs, Path(tmp)) for name in table}
+            diff = float(np.abs(outputs["graph"] - outputs["shared export"]).max())
+            attended = inputs["attention_mask"].astype(bool)
+            to_golden = float(np.abs(outputs["graph"] - reference)[attended].max())
+            shape = "x".join(map(str, inputs["input_ids"].shape))
+            print(
+                f"golden inputs ({shape}, padded): max abs diff to the shared export {diff:.2e} "
+                f"(limit {PARITY_LIMIT:g}); to PyTorch's golden on attended tokens "
+                f"{to_golden:.2e}"
+            )
+            print(f"\nratio = export time / graph time (>= {SPEED_LIMIT:.2f}: within 10%)")
+            print("| batch x seq | shared export | graph | ratio |")
+            print("|---|---|---|---|")
+            ratios = []
+            for batch, seq, repeats in CHECK_SHAPES:
+                command = {"op": "encoder", "batch": batch, "seq": seq, "repeats": repeats}
+                times = turns.medians(command, args.rounds)
+                ratio = times["shared export"] / times["graph"]
+                ratios.append(ratio)
+                export_ms, graph_ms = times["shared export"] * 1e3, times["graph"] * 1e3
+                print(f"| {batch}x{seq} | {export_ms:.2f} ms | {graph_ms:.2f} ms | {ratio:.2f} |")
+            turns.close()
+    print(f"\nparity: {'ok' if diff <= PARITY_LIMIT else 'FAILED'}; speed within 10%: ", end="")
+    print("yes" if min(ratios) >= SPEED_LIMIT else "no (timing noise on a busy machine? run again)")
+    return 0 if diff <= PARITY_LIMIT else 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3, help="timing rounds per engine")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of turns")
     parser.add_argument("--int8", action="store_true", help="also time int8 engines")
     parser.add_argument("--layers", type=int, default=12, help="fewer layers for a quick try")
+    parser.add_argument("--check-graph", action="store_true", help="the ONNX peer vs the export")
     args = parser.parse_args()
-    config = {**BERT_BASE, "num_hidden_layers": args.layers}
-
-    import oxiformer
-
-    oxiformer.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory(prefix="oxiformer-bert-base-") as tmp:
-        model_dir = write_model_dir(Path(tmp) / "model", config, random_weights(config))
-        size = (model_dir / "weights.npz").stat().st_size
-        print(f"BERT-base dimensions ({args.layers} layers), random weights: {size / 1e6:.0f} MB")
-        print(f"in {model_dir} (deleted at exit)")
-        encoder = oxiformer.Encoder.from_pretrained(model_dir)
-        onnx_path = save_model(encoder.config, encoder.state_dict(), Path(tmp) / "bert-base.onnx")
-        engines = oxiformer_engines(encoder, args.int8)
-        engines.update(ort_engines(onnx_path, args.threads, args.int8))
-
-        rng = np.random.default_rng(0)
-        check = parity_inputs(rng)
-        reference = engines["ORT fp32"](check)
-        for name, run in engines.items():
-            if name != "ORT fp32":
-                diff = float(np.abs(run(check) - reference).max())
-                print(f"max abs diff {name} vs ORT fp32 (2x128, one row padded): {diff:.2e}")
-
-        print(f"\nthreads: {args.threads}; best of {args.rounds} rounds, engines taking turns;")
-        print("x = engine time / oxiformer fp32 time (> 1: oxiformer fp32 is faster)\n")
-        print("| BERT-base | " + " | ".join(engines) + " |")
-        print("|---|" + "---|" * len(engines))
-        for batch, seq in SHAPES:
-            inputs = feed(rng.integers(1000, 30000, (batch, seq)), np.ones((batch, seq)))
-            runs = {name: lambda r=run, f=inputs: r(f) for name, run in engines.items()}
-            times = best_times(runs, repeats=1 if batch > 1 else 5, rounds=args.rounds)
-            base = times["oxiformer fp32"]
-            cells = [f"{base * 1e3:.1f} ms"]
-            cells += [
-                f"{times[n] * 1e3:.1f} ms ({times[n] / base:.2f}x)" for n in list(engines)[1:]
-            ]
-            print(f"| {batch}x{seq} | " + " | ".join(cells) + " |")
-            sys.stdout.flush()
-    return 0
+    return check_graph(args) if args.check_graph else bert_base(args)
 
 
 if __name__ == "__main__":

@@ -132,7 +132,9 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT / "benches"))
-    from compare import real_sentences
+    from _common import machine_header, real_sentences
+
+    print(machine_header(2))
 
     with tempfile.TemporaryDirectory(prefix="bench-embed-dataset-") as tmp:
         source = Path(tmp) / "sentences.txt"

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import oxiformer
+from _common import machine_header
 from oxiformer import _core
 from oxiformer.generation import GenerationSettings
 
@@ -58,10 +59,13 @@ def build(args: argparse.Namespace) -> oxiformer.EncoderDecoder:
         "max_position_embeddings": 512,
     }
     rng = np.random.default_rng(SEED)
+    encoder_config = _core.EncoderConfig(config)
     encoder = oxiformer.Encoder.from_tensors(
-        config, random_tensors(_core.expected_tensors(config), rng)
+        encoder_config, random_tensors(_core.expected_tensors(encoder_config), rng)
     )
-    decoder_config = {**config, "is_decoder": True, "add_cross_attention": True}
+    decoder_config = _core.DecoderConfig(
+        {**config, "is_decoder": True, "add_cross_attention": True}
+    )
     tensors = random_tensors(_core.decoder_tensors(decoder_config, args.hidden), rng)
     decoder = _core.Decoder(decoder_config, tensors, args.hidden)
     # No end token: every step runs.
@@ -85,6 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     threads = int(os.environ.get("OXIFORMER_BENCH_THREADS", "2"))
     oxiformer.set_num_threads(threads)
+    print(machine_header(threads))
     model = build(args)
     rng = np.random.default_rng(SEED + 1)
     source = rng.integers(1000, 30000, size=(1, 32), dtype=np.int64)

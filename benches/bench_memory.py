@@ -5,7 +5,7 @@ Each engine runs in a fresh process that reports its own ``/proc/self/status`` (
 RSS; VmRSS, RssAnon, RssFile) after import, after loading the model and after the forward
 pass; VmHWM is restarted after loading, so the peaks of load and forward show apart. ONNX
 Runtime fp32 is measured the same way, for comparison: on the shared MiniLM export for the
-default model, else on a graph built by ``onnx_bert.py`` from the same weights.
+default model, else on a graph built by ``_onnx_bert.py`` from the same weights.
 
     python benches/bench_memory.py [--model DIR] [--batch 32] [--seq 128] [--threads 2]
 
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from compare import FIXTURES, minilm_dir
+from _common import FIXTURES, machine_header, minilm_dir
 
 MIB = 1024 * 1024
 STATUS_FIELDS = ("VmHWM", "VmRSS", "RssAnon", "RssFile")
@@ -127,7 +127,7 @@ def onnx_graph(model: Path, config: Mapping[str, Any], tensors: Any, directory: 
     shared = FIXTURES / "model.onnx"
     if model.resolve() == minilm_dir().resolve() and shared.is_file():
         return shared
-    from onnx_bert import save_model
+    from _onnx_bert import save_model
 
     return save_model(config, tensors, directory / "model.onnx")
 
@@ -166,6 +166,7 @@ def main() -> int:
         del encoder, tensors
         results = {engine: measure(engine, model, onnx_path, args) for engine in engines}
 
+    print(machine_header(args.threads))
     print(f"model {model}: {args.batch}x{args.seq} forward, {args.threads} threads")
     print(f"weights: {mib(weights)} float32 parameters; file {mib(weights_file_bytes(model))}")
     print(f"activations of one layer: {mib(activations)}; budget = weights + 1.5 x activations")

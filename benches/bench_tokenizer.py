@@ -6,9 +6,10 @@ repeated to at least ``MIN_MB``. Both libraries run ``encode_batch`` on all line
 (bert-base-uncased, lowercasing, special tokens added, no padding) with 1 and 2 threads:
 oxiformer through ``oxiformer.set_num_threads``, HF through ``TOKENIZERS_PARALLELISM``
 (false: sequential) with ``RAYON_NUM_THREADS=2`` set before ``tokenizers`` is imported.
+Best wall time of 3 runs each; also MB per CPU second (all threads of the process), the
+steadier number for one thread on a shared machine.
 
-    pytest benches/bench_tokenizer.py -s          # pytest-benchmark, then the table
-    python benches/bench_tokenizer.py             # just the table
+    python benches/bench_tokenizer.py [--rounds 3] [--megabytes 5]
 """
 
 from __future__ import annotations
@@ -17,29 +18,20 @@ import os
 
 os.environ["RAYON_NUM_THREADS"] = "2"  # before tokenizers starts its rayon pool
 
-import sys
+import argparse
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-import pytest
+import oxiformer
+import tokenizers
+from _common import SHARED, corpus, machine_header
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-import corpus  # noqa: E402
-import oxiformer  # noqa: E402
-
-tokenizers = pytest.importorskip("tokenizers")
-
-VOCAB = HERE.parent / ".." / "shared" / "fixtures" / "vocabs" / "bert-base-uncased.txt"
+VOCAB = SHARED / "vocabs" / "bert-base-uncased.txt"
 PER_PACKAGE = 12_000
-MIN_MB = 5.0
-ROUNDS = 3
 
 
-def bench_lines() -> list[str]:
+def bench_lines(min_mb: float) -> list[str]:
     lines: list[str] = []
     for package in corpus.PACKAGES:
         package_lines = corpus.package_lines(package)
@@ -48,7 +40,7 @@ def bench_lines() -> list[str]:
     if not lines:
         return []
     out = list(lines)
-    while sum(len(line.encode()) for line in out) < MIN_MB * 1e6:
+    while sum(len(line.encode()) for line in out) < min_mb * 1e6:
         out.extend(lines)
     return out
 
@@ -62,13 +54,12 @@ def encoders(threads: int) -> dict[str, Callable[[list[str]], Any]]:
     return {"oxiformer": ours.encode_batch, "hf-tokenizers": theirs.encode_batch}
 
 
-def time_best(function: Callable[[list[str]], Any], lines: list[str]) -> tuple[float, float]:
-    """Best wall time and best CPU time (all threads of the process) over ROUNDS runs.
-
-    On a shared machine the CPU time of a 1-thread run is the steadier number.
-    """
+def time_best(
+    function: Callable[[list[str]], Any], lines: list[str], rounds: int
+) -> tuple[float, float]:
+    """Best wall time and best CPU time (all threads of the process) over ``rounds`` runs."""
     best_wall = best_cpu = float("inf")
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         wall, cpu = time.perf_counter(), time.process_time()
         function(lines)
         best_wall = min(best_wall, time.perf_counter() - wall)
@@ -87,41 +78,23 @@ def table(results: dict[tuple[str, int], float]) -> str:
     return "\n".join(rows)
 
 
-RESULTS: dict[tuple[str, int], float] = {}
-
-
-@pytest.fixture(scope="module")
-def lines() -> Iterator[list[str]]:
-    if not VOCAB.is_file():
-        pytest.skip(f"vocabulary {VOCAB} not found")
-    if corpus.missing_packages():
-        pytest.skip("corpus packages not installed: " + corpus.APT_INSTALL)
-    yield bench_lines()
-    print("\n" + table(RESULTS))
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("library", ["oxiformer", "hf-tokenizers"])
-def test_encode_batch(benchmark: Any, lines: list[str], library: str, threads: int) -> None:
-    function = encoders(threads)[library]
-    megabytes = sum(len(line.encode()) for line in lines) / 1e6
-    benchmark.group = f"encode_batch, {threads} thread(s), {megabytes:.1f} MB"
-    result = benchmark.pedantic(function, args=(lines,), rounds=ROUNDS, iterations=1)
-    assert len(result) == len(lines)
-    RESULTS[(library, threads)] = megabytes / benchmark.stats.stats.min
-    benchmark.extra_info["MB/s"] = RESULTS[(library, threads)]
-
-
 def main() -> None:
-    lines = bench_lines()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--megabytes", type=float, default=5.0, help="least text to encode")
+    args = parser.parse_args()
+    if not VOCAB.is_file():
+        raise SystemExit(f"vocabulary {VOCAB} not found (the shared fixtures)")
+    lines = bench_lines(args.megabytes)
     if not lines:
         raise SystemExit("corpus packages not installed: " + corpus.APT_INSTALL)
     megabytes = sum(len(line.encode()) for line in lines) / 1e6
-    print(f"{len(lines)} lines, {megabytes:.1f} MB")
+    print(machine_header("1 and 2"))
+    print(f"{len(lines)} lines, {megabytes:.1f} MB, best of {args.rounds}")
     results: dict[tuple[str, int], float] = {}
     for threads in (1, 2):
         for library, function in encoders(threads).items():
-            wall, cpu = time_best(function, lines)
+            wall, cpu = time_best(function, lines, args.rounds)
             results[(library, threads)] = megabytes / wall
             print(
                 f"{library:14s} {threads} thread(s): {megabytes / wall:.2f} MB/s wall, "

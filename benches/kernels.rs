@@ -1,6 +1,6 @@
 //! The GEMM kernels alone, fp32 and int8, on MiniLM's shapes and a large one, on the path
 //! `OXIFORMER_SIMD` picks: `OXIFORMER_SIMD=avx2 cargo run --release --example kernels`.
-//! Best of 7 calls, hot caches; for peers and whole models see `compare.py`.
+//! Best of 7 calls, hot caches; for peers and whole models see `compare.py` (README.md).
 use _core::ops::cpu;
 use _core::ops::matmul::{matmul, pack_panels, Epilogue};
 use _core::ops::qmatmul::{qmatmul, storage, Activations, Epilogue as QEpilogue, PackedInt8};
@@ -17,9 +17,21 @@ fn best(mut run: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// The CPU's model name (Linux), for the header of the table.
+fn cpu_name() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines()
+        .find(|line| line.starts_with("model name") || line.starts_with("Model"))
+        .and_then(|line| line.split_once(':'))
+        .map_or_else(
+            || std::env::consts::ARCH.to_string(),
+            |(_, name)| name.trim().to_string(),
+        )
+}
+
 fn main() {
     let paths = cpu::active();
-    println!("paths: {paths:?}");
+    println!("CPU: {}; paths: {paths:?}", cpu_name());
     for &(m, k, n) in &[
         (16usize, 384usize, 1152usize),
         (128, 384, 1536),

@@ -112,8 +112,14 @@ impl EncoderConfig {
     /// Parse and validate `config.json` text of any family of [`families`] (translated
     /// to BERT's fields first); `source_name` names the file in errors.
     pub fn from_json(text: &str, source_name: &str) -> Result<Self> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|err| Error::config(source_name, format!("invalid config: {err}")))?;
+        Self::from_value(&value, source_name)
+    }
+
+    /// [`EncoderConfig::from_json`] on the parsed JSON.
+    pub fn from_value(value: &Value, source_name: &str) -> Result<Self> {
         let invalid = |err: String| Error::config(source_name, format!("invalid config: {err}"));
-        let value: Value = serde_json::from_str(text).map_err(|err| invalid(err.to_string()))?;
         let object = value
             .as_object()
             .ok_or_else(|| invalid(format!("expected a JSON object, got {value}")))?;
@@ -279,8 +285,13 @@ impl EncoderConfig {
         Ok(())
     }
 
-    /// The normalized configuration as JSON, every field present.
+    /// The normalized configuration as JSON text, every field present.
     pub fn to_json(&self) -> String {
+        self.to_value().to_string()
+    }
+
+    /// The normalized configuration, every field present.
+    pub fn to_value(&self) -> Value {
         serde_json::json!({
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
@@ -297,7 +308,6 @@ impl EncoderConfig {
                 PositionEmbedding::Sinusoidal => "sinusoidal",
             },
         })
-        .to_string()
     }
 
     /// Size of one attention head.

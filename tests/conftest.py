@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from helpers import FIXTURES, MINILM_GOLDEN, load_golden, load_model, minilm_model_dir
+from helpers import (
+    FIXTURES,
+    MINILM_GOLDEN,
+    load_golden,
+    load_model,
+    minilm_model_dir,
+    require_fixtures,
+)
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +25,7 @@ def minilm_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def minilm_golden() -> dict[str, npt.NDArray[Any]]:
+    require_fixtures("minilm/golden.npz")
     return load_golden(MINILM_GOLDEN)
 
 
@@ -31,8 +39,7 @@ def minilm_model(
 
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"fixtures not found at {FIXTURES}")
+    require_fixtures()
     return FIXTURES
 
 

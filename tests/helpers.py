@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,26 @@ TINY_BERT_SEQCLS = FIXTURES / "tiny-bert" / "seqcls"
 MINILM_GOLDEN = FIXTURES / "minilm" / "golden.npz"
 VOCABS = FIXTURES / "vocabs"
 
+
+def require_fixtures(*names: str) -> None:
+    """Skip unless the shared fixtures ``names`` (paths under :data:`FIXTURES`; none: the
+    directory itself) are there, naming what is missing. At module level this skips the
+    whole module at collection; in a test or a pytest fixture, the tests that use it."""
+    if not FIXTURES.is_dir():
+        needed = f" ({', '.join(names)})" if names else ""
+        pytest.skip(
+            f"needs the shared test fixtures{needed}: {FIXTURES} does not exist (put them in "
+            "../shared/fixtures next to the repository, or set OXIFORMER_FIXTURES)",
+            allow_module_level=True,
+        )
+    missing = [name for name in names if not (FIXTURES / name).exists()]
+    if missing:
+        pytest.skip(
+            f"needs the shared test fixtures {', '.join(missing)}, missing from {FIXTURES}",
+            allow_module_level=True,
+        )
+
+
 #: name -> (vocab file, options shared by ``oxiformer.Tokenizer.from_vocab`` and
 #: ``tokenizers.BertWordPieceTokenizer``)
 VOCAB_SETTINGS: dict[str, tuple[str, dict[str, bool]]] = {
@@ -67,7 +88,7 @@ def load_model(
     """(normalized config, selected encoder tensors) of a model directory."""
     config = load_config(model_dir)
     path = model_dir / weights_file if weights_file else find_weights(model_dir)
-    expected = _core.expected_tensors(config, with_pooler)
+    expected = _core.expected_tensors(_core.EncoderConfig(config), with_pooler)
     return config, select_encoder_tensors(read_tensors(path), expected, str(path))
 
 
@@ -120,3 +141,9 @@ def limit_memory(headroom):
         size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
     resource.setrlimit(resource.RLIMIT_AS, (size + headroom, resource.RLIM_INFINITY))
 """
+
+
+def ctrl_c_reaches_python() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell starts background
+    jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -1,7 +1,7 @@
 """Real sentences of many languages, picked deterministically from the corpus of ``corpus.py``.
 
 For accuracy checks that need natural text rather than random ids (int8 against fp32, in
-``benches/int8_accuracy.py`` and the int8 engine's tests). A *sentence* here is one corpus
+``benches/research/int8_accuracy.py`` and the int8 engine's tests). A *sentence* here is one corpus
 line that reads as one: it starts with a capital (or with a letter of a script without case,
 such as CJK), ends with sentence punctuation (``. ! ?`` or ``。！？``, possibly then a closing
 quote), holds no roff markup, markup-like or box-drawing characters, and has ``min_tokens`` to

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import oxiformer
 import pytest
-from helpers import FIXTURES, load_golden, max_abs_diff
+from helpers import FIXTURES, load_golden, max_abs_diff, require_fixtures
+
+require_fixtures("tiny-bert/seqcls", "tiny-bert/tokcls", "tiny-bert/texts.json")
 
 SEQCLS = FIXTURES / "tiny-bert" / "seqcls"
 TOKCLS = FIXTURES / "tiny-bert" / "tokcls"

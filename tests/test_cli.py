@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import oxiformer
 import pytest
-from helpers import FIXTURES, max_abs_diff
+from helpers import FIXTURES, max_abs_diff, require_fixtures
 
 SEQCLS = FIXTURES / "tiny-bert" / "seqcls"
 
@@ -71,6 +71,7 @@ def test_embed_empty_stdin_writes_nothing() -> None:
 
 
 def test_tokenize_and_classify() -> None:
+    require_fixtures("tiny-bert/seqcls")
     result = run("tokenize", "Héllo, wörld!")
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)
@@ -83,6 +84,7 @@ def test_tokenize_and_classify() -> None:
 
 
 def test_convert_then_load(tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     result = run("convert", str(SEQCLS), str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert "sequence-classifier" in result.stderr
@@ -96,7 +98,7 @@ def test_convert_then_load(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["embed", "x", "--model", "/no/such/dir"], "no such model directory"),
-        (["classify", "x", "--model", str(FIXTURES)], "no config.json"),
+        (["classify", "x", "--model", str(Path(__file__).parent)], "no config.json"),
         (["embed", "--file", "/no/such/file.txt"], "cannot read texts"),
         (["--threads", "0", "embed", "x"], "at least 1"),
     ],

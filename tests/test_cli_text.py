@@ -8,7 +8,9 @@ import sys
 
 import oxiformer
 import pytest
-from helpers import FIXTURES
+from helpers import FIXTURES, require_fixtures
+
+require_fixtures("tiny-bert/mlm", "tiny-bert2bert")
 
 BERT2BERT = FIXTURES / "tiny-bert2bert"
 MLM = FIXTURES / "tiny-bert" / "mlm"

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import oxiformer
 import pytest
-from helpers import FIXTURES, TINY_BERT_SEQCLS
+from helpers import FIXTURES, TINY_BERT_SEQCLS, require_fixtures
 
 TINY = str(TINY_BERT_SEQCLS)
 MINILM_ONNX = FIXTURES / "minilm" / "model.onnx"
@@ -76,6 +76,7 @@ def tree(directory: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def tiny() -> oxiformer.SentenceEncoder:
+    require_fixtures("tiny-bert/seqcls")
     return oxiformer.SentenceEncoder.from_pretrained(TINY)
 
 
@@ -83,6 +84,7 @@ def tiny() -> oxiformer.SentenceEncoder:
 
 
 def test_dash_reads_stdin(tiny: oxiformer.SentenceEncoder, tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     want = tiny.encode(["a", "b"])
     for args in (["-"], ["--file", "-"]):
         out = tmp_path / "x.npy"
@@ -110,6 +112,7 @@ def test_version() -> None:
 
 
 def test_threads_after_the_command(tiny: oxiformer.SentenceEncoder) -> None:
+    require_fixtures("tiny-bert/seqcls")
     result = run("embed", "--threads", "1", "-m", TINY, "hello", "-q")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 1
@@ -151,6 +154,7 @@ def test_counts_must_be_positive(args: list[str]) -> None:
 
 
 def test_a_closed_pipe_ends_quietly() -> None:
+    require_fixtures("tiny-bert/seqcls")
     texts = "".join(f"sentence number {i}\n" for i in range(400))
     process = subprocess.Popen(
         [sys.executable, "-m", "oxiformer", "embed", "-m", TINY, "-q"],
@@ -174,6 +178,7 @@ def test_a_closed_pipe_ends_quietly() -> None:
 
 
 def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     args = [sys.executable, "-m", "oxiformer", "embed", "-m", TINY, "--batch-size", "2"]
     texts = [f"text {i}" for i in range(9)]
     log = tmp_path / "stderr.log"
@@ -227,6 +232,7 @@ def test_bad_utf8_fails_at_once_naming_the_line(tmp_path: Path) -> None:
 
 
 def test_truncation_is_reported_unless_quiet(tiny: oxiformer.SentenceEncoder) -> None:
+    require_fixtures("tiny-bert/seqcls")
     long_text = "word " * 300  # 300 tokens; the tiny model takes 128
     result = run("embed", "-m", TINY, long_text, "short", long_text)
     assert result.returncode == 0, result.stderr
@@ -243,6 +249,7 @@ def test_truncation_is_reported_unless_quiet(tiny: oxiformer.SentenceEncoder) ->
 
 
 def test_quantize_and_convert_in_place_are_refused(tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     model = tmp_path / "model"
     model.mkdir()
     for file in TINY_BERT_SEQCLS.iterdir():
@@ -263,6 +270,7 @@ def test_quantize_and_convert_in_place_are_refused(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_keeps_the_previous_output(tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     out = tmp_path / "out.npy"
     np.save(out, np.zeros((1, 32), np.float32))
     before = out.read_bytes()
@@ -283,8 +291,7 @@ def test_a_failed_write_keeps_the_previous_output(tmp_path: Path) -> None:
 def test_bench_against_onnx_runtime_with_a_plot(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("matplotlib")
-    if not MINILM_ONNX.is_file():
-        pytest.skip("the shared MiniLM ONNX export is not there")
+    require_fixtures("minilm/model.onnx")
     plot = tmp_path / "bench.png"
     args = ["--threads", "1", "bench", "--quick", "--rounds", "1", "--sentences", "4", "-q"]
     result = run(*args, "--against", "ort", "--onnx", str(MINILM_ONNX), "--plot", str(plot))
@@ -304,6 +311,7 @@ def test_bench_against_onnx_runtime_with_a_plot(tmp_path: Path) -> None:
 
 
 def test_bench_refuses_what_it_cannot_compare(tmp_path: Path) -> None:
+    require_fixtures("minilm/model.onnx", "tiny-bert/seqcls")
     pytest.importorskip("onnxruntime")
     args = ["bench", "--quick", "--rounds", "1", "--sentences", "2", "-q", "--against", "ort"]
     one_error_line(run(*args, "-m", TINY), "no ONNX file for", "--onnx FILE")

@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 import oxiformer
 import pytest
-from helpers import TINY_BERT_SEQCLS, max_abs_diff
+from helpers import TINY_BERT_SEQCLS, ctrl_c_reaches_python, max_abs_diff, require_fixtures
+
+require_fixtures("tiny-bert/seqcls")
 
 THREADS = 8
 CALLS_PER_THREAD = 200
@@ -224,6 +226,7 @@ def test_ctrl_c_during_encode_stops_cleanly(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=ctrl_c_reaches_python,
     )
     try:
         assert process.stdout is not None

@@ -22,7 +22,10 @@ pytest.importorskip(
     "pyarrow", reason="embed-dataset needs pyarrow: pip install 'oxiformer[parquet]'"
 )
 
+from helpers import require_fixtures
 from oxiformer.datasets import embed_file
+
+require_fixtures("tiny-bert/seqcls", "minilm/texts.json")
 
 FORMATS = ("txt", "jsonl", "csv", "parquet")
 

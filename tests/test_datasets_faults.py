@@ -12,6 +12,9 @@ from pathlib import Path
 import oxiformer
 import pytest
 from dataset_files import TINY_MODEL, read_output, same_bits, sample_texts, write_input
+from helpers import ctrl_c_reaches_python, require_fixtures
+
+require_fixtures("tiny-bert/seqcls", "minilm/texts.json")
 
 pytest.importorskip(
     "pyarrow", reason="embed-dataset needs pyarrow: pip install 'oxiformer[parquet]'"
@@ -27,6 +30,7 @@ def _start(source: Path, output: Path, *extra: str) -> subprocess.Popen[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_reaches_python,
     )
 
 

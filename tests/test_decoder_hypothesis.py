@@ -88,11 +88,14 @@ def random_models(draw: st.DrawFn) -> RandomModel:
     decoder_config = _config(decoder_shape, draw(st.integers(1, 2)), inner, vocab, act)
     decoder_config.update(is_decoder=True, add_cross_attention=True)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    encoder_tensors = _random_tensors(_core.expected_tensors(encoder_config), rng)
+    encoder_tensors = _random_tensors(
+        _core.expected_tensors(_core.EncoderConfig(encoder_config)), rng
+    )
     memory = encoder_config["hidden_size"]
-    decoder_tensors = _random_tensors(_core.decoder_tensors(decoder_config, memory), rng)
+    parsed_decoder = _core.DecoderConfig(decoder_config)
+    decoder_tensors = _random_tensors(_core.decoder_tensors(parsed_decoder, memory), rng)
     encoder = oxiformer.Encoder.from_tensors(encoder_config, encoder_tensors)
-    decoder = _core.Decoder(decoder_config, decoder_tensors, memory)
+    decoder = _core.Decoder(parsed_decoder, decoder_tensors, memory)
     return RandomModel(
         encoder,
         decoder,
@@ -133,7 +136,7 @@ def _reference_logits(
     ids: npt.NDArray[np.int64],
     decoder_mask: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.float64]:
-    config = _core.parse_config(model.decoder_config)
+    config = _core.EncoderConfig(model.decoder_config).to_dict()
     out = reference.decoder_forward(
         model.decoder_tensors, config, ids, memory, mask, decoder_mask, dtype=np.float64
     )
@@ -144,7 +147,7 @@ def _reference_logits(
 def _encoded(model: RandomModel, ids: Any, mask: Any) -> tuple[Any, Any]:
     """(Rust encoder output float32, reference encoder output float64)."""
     ours = model.encoder(ids, mask).last_hidden_state
-    config = _core.parse_config(model.encoder_config)
+    config = _core.EncoderConfig(model.encoder_config).to_dict()
     theirs = reference.forward(model.encoder_tensors, config, ids, mask, dtype=np.float64)
     return ours, theirs["last_hidden_state"]
 
@@ -202,7 +205,9 @@ def test_generation_matches_reference_search(
     bias = model.decoder_tensors["cls.predictions.decoder.bias"]
     bias[eos] += data.draw(st.floats(0.0, 1.5))  # an end token made likely, sometimes
     model.decoder = _core.Decoder(
-        model.decoder_config, model.decoder_tensors, model.encoder_config["hidden_size"]
+        _core.DecoderConfig(model.decoder_config),
+        model.decoder_tensors,
+        model.encoder_config["hidden_size"],
     )
     pad = data.draw(st.sampled_from([0, 1, None]))
     settings_ = GenerationSettings(2, (eos,), pad if pad is not None else eos)

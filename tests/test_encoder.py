@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import oxiformer
 import pytest
-from helpers import FIXTURES, TINY_BERT_SEQCLS, load_golden, max_abs_diff
+from helpers import FIXTURES, TINY_BERT_SEQCLS, load_golden, max_abs_diff, require_fixtures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oxiformer import _core, reference
@@ -36,6 +36,7 @@ def test_minilm_matches_golden_on_unpadded_positions(
 
 @pytest.mark.parametrize("weights_file", ["model.safetensors", "weights.npz"])
 def test_tiny_bert_hidden_states_and_pooler(weights_file: str, tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     golden = load_golden(TINY_BERT_SEQCLS / "golden.npz")
     # A model directory holding only this weights file, so that file is the one loaded.
     (tmp_path / "config.json").write_bytes((TINY_BERT_SEQCLS / "config.json").read_bytes())
@@ -65,7 +66,7 @@ def random_model(
 ) -> dict[str, npt.NDArray[np.float32]]:
     """Random tensors for every name the encoder expects; LayerNorm gains near 1."""
     tensors = {}
-    for name, shape in _core.expected_tensors(config, with_pooler).items():
+    for name, shape in _core.expected_tensors(_core.EncoderConfig(config), with_pooler).items():
         if "LayerNorm.weight" in name:
             values = 1.0 + 0.2 * rng.standard_normal(shape)
         else:
@@ -109,7 +110,7 @@ def test_rust_matches_reference_on_random_configs(
     ids = rng.integers(0, config["vocab_size"], mask.shape)
     types = rng.integers(0, max(config["type_vocab_size"], 1), mask.shape)
     out = encoder(ids, mask, types, output_hidden_states=True)
-    normalized = _core.parse_config(config)
+    normalized = _core.EncoderConfig(config).to_dict()
     want = reference.forward(
         tensors, normalized, ids, mask, types, dtype=np.float64, with_pooler=with_pooler
     )
@@ -222,6 +223,7 @@ def test_config_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def test_rust_sinusoidal_table_matches_distilbert_checkpoint() -> None:
+    require_fixtures("tiny-distilbert-sinusoidal/weights.npz")
     with np.load(FIXTURES / "tiny-distilbert-sinusoidal" / "weights.npz") as weights:
         name = next(n for n in weights.files if n.endswith("position_embeddings.weight"))
         table = weights[name]

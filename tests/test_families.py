@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import oxiformer
 import pytest
-from helpers import FIXTURES, load_golden, load_model, max_abs_diff
+from helpers import FIXTURES, load_golden, load_model, max_abs_diff, require_fixtures
 from oxiformer import _core, reference
 from oxiformer.config import to_bert_fields
 from oxiformer.families import canonical_tensor_name, decoder_family, encoder_family, table
@@ -60,13 +60,16 @@ def test_stored_names_become_bert_names(stored: str, canonical: str) -> None:
 
 
 def test_every_distilbert_tensor_has_a_bert_name() -> None:
+    require_fixtures("tiny-distilbert")
     stored = dict(read_tensors(DISTILBERT / "model.safetensors"))
     renamed = {canonical_tensor_name(name) for name in stored}
-    expected = _core.expected_tensors(oxiformer.config.load_config(DISTILBERT))
+    config = _core.EncoderConfig(oxiformer.config.read_config_json(DISTILBERT))
+    expected = _core.expected_tensors(config)
     assert set(expected) <= renamed
 
 
 def test_config_translation_is_idempotent() -> None:
+    require_fixtures("tiny-distilbert", "tiny-electra")
     raw = json.loads((DISTILBERT / "config.json").read_text())
     once = to_bert_fields(raw)
     assert once["hidden_size"] == raw["dim"] and "dim" not in once
@@ -76,6 +79,7 @@ def test_config_translation_is_idempotent() -> None:
 
 
 def test_electra_encoder_matches_golden() -> None:
+    require_fixtures("tiny-electra")
     golden = load_golden(ELECTRA / "golden.npz")
     inputs = (golden["input_ids"], golden["attention_mask"], golden["token_type_ids"])
     for weights in ("model.safetensors", "weights.npz"):
@@ -96,6 +100,7 @@ def test_electra_encoder_matches_golden() -> None:
 
 
 def test_reference_runs_electra() -> None:
+    require_fixtures("tiny-electra")
     config, tensors = load_model(ELECTRA)
     golden = load_golden(ELECTRA / "golden.npz")
     out = reference.forward(
@@ -108,6 +113,7 @@ def test_reference_runs_electra() -> None:
 
 
 def test_sentence_encoder_loads_electra() -> None:
+    require_fixtures("tiny-electra")
     model = oxiformer.SentenceEncoder.from_pretrained(ELECTRA)
     texts = ["The capital of France is Paris.", "ELECTRA projects its embeddings."]
     embeddings = model.encode(texts)
@@ -150,6 +156,7 @@ def test_first_token_sequence_heads(
     """``ElectraClassificationHead`` (dense, GELU, out_proj on the first token) and
     DistilBERT's (pre_classifier, ReLU, classifier): Rust encoder + NumPy head against the
     reference encoder + the head written out here."""
+    require_fixtures(source.name)
     shapes = {
         f"{dense}.weight": (32, 32),
         f"{dense}.bias": (32,),
@@ -182,6 +189,7 @@ def test_first_token_sequence_heads(
 
 
 def test_electra_token_classifier(tmp_path: Path) -> None:
+    require_fixtures("tiny-electra")
     heads = _head_checkpoint(
         ELECTRA,
         tmp_path / "model",

@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import oxiformer
 import pytest
-from helpers import TINY_BERT_SEQCLS, run_python
+from helpers import TINY_BERT_SEQCLS, require_fixtures, run_python
 from oxiformer import ConfigError, WeightsError
 from oxiformer.convert import convert
+
+require_fixtures("tiny-bert/seqcls")
 
 IDS = np.array([[101, 7592, 2088, 102], [101, 2023, 102, 0]])
 MASK = (IDS > 0).astype(np.int64)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import oxiformer
 import pytest
-from helpers import FIXTURES, TINY_BERT_SEQCLS, max_abs_diff, run_python
+from helpers import FIXTURES, TINY_BERT_SEQCLS, max_abs_diff, require_fixtures, run_python
 from oxiformer import ConfigError, InputError, OxiformerError, TokenizerError
 
 TOKCLS = FIXTURES / "tiny-bert" / "tokcls"
@@ -26,11 +26,13 @@ TOKCLS = FIXTURES / "tiny-bert" / "tokcls"
 
 @pytest.fixture(scope="module")
 def seqcls() -> oxiformer.SequenceClassifier:
+    require_fixtures("tiny-bert/seqcls")
     return oxiformer.SequenceClassifier.from_pretrained(TINY_BERT_SEQCLS)
 
 
 @pytest.fixture(scope="module")
 def tokcls() -> oxiformer.TokenClassifier:
+    require_fixtures("tiny-bert/tokcls")
     return oxiformer.TokenClassifier.from_pretrained(TOKCLS)
 
 
@@ -376,6 +378,7 @@ def test_junk_arguments_raise_only_oxiformer_errors(
 def test_a_bad_num_threads_variable_is_an_input_error_on_every_call(
     value: str, message: str
 ) -> None:
+    require_fixtures("tiny-bert/seqcls")
     code = f"""
 import numpy as np, oxiformer
 encoder = oxiformer.Encoder.from_pretrained({str(TINY_BERT_SEQCLS)!r})

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import oxiformer
 import pytest
-from helpers import TINY_BERT_SEQCLS, load_golden, max_abs_diff
+from helpers import TINY_BERT_SEQCLS, load_golden, max_abs_diff, require_fixtures
 from oxiformer import ConfigError, Encoder, WeightsError
 from oxiformer.quantize import (
     QUANTIZABLE,
@@ -220,6 +220,7 @@ def _quantized_copy(source: Path, destination: Path) -> Path:
 
 
 def test_broken_int8_files_are_named(tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     model = _quantized_copy(TINY_BERT_SEQCLS, tmp_path / "q")
     config = json.loads((model / "config.json").read_text())
     for bad, message in [
@@ -262,6 +263,7 @@ def test_broken_int8_files_are_named(tmp_path: Path) -> None:
 
 
 def test_classifiers_in_int8(tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     golden = load_golden(TINY_BERT_SEQCLS / "golden.npz")
     inputs = {k: golden[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
     fp32 = oxiformer.SequenceClassifier.from_pretrained(TINY_BERT_SEQCLS)
@@ -301,6 +303,7 @@ def test_sentence_encoder_in_int8(minilm_dir: Path) -> None:
 
 
 def test_cli_quantize_and_int8_flags(tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     from test_cli import run
 
     out = tmp_path / "tiny-int8"
@@ -317,6 +320,7 @@ def test_cli_quantize_and_int8_flags(tmp_path: Path) -> None:
 
 
 def test_int8_model_in_a_copied_directory_keeps_its_tokenizer(tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     model = _quantized_copy(TINY_BERT_SEQCLS, tmp_path / "q")
     moved = Path(shutil.copytree(model, tmp_path / "moved"))
     classifier = oxiformer.SequenceClassifier.from_pretrained(moved)

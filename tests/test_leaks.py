@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import oxiformer
 import pytest
-from helpers import TINY_BERT_SEQCLS
+from helpers import TINY_BERT_SEQCLS, require_fixtures
+
+require_fixtures("tiny-bert/seqcls")
 
 CALLS = 10_000
 WARM_UP = 1_000

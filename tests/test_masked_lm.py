@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import oxiformer
 import pytest
-from helpers import FIXTURES, load_golden, max_abs_diff
+from helpers import FIXTURES, load_golden, max_abs_diff, require_fixtures
 from oxiformer import reference
 from oxiformer.weights import read_tensors
+
+require_fixtures("tiny-bert/mlm")
 
 MLM = FIXTURES / "tiny-bert" / "mlm"
 TEXTS = json.loads((MLM / "texts.json").read_text(encoding="utf-8"))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 
-from helpers import LIMIT_MEMORY, TINY_BERT_SEQCLS, run_python
+from helpers import LIMIT_MEMORY, TINY_BERT_SEQCLS, require_fixtures, run_python
+
+require_fixtures("tiny-bert/seqcls")
 
 HEADROOM = 700 << 20
 

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import oxiformer
 import pytest
-from helpers import TINY_BERT_SEQCLS, load_golden, max_abs_diff
+from helpers import TINY_BERT_SEQCLS, load_golden, max_abs_diff, require_fixtures
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oxiformer.model import pack
@@ -42,6 +42,7 @@ def test_minilm_packed_equals_golden_and_padded(
 
 
 def test_tiny_bert_packed_hidden_states() -> None:
+    require_fixtures("tiny-bert/seqcls")
     golden = load_golden(TINY_BERT_SEQCLS / "golden.npz")
     encoder = oxiformer.Encoder.from_pretrained(TINY_BERT_SEQCLS)
     ids, types, lengths = pack(

@@ -18,6 +18,7 @@ import numpy as np
 import oxiformer
 import pytest
 from dataset_files import TINY_MODEL, read_output, same_bits, sample_texts, write_input
+from helpers import require_fixtures
 
 ray = pytest.importorskip(
     "ray", reason="Ray is not installed (pip install 'oxiformer[ray]'): Ray engine not tested"
@@ -26,6 +27,8 @@ pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install '
 
 from oxiformer.datasets import embed_file  # noqa: E402
 from oxiformer.ray import Embedder  # noqa: E402
+
+require_fixtures("tiny-bert/seqcls", "minilm/texts.json")
 
 
 @pytest.fixture(scope="module")

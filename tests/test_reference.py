@@ -9,10 +9,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from helpers import FIXTURES, TINY_BERT_SEQCLS, load_golden, load_model, max_abs_diff
+from helpers import (
+    FIXTURES,
+    TINY_BERT_SEQCLS,
+    load_golden,
+    load_model,
+    max_abs_diff,
+    require_fixtures,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from oxiformer import InputError, reference
+
+require_fixtures(
+    "tiny-bert/seqcls", "tiny-distilbert", "tiny-distilbert-sinusoidal", "minilm/golden.npz"
+)
 
 DTYPES = [np.float32, np.float64]
 

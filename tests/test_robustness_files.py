@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import TINY_BERT_SEQCLS
+from helpers import TINY_BERT_SEQCLS, require_fixtures
 from oxiformer import (
     ConfigError,
     Encoder,
@@ -114,10 +114,7 @@ def test_sinusoidal_table_too_large_to_compute(tmp_path: Path) -> None:
     ("text", "fragment"),
     [
         ("", "not valid JSON"),
-        (
-            '{"vocab_size": 10, "hidden_size": NaN}',
-            "invalid config: expected value at line 1 column 35",
-        ),
+        ('{"vocab_size": 10, "hidden_size": NaN}', "'hidden_size': NaN is not a finite number"),
         ('{"vocab_size": 10,', "not valid JSON"),
         ("null", "expected a JSON object"),
         ('"config"', "expected a JSON object"),
@@ -133,6 +130,7 @@ def test_config_text_that_is_no_config(tmp_path: Path, text: str, fragment: str)
 
 
 def test_bad_config_stops_the_model_loaders(tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     model = tmp_path / "model"
     shutil.copytree(TINY_BERT_SEQCLS, model)
     config = json.loads((model / "config.json").read_text("utf-8"))

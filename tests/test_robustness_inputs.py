@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import oxiformer
 import pytest
-from helpers import TINY_BERT_SEQCLS, VOCABS, load_model, max_abs_diff
+from helpers import TINY_BERT_SEQCLS, VOCABS, load_model, max_abs_diff, require_fixtures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oxiformer import InputError, OxiformerError, TokenizerError, reference
@@ -27,11 +27,13 @@ VOCAB = 30522
 
 @pytest.fixture(scope="module")
 def tiny() -> oxiformer.Encoder:
+    require_fixtures("tiny-bert/seqcls")
     return oxiformer.Encoder.from_pretrained(TINY_BERT_SEQCLS, with_pooler=True)
 
 
 @pytest.fixture(scope="module")
 def tiny_model() -> tuple[dict[str, Any], dict[str, npt.NDArray[np.float32]]]:
+    require_fixtures("tiny-bert/seqcls")
     return load_model(TINY_BERT_SEQCLS, with_pooler=True)
 
 
@@ -126,6 +128,7 @@ def test_over_long_texts_are_truncated_by_the_high_level_api(
     sentence: oxiformer.SentenceEncoder,
 ) -> None:
     # The low-level encoder refuses what the high-level APIs cut to max_seq_length.
+    require_fixtures("tiny-bert/seqcls")
     words = " ".join(f"w{i}" for i in range(5000))
     tokens = sentence.encode([words, "short"], output_value="token_embeddings")
     assert tokens[0].shape == (sentence.max_seq_length, 384)
@@ -315,6 +318,7 @@ def uncased_pair() -> tuple[oxiformer.Tokenizer, Any]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(PIECES, max_size=8).map("".join))
 def test_extreme_texts_match_hf(text: str) -> None:
+    require_fixtures("vocabs")
     ours, theirs = uncased_pair()
     mine, expected = ours.encode(text), theirs.encode(text)
     assert mine.ids == expected.ids

@@ -11,9 +11,11 @@ import numpy as np
 import numpy.typing as npt
 import oxiformer
 import pytest
-from helpers import FIXTURES, max_abs_diff
+from helpers import FIXTURES, max_abs_diff, require_fixtures
 from oxiformer import pretrained
 from oxiformer.pooling import Pooling, normalize
+
+require_fixtures("minilm/texts.json", "minilm/golden.npz")
 
 TEXTS: list[str] = json.loads((FIXTURES / "minilm" / "texts.json").read_text(encoding="utf-8"))
 

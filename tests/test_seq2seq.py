@@ -13,10 +13,12 @@ import numpy as np
 import numpy.typing as npt
 import oxiformer
 import pytest
-from helpers import FIXTURES, load_golden, max_abs_diff
+from helpers import FIXTURES, load_golden, max_abs_diff, require_fixtures
 from oxiformer import reference_generation
 from oxiformer.generation import GenerationSettings
 from oxiformer.weights import read_tensors
+
+require_fixtures("tiny-bert2bert", "tiny-bert/mlm")
 
 BERT2BERT = FIXTURES / "tiny-bert2bert"
 TEXTS = json.loads((BERT2BERT / "texts.json").read_text(encoding="utf-8"))

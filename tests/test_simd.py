@@ -22,7 +22,9 @@ from typing import Any
 
 import oxiformer
 import pytest
-from helpers import FIXTURES
+from helpers import FIXTURES, require_fixtures
+
+require_fixtures("tiny-bert/seqcls")
 
 SCRIPT = Path(__file__).resolve().parent / "simd_hashes.py"
 STORED = Path(__file__).resolve().parent / "data" / "simd_hashes.json"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import corpus
 import pytest
-from helpers import VOCAB_SETTINGS, VOCABS
+from helpers import VOCAB_SETTINGS, VOCABS, require_fixtures
 from oxiformer import Tokenizer
 
 tokenizers = pytest.importorskip("tokenizers")
@@ -48,9 +48,8 @@ def lines() -> list[str]:
 @pytest.mark.parametrize("name", sorted(VOCAB_SETTINGS))
 def test_corpus_matches_hf(name: str, lines: list[str]) -> None:
     filename, options = VOCAB_SETTINGS[name]
+    require_fixtures(f"vocabs/{filename}")
     path: Path = VOCABS / filename
-    if not path.is_file():
-        pytest.skip(f"vocabulary {path} not found")
     ours = Tokenizer.from_vocab(path, **options)
     theirs = tokenizers.BertWordPieceTokenizer(str(path), **options)
     id_mismatches = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import VOCAB_SETTINGS, VOCABS
+from helpers import VOCAB_SETTINGS, VOCABS, require_fixtures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oxiformer import Tokenizer, TokenizerError
@@ -42,9 +42,8 @@ texts = st.lists(fragments, max_size=12).map("".join)
 
 def _load(name: str) -> tuple[Tokenizer, tokenizers.Tokenizer]:
     filename, options = VOCAB_SETTINGS[name]
+    require_fixtures(f"vocabs/{filename}")
     path: Path = VOCABS / filename
-    if not path.is_file():
-        pytest.skip(f"vocabulary {path} not found")
     return Tokenizer.from_vocab(path, **options), tokenizers.BertWordPieceTokenizer(
         str(path), **options
     )
@@ -57,8 +56,7 @@ PAIRS = {name: _load(name) for name in VOCAB_SETTINGS} if VOCABS.is_dir() else {
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=texts, pair=st.one_of(st.none(), texts))
 def test_random_text_matches_hf(name: str, text: str, pair: str | None) -> None:
-    if name not in PAIRS:
-        pytest.skip("fixture vocabularies not found")
+    require_fixtures("vocabs")
     ours, theirs = PAIRS[name]
     mine = ours.encode(text, pair)
     expected = theirs.encode(text, pair)
@@ -75,8 +73,7 @@ def test_random_text_matches_hf(name: str, text: str, pair: str | None) -> None:
     surrogate=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
 )
 def test_lone_surrogates_are_a_clear_error(head: str, tail: str, surrogate: str) -> None:
-    if "uncased" not in PAIRS:
-        pytest.skip("fixture vocabularies not found")
+    require_fixtures("vocabs")
     ours, theirs = PAIRS["uncased"]
     text = head + surrogate + tail
     with pytest.raises(TypeError):
@@ -97,8 +94,7 @@ def test_lone_surrogates_are_a_clear_error(head: str, tail: str, surrogate: str)
 def test_random_batches_truncated_and_padded_like_hf(
     batch: list[tuple[str, str]], max_length: int, strategy: str, multiple: int | None
 ) -> None:
-    if "uncased" not in PAIRS:
-        pytest.skip("fixture vocabularies not found")
+    require_fixtures("vocabs")
     ours, theirs = PAIRS["uncased"]
     theirs.enable_truncation(max_length, strategy=strategy)
     theirs.enable_padding(pad_to_multiple_of=multiple)

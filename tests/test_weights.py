@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from helpers import TINY_BERT_SEQCLS, max_abs_diff
+from helpers import TINY_BERT_SEQCLS, max_abs_diff, require_fixtures
 from oxiformer import WeightsError, _core
 from oxiformer.weights import (
     find_weights,
@@ -24,7 +24,7 @@ from oxiformer.weights import (
 
 Tensors = dict[str, npt.NDArray[Any]]
 
-TINY_CONFIG = _core.parse_config(
+TINY_CONFIG = _core.EncoderConfig(
     {
         "vocab_size": 11,
         "hidden_size": 6,
@@ -90,6 +90,7 @@ def assert_weights_error(call: Any, *fragments: str) -> str:
 
 
 def test_three_formats_give_identical_tensors(tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
     from_safetensors = read_tensors(TINY_BERT_SEQCLS / "model.safetensors")
     from_npz = read_tensors(TINY_BERT_SEQCLS / "weights.npz")
     npy_dir = tmp_path / "weights"
@@ -104,7 +105,7 @@ def test_three_formats_give_identical_tensors(tmp_path: Path) -> None:
         assert max(diffs) == 0.0
         print(f"{label} vs npz over {len(diffs)} tensors: max abs diff {max(diffs)}")
     # .npy and safetensors are memory-mapped, and selecting float32 C arrays copies nothing.
-    config = _core.parse_config((TINY_BERT_SEQCLS / "config.json").read_text(), "config.json")
+    config = _core.EncoderConfig((TINY_BERT_SEQCLS / "config.json").read_text(), "config.json")
     expected = _core.expected_tensors(config, True)
     for tensors in (from_safetensors, from_npy):
         word = tensors["bert.embeddings.word_embeddings.weight"]

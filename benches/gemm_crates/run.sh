@@ -25,4 +25,4 @@ for rep in $(seq 1 "$reps"); do
       "$bin" --threads "$t" --openblas "$openblas" > "$out/all-${t}t-$$-$rep.tsv"
   done
 done
-python "$here/../bench_gemm_numpy.py" --combine "$out"/*-$$-*.tsv
+python "$here/tables.py" "$out"/*-$$-*.tsv

@@ -1,12 +1,43 @@
-# Hand-written stubs of the Rust extension (rust/py/). Keep in step with it.
+# Hand-written stubs of the Rust extension (rust/py/), checked against it by
+# `python -m mypy.stubtest oxiformer._core` (.ci/run). PyO3 classes take their arguments in
+# `__new__`.
 
 from collections.abc import Callable, Mapping
 from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Self
 
-_Config = str | Mapping[str, Any]
+__all__ = [
+    "DECODER_QUANTIZABLE",
+    "MAX_ACTIVATION_BITS",
+    "QUANTIZABLE",
+    "Decoder",
+    "DecoderConfig",
+    "DecoderMemory",
+    "DecoderState",
+    "EncodeOptions",
+    "Encoder",
+    "EncoderConfig",
+    "Encoding",
+    "LmHead",
+    "NormalizerOptions",
+    "SpecialTokens",
+    "Tokenizer",
+    "canonical_config",
+    "canonical_tensor_name",
+    "decoder_tensors",
+    "expected_tensors",
+    "families",
+    "get_num_threads",
+    "lm_head_tensors",
+    "max_activation_bits",
+    "max_num_threads",
+    "set_num_threads",
+    "simd_info",
+    "sinusoidal_positions",
+]
 # (last_hidden_state, pooler_output, hidden_states)
 _ForwardOutput = tuple[
     npt.NDArray[np.float32],
@@ -23,9 +54,38 @@ def simd_info() -> dict[str, Any]:
     paths and the ``forced`` value of ``OXIFORMER_SIMD``. Raises ConfigError when
     ``OXIFORMER_SIMD`` asks for a path this CPU lacks."""
 
-def parse_config(config: _Config, source: str = "config.json") -> dict[str, Any]: ...
+@final
+class EncoderConfig:
+    """An encoder's configuration (``config.json`` text or dict, any family), validated;
+    BERT's field names."""
+
+    def __new__(cls, config: str | Mapping[str, Any], source: str = "config.json") -> Self: ...
+    @property
+    def vocab_size(self) -> int: ...
+    @property
+    def hidden_size(self) -> int: ...
+    @property
+    def num_hidden_layers(self) -> int: ...
+    @property
+    def num_attention_heads(self) -> int: ...
+    @property
+    def intermediate_size(self) -> int: ...
+    @property
+    def max_position_embeddings(self) -> int: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+@final
+class DecoderConfig:
+    """The ``decoder`` section of an ``EncoderDecoderModel``'s configuration, validated."""
+
+    def __new__(cls, config: str | Mapping[str, Any], source: str = "config.json") -> Self: ...
+    @property
+    def model(self) -> EncoderConfig: ...
+    @property
+    def tie_word_embeddings(self) -> bool: ...
+
 def expected_tensors(
-    config: _Config,
+    config: EncoderConfig,
     with_pooler: bool = False,
     quantization: Mapping[str, Any] | None = None,
 ) -> dict[str, tuple[int, ...]]: ...
@@ -39,34 +99,32 @@ def families() -> dict[str, Any]: ...
 def canonical_config(config: Mapping[str, Any], source: str = "config.json") -> dict[str, Any]: ...
 def canonical_tensor_name(name: str) -> str: ...
 def lm_head_tensors(
-    config: _Config, bits: Mapping[str, int] | None = None
+    config: EncoderConfig, bits: Mapping[str, int] | None = None
 ) -> dict[str, tuple[int, ...]]: ...
 
 @final
 class LmHead:
-    def __init__(
-        self,
-        config: _Config,
+    def __new__(
+        cls,
+        config: EncoderConfig,
         tensors: Mapping[str, npt.NDArray[Any]],
-        source: str = "config.json",
         bits: Mapping[str, int] | None = None,
         copied: Callable[[npt.NDArray[Any]], object] | None = None,
-    ) -> None: ...
+    ) -> Self: ...
     def forward(self, hidden: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
 
 @final
 class Encoder:
-    def __init__(
-        self,
-        config: _Config,
+    def __new__(
+        cls,
+        config: EncoderConfig,
         tensors: Mapping[str, npt.NDArray[Any]],
         with_pooler: bool = False,
-        source: str = "config.json",
         quantization: Mapping[str, Any] | None = None,
         copied: Callable[[npt.NDArray[Any]], object] | None = None,
-    ) -> None: ...
+    ) -> Self: ...
     @property
-    def config_json(self) -> str: ...
+    def config(self) -> EncoderConfig: ...
     @property
     def has_pooler(self) -> bool: ...
     def forward(
@@ -91,10 +149,9 @@ class Encoder:
     ) -> list[npt.NDArray[np.float32]]: ...
 
 def decoder_tensors(
-    config: _Config,
+    config: DecoderConfig,
     memory_size: int,
     quantization: Mapping[str, int] | None = None,
-    source: str = "config.json",
 ) -> dict[str, tuple[int, ...]]: ...
 
 DECODER_QUANTIZABLE: tuple[str, ...]
@@ -120,21 +177,18 @@ class DecoderState:
 
 @final
 class Decoder:
-    def __init__(
-        self,
-        config: _Config,
+    def __new__(
+        cls,
+        config: DecoderConfig,
         tensors: Mapping[str, npt.NDArray[Any]],
         memory_size: int,
-        source: str = "config.json",
         quantization: Mapping[str, int] | None = None,
         copied: Callable[[npt.NDArray[Any]], object] | None = None,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def vocab_size(self) -> int: ...
     @property
     def max_position_embeddings(self) -> int: ...
-    @property
-    def config_json(self) -> str: ...
     def memory(
         self, encoder_hidden: npt.NDArray[np.float32], attention_mask: npt.NDArray[np.int64]
     ) -> DecoderMemory: ...
@@ -159,6 +213,41 @@ class Encoding:
     def __len__(self) -> int: ...
 
 @final
+class EncodeOptions:
+    def __new__(
+        cls,
+        add_special_tokens: bool = True,
+        truncation: str | None = None,
+        max_length: int | None = None,
+        padding: str | None = None,
+        pad_to_multiple_of: int | None = None,
+    ) -> Self: ...
+
+@final
+class SpecialTokens:
+    @property
+    def unk(self) -> str: ...
+    @property
+    def sep(self) -> str: ...
+    @property
+    def cls(self) -> str: ...
+    @property
+    def pad(self) -> str: ...
+    @property
+    def mask(self) -> str: ...
+
+@final
+class NormalizerOptions:
+    @property
+    def clean_text(self) -> bool: ...
+    @property
+    def handle_chinese_chars(self) -> bool: ...
+    @property
+    def strip_accents(self) -> bool | None: ...
+    @property
+    def lowercase(self) -> bool: ...
+
+@final
 class Tokenizer:
     @staticmethod
     def from_vocab(
@@ -181,21 +270,13 @@ class Tokenizer:
         texts: list[str],
         pairs: list[str | None] | None = None,
         add_special_tokens: bool = True,
-        truncation: str | None = None,
-        max_length: int | None = None,
-        padding: str | None = None,
-        pad_to_multiple_of: int | None = None,
     ) -> list[Encoding]: ...
     def encode_arrays(
         self,
         texts: list[str],
         pairs: list[str | None] | None = None,
-        add_special_tokens: bool = True,
-        truncation: str | None = None,
-        max_length: int | None = None,
-        padding: str | None = None,
-        pad_to_multiple_of: int | None = None,
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+        options: EncodeOptions | None = None,
+    ) -> dict[str, npt.NDArray[np.int64]]: ...
     def count_tokens(
         self,
         texts: list[str],
@@ -211,7 +292,7 @@ class Tokenizer:
     @property
     def model_max_length(self) -> int | None: ...
     @property
-    def special_tokens(self) -> tuple[str, str, str, str, str]: ...
+    def special_tokens(self) -> SpecialTokens: ...
     @property
-    def normalizer(self) -> tuple[bool, bool, bool | None, bool]: ...
+    def normalizer(self) -> NormalizerOptions: ...
     def num_special_tokens_to_add(self, pair: bool) -> int: ...

@@ -20,11 +20,12 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Union
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
+from oxiformer._types import PathLike
 from oxiformer.errors import OxiformerError
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
     "write_text",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Largest JSON configuration read (config.json, modules.json, 1_Pooling/config.json, ...).
 #: Real ones are a few KiB.

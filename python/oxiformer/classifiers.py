@@ -15,13 +15,16 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
+from oxiformer import _core
 from oxiformer._checks import count, text_items
-from oxiformer.config import load_config, read_config_json
+from oxiformer._types import FloatArray, PathLike
+from oxiformer.config import config_path, read_config_json
 from oxiformer.errors import ConfigError, InputError
 from oxiformer.families import encoder_family
 from oxiformer.heads import ClassifierHead
-from oxiformer.model import MAX_BATCH_TOKENS, Encoder, PathLike, _as_ids
+from oxiformer.model import MAX_BATCH_TOKENS, Encoder, _as_ids
 from oxiformer.pretrained import model_dir
+from oxiformer.saving import save_model
 from oxiformer.tokenizer import Tokenizer
 from oxiformer.weight_files import file_stamp
 from oxiformer.weights import find_weights, read_tensors
@@ -34,7 +37,6 @@ __all__ = [
     "TokenClassifierOutput",
 ]
 
-FloatArray = npt.NDArray[np.float32]
 TextPair = tuple[str, str]
 TextInput = Union[str, TextPair]
 
@@ -126,7 +128,8 @@ class _Classifier:
         of a float model at load (the classifier head stays float32)."""
         directory = model_dir(path)
         raw = read_config_json(directory)
-        config = load_config(directory)
+        config_source = str(config_path(directory))
+        config = _core.EncoderConfig(raw, config_source)
         weights_path = find_weights(directory)
         stamp = file_stamp(weights_path)
         family = encoder_family(raw)
@@ -136,7 +139,7 @@ class _Classifier:
             _WithoutPrefix(tensors, family["base_prefix"]),
             family,
             cls._kind,
-            int(config["hidden_size"]),
+            config.hidden_size,
             source,
         )
         encoder = Encoder.from_tensors(
@@ -144,8 +147,9 @@ class _Classifier:
             tensors,
             with_pooler=head.pooled,
             source=source,
-            config_source=str(directory / "config.json"),
+            config_source=config_source,
             dtype=dtype,
+            quantization_config=raw.get("quantization_config"),
         )
         encoder.release_tensors(stamp)
         tokenizer = Tokenizer.from_pretrained(directory) if _has_tokenizer(directory) else None
@@ -182,8 +186,6 @@ class _Classifier:
 
     def save_pretrained(self, directory: PathLike) -> Path:
         """Write the oxiformer format; ``from_pretrained`` loads it back identically."""
-        from oxiformer.saving import save_model
-
         extra = {
             key: value
             for key, value in self.raw_config.items()
@@ -198,7 +200,13 @@ class _Classifier:
         task = type(self).__name__.replace("Classifier", "Classification")
         architecture = f"{family['class_prefix']}For{task}"
         return save_model(
-            directory, self.encoder, self.tokenizer, self.head.tensors(), extra, architecture
+            directory,
+            config=self.encoder.config,
+            tensors={**self.encoder.state_dict(), **self.head.tensors()},
+            source=self.encoder.source,
+            tokenizer=self.tokenizer,
+            extra_config=extra,
+            architecture=architecture,
         )
 
 

@@ -9,19 +9,17 @@ names by the core's family table (``rust/models/families.rs``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from oxiformer import _core
 from oxiformer._files import read_json
+from oxiformer._types import PathLike
 from oxiformer.errors import ConfigError
 from oxiformer.quantize import parse_quantization_config
 
 __all__ = ["config_path", "load_config", "read_config_json", "to_bert_fields"]
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def config_path(model_dir_or_file: PathLike) -> Path:
@@ -51,7 +49,7 @@ def load_config(model_dir_or_file: PathLike) -> dict[str, Any]:
     """
     path = config_path(model_dir_or_file)
     raw = read_config_json(path)
-    config: dict[str, Any] = _core.parse_config(raw, str(path))
+    config: dict[str, Any] = _core.EncoderConfig(raw, str(path)).to_dict()
     if raw.get("quantization_config") is not None:
         config["quantization_config"] = parse_quantization_config(
             raw["quantization_config"], str(path)

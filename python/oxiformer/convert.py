@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from oxiformer._checks import flag
 from oxiformer._checks import path as checked_path
 from oxiformer._files import umask
+from oxiformer._types import PathLike
 from oxiformer.config import read_config_json
 from oxiformer.errors import ConfigError
-from oxiformer.model import PathLike
 from oxiformer.pretrained import model_dir
 from oxiformer.weights import find_weights, has_pooler, read_tensors
 

@@ -27,10 +27,10 @@ DECODER_QUANTIZABLE: tuple[str, ...] = _core.DECODER_QUANTIZABLE
 _DEFAULT_BITS = 8
 
 
-def default_decoder_bits(config: Mapping[str, Any]) -> dict[str, int]:
+def default_decoder_bits(config: _core.DecoderConfig) -> dict[str, int]:
     """Activation bits of every quantizable module: 8 (0 where the input is too wide for
     exact int32 sums)."""
-    hidden, inner = int(config["hidden_size"]), int(config["intermediate_size"])
+    hidden, inner = config.model.hidden_size, config.model.intermediate_size
     ffn_output = _core.families()["encoders"][0]["layer"]["output"]
     return {
         module: min(_DEFAULT_BITS, max_activation_bits(inner if module == ffn_output else hidden))
@@ -40,13 +40,13 @@ def default_decoder_bits(config: Mapping[str, Any]) -> dict[str, int]:
 
 def quantize_decoder_tensors(
     tensors: Mapping[str, npt.NDArray[Any]],
-    decoder_config: Mapping[str, Any],
+    decoder_config: _core.DecoderConfig,
     memory_size: int,
     bits: Mapping[str, int],
 ) -> dict[str, npt.NDArray[Any]]:
     """``tensors`` (the decoder's, by the core's names, float32) with the weights of the
     modules in ``bits`` as int8 plus a ``weight_scale`` each."""
-    expected = _core.decoder_tensors(dict(decoder_config), memory_size, dict(bits))
+    expected = _core.decoder_tensors(decoder_config, memory_size, dict(bits))
     out = dict(tensors)
     for name in expected:
         if name.endswith(".weight_scale"):

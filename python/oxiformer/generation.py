@@ -20,11 +20,11 @@ import numpy as np
 import numpy.typing as npt
 
 from oxiformer import _core
+from oxiformer._types import IntArray
 from oxiformer.errors import ConfigError, InputError
 
 __all__ = ["GenerationSettings", "as_prompt", "beam_search", "check_search", "greedy_search"]
 
-IntArray = npt.NDArray[np.int64]
 EarlyStopping = Union[bool, str]
 
 _OUT = np.float32(-1.0e9)

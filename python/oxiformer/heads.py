@@ -16,11 +16,11 @@ import numpy as np
 import numpy.typing as npt
 
 from oxiformer import reference
+from oxiformer._types import FloatArray
 from oxiformer.errors import WeightsError
 
 __all__ = ["ClassifierHead"]
 
-FloatArray = npt.NDArray[np.float32]
 
 _ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
     "gelu": reference.gelu,

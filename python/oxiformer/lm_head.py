@@ -22,14 +22,14 @@ from oxiformer.weights import select_encoder_tensors
 
 __all__ = ["default_lm_head_bits", "quantize_lm_head", "select_lm_head_tensors"]
 
-#: Activation bits of the head's int8 layers (as the encoder's default, capped by size).
-_DEFAULT_BITS = 12
+#: Activation bits of the head's int8 layers, as the encoder's (capped by the input width).
+_DEFAULT_BITS = 8
 
 
 def select_lm_head_tensors(
     tensors: Mapping[str, npt.NDArray[Any]],
     names: Mapping[str, str],
-    config: Mapping[str, Any],
+    config: _core.EncoderConfig,
     word_embeddings: npt.NDArray[Any] | None,
     source: str,
     tie_word_embeddings: bool = True,
@@ -41,7 +41,7 @@ def select_lm_head_tensors(
     ``tie_word_embeddings`` is true (as in HF, whatever the checkpoint stores under the
     matrix's name); else the checkpoint's matrix.
     """
-    expected = _core.lm_head_tensors(dict(config))
+    expected = _core.lm_head_tensors(config)
     decoder_weight, decoder_bias = f"{names['decoder']}.weight", f"{names['decoder']}.bias"
     found = {name: tensors[name] for name in expected if name in tensors}
     if names["bias"] in tensors:  # the parameter HF ties the decoder's bias to
@@ -57,9 +57,9 @@ def select_lm_head_tensors(
     return select_encoder_tensors(found, expected, source)
 
 
-def default_lm_head_bits(config: Mapping[str, Any]) -> dict[str, int]:
+def default_lm_head_bits(config: _core.EncoderConfig) -> dict[str, int]:
     """Activation bits of the head's int8 layers: both read ``hidden_size`` inputs."""
-    bits = min(_DEFAULT_BITS, max_activation_bits(int(config["hidden_size"])))
+    bits = min(_DEFAULT_BITS, max_activation_bits(config.hidden_size))
     return {"transform": bits, "decoder": bits}
 
 

@@ -14,18 +14,17 @@ import numpy as np
 import numpy.typing as npt
 
 from oxiformer import _core
-from oxiformer.config import config_path, load_config, read_config_json
+from oxiformer._types import FloatArray, PathLike
+from oxiformer.config import config_path, read_config_json
 from oxiformer.errors import ConfigError, InputError
 from oxiformer.families import encoder_family
 from oxiformer.lm_head import default_lm_head_bits, quantize_lm_head, select_lm_head_tensors
-from oxiformer.model import Encoder, PathLike
+from oxiformer.model import Encoder
 from oxiformer.pretrained import model_dir
 from oxiformer.tokenizer import Tokenizer
 from oxiformer.weights import find_weights, read_tensors, release_pages
 
 __all__ = ["MaskedLM", "MaskedLMOutput"]
-
-FloatArray = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -48,11 +47,12 @@ class MaskedLM:
         ``dtype="int8"`` quantizes the encoder and the head's two dense layers at load."""
         directory = model_dir(path)
         raw = read_config_json(directory)
-        config = load_config(directory)
+        config_source = str(config_path(directory))
+        config = _core.EncoderConfig(raw, config_source)
         family = encoder_family(raw)
         names = family["lm_head"]
         if names is None:
-            raise ConfigError(f"{config_path(directory)}: {family['name']} has no masked-LM head")
+            raise ConfigError(f"{config_source}: {family['name']} has no masked-LM head")
         weights_path = find_weights(directory)
         source = str(weights_path)
         prefix = family["base_prefix"]
@@ -70,11 +70,12 @@ class MaskedLM:
             config,
             tensors,
             source=source,
-            config_source=str(config_path(directory)),
+            config_source=config_source,
             dtype=dtype,
+            quantization_config=raw.get("quantization_config"),
         )
         encoder.release_tensors()
-        head = _core.LmHead(config, head_tensors, source, bits, release_pages)
+        head = _core.LmHead(config, head_tensors, bits, release_pages)
         has_tokenizer = (directory / "tokenizer.json").is_file() or (
             directory / "vocab.txt"
         ).is_file()

@@ -7,27 +7,27 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from oxiformer import _core
 from oxiformer._checks import flag, optional_flag
-from oxiformer.config import config_path, load_config
+from oxiformer._types import FloatArray, IntArray, PathLike
+from oxiformer.config import config_path, read_config_json
 from oxiformer.errors import ConfigError, InputError, WeightsError
 from oxiformer.pretrained import model_dir
 from oxiformer.quantize import (
     calibrate,
     default_activation_bits,
     parse_quantization_config,
-    quantization_config,
     quantize_tensors,
     quantized_weight_names,
 )
+from oxiformer.quantize import quantization_config as make_quantization_config
 from oxiformer.weight_files import file_stamp
 from oxiformer.weights import (
     find_weights,
@@ -40,9 +40,6 @@ from oxiformer.weights import (
 
 __all__ = ["MAX_BATCH_TOKENS", "Encoder", "EncoderOutput", "PackedEncoderOutput", "pack"]
 
-PathLike = Union[str, "os.PathLike[str]"]
-FloatArray = npt.NDArray[np.float32]
-IntArray = npt.NDArray[np.int64]
 
 #: Most tokens the text APIs (``SentenceEncoder.encode``, ``predict``) tokenize and run at
 #: once, whatever the ``batch_size``: a huge batch runs in pieces of this size, with the same
@@ -163,7 +160,9 @@ class Encoder:
         """
         directory = model_dir(path)
         with_pooler = optional_flag("with_pooler", with_pooler)
-        config = load_config(directory)
+        config_source = str(config_path(directory))
+        raw = read_config_json(directory)
+        config = _core.EncoderConfig(raw, config_source)  # its errors first, before the weights'
         weights_path = find_weights(directory)
         stamp = file_stamp(weights_path)
         tensors = read_tensors(weights_path)
@@ -174,8 +173,9 @@ class Encoder:
             tensors,
             with_pooler=with_pooler,
             source=str(weights_path),
-            config_source=str(config_path(directory)),
+            config_source=config_source,
             dtype=dtype,
+            quantization_config=raw.get("quantization_config"),
         )
         encoder.release_tensors(stamp)
         return encoder
@@ -183,28 +183,37 @@ class Encoder:
     @classmethod
     def from_tensors(
         cls,
-        config: Mapping[str, Any],
+        config: Mapping[str, Any] | _core.EncoderConfig,
         tensors: Mapping[str, npt.NDArray[Any]],
         *,
         with_pooler: bool = False,
         source: str = "<tensors>",
         config_source: str = "config",
         dtype: str | None = None,
+        quantization_config: Mapping[str, Any] | None = None,
         activation_bits: Mapping[str, int] | None = None,
         word_embeddings: bool = True,
         outlier_channels: Mapping[str, int] | None = None,
     ) -> Encoder:
-        """Build from a config dict and ``{HF name: array}``; names and shapes are checked.
+        """Build from a configuration and ``{HF name: array}``; names and shapes are checked.
 
-        A config with ``quantization_config`` describes an int8 model (int8 weights with
-        their ``weight_scale``); ``dtype="int8"`` quantizes float tensors first, with
+        ``config``: a ``config.json`` dict (any family), or one the core parsed already
+        (:class:`oxiformer._core.EncoderConfig`). A ``quantization_config`` (in the dict, or
+        given for a parsed configuration) describes an int8 model (int8 weights with their
+        ``weight_scale``); ``dtype="int8"`` quantizes float tensors first, with
         ``activation_bits`` (``{layer: bits}``, default
         :data:`oxiformer.quantize.DEFAULT_ACTIVATION_BITS`; unlisted layers stay float32),
         ``outlier_channels`` (``{layer: count}``, default
         :data:`oxiformer.quantize.DEFAULT_OUTLIER_CHANNELS`) and the word embeddings in int8
         unless ``word_embeddings`` is false.
         """
-        if not isinstance(config, Mapping):
+        if isinstance(config, _core.EncoderConfig):
+            core_config = config
+        elif isinstance(config, Mapping):
+            core_config = _core.EncoderConfig(dict(config), config_source)
+            if quantization_config is None:
+                quantization_config = config.get("quantization_config")
+        else:
             raise ConfigError(f"{config_source}: the configuration must be a mapping (a dict)")
         if not isinstance(tensors, Mapping):
             raise WeightsError(f"{source}: the tensors must be a mapping {{name: array}}")
@@ -212,13 +221,13 @@ class Encoder:
             raise ConfigError("activation_bits must be a mapping {layer name: bits}")
         with_pooler = flag("with_pooler", with_pooler)
         word_embeddings = flag("word_embeddings", word_embeddings)
-        normalized = _core.parse_config(dict(config), config_source)
-        quantization = config.get("quantization_config")
         if dtype not in (None, "float32", "int8"):
             raise ConfigError(f"dtype must be 'float32' or 'int8', got {dtype!r}")
-        layers = int(normalized["num_hidden_layers"])
-        if quantization is not None:
-            quantization = parse_quantization_config(quantization, config_source)
+        normalized: dict[str, Any] = core_config.to_dict()
+        layers = core_config.num_hidden_layers
+        quantization: dict[str, Any] | None = None
+        if quantization_config is not None:
+            quantization = parse_quantization_config(quantization_config, config_source)
             if dtype == "float32":
                 raise ConfigError(
                     f"{config_source}: this model is quantized to int8 (quantization_config); "
@@ -227,25 +236,25 @@ class Encoder:
         elif dtype == "int8":
             if activation_bits is None:
                 activation_bits = default_activation_bits(normalized)
-            quantization = quantization_config(activation_bits, word_embeddings, outlier_channels)
-            float_expected = _core.expected_tensors(normalized, with_pooler)
+            quantization = make_quantization_config(
+                activation_bits, word_embeddings, outlier_channels
+            )
+            float_expected = _core.expected_tensors(core_config, with_pooler)
             floats = select_encoder_tensors(tensors, float_expected, source)
             peaks = None
             if any(quantization["outlier_channels"].values()):
-                float_core = _core.Encoder(normalized, floats, with_pooler, config_source)
+                float_core = _core.Encoder(core_config, floats, with_pooler)
                 peaks = calibrate(float_core, normalized)
                 del float_core
             tensors = quantize_tensors(floats, layers, quantization, peaks)
-        expected = _core.expected_tensors(normalized, with_pooler, quantization)
+        expected = _core.expected_tensors(core_config, with_pooler, quantization)
         int8_names = quantized_weight_names(layers, quantization)
         selected = select_encoder_tensors(tensors, expected, source, int8=int8_names)
-        core = _core.Encoder(
-            normalized, selected, with_pooler, config_source, quantization, release_pages
-        )
+        core = _core.Encoder(core_config, selected, with_pooler, quantization, release_pages)
         if quantization is not None:
             normalized["quantization_config"] = quantization
         encoder = cls(core, normalized, source, selected)
-        encoder._quantized_at_load = dtype == "int8" and "quantization_config" not in config
+        encoder._quantized_at_load = dtype == "int8" and quantization_config is None
         if encoder._quantized_at_load:  # kept for state_dict: no view of the file
             encoder._tensors = {name: owned(array) for name, array in selected.items()}
         return encoder
@@ -272,7 +281,7 @@ class Encoder:
         if self.dtype == "int8":
             raise ConfigError("this model is already quantized to int8")
         return Encoder.from_tensors(
-            self.config,
+            self.core_config,
             self.state_dict(),
             with_pooler=self.has_pooler,
             source=self.source,
@@ -298,15 +307,20 @@ class Encoder:
                 "loaded, so its tensors cannot be read again; load the model again"
             )
         quantization = self.config.get("quantization_config")
-        expected = _core.expected_tensors(self.config, self.has_pooler, quantization)
+        expected = _core.expected_tensors(self.core_config, self.has_pooler, quantization)
         int8_names = quantized_weight_names(int(self.config["num_hidden_layers"]), quantization)
         return select_encoder_tensors(
             read_tensors(self.source), expected, self.source, int8=int8_names
         )
 
     @property
+    def core_config(self) -> _core.EncoderConfig:
+        """The configuration as the core parsed it."""
+        return self._core.config
+
+    @property
     def hidden_size(self) -> int:
-        return int(self.config["hidden_size"])
+        return self.core_config.hidden_size
 
     @property
     def has_pooler(self) -> bool:

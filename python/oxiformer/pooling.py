@@ -10,11 +10,11 @@ import numpy as np
 import numpy.typing as npt
 
 from oxiformer._files import read_json
+from oxiformer._types import FloatArray
 from oxiformer.errors import ConfigError
 
 __all__ = ["Pooling", "normalize", "pool_packed"]
 
-FloatArray = npt.NDArray[np.float32]
 
 #: Modes in the order sentence-transformers concatenates them.
 MODES = ("cls_token", "max_tokens", "mean_tokens", "mean_sqrt_len_tokens")

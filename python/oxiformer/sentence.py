@@ -15,19 +15,19 @@ from pathlib import Path
 from typing import Any, Literal, overload
 
 import numpy as np
-import numpy.typing as npt
 
 from oxiformer._checks import count, flag, optional_flag, text_items
 from oxiformer._files import read_json, write_text
+from oxiformer._types import FloatArray, PathLike
 from oxiformer.errors import ConfigError, InputError
-from oxiformer.model import MAX_BATCH_TOKENS, Encoder, PathLike, pack
+from oxiformer.model import MAX_BATCH_TOKENS, Encoder, pack
 from oxiformer.pooling import Pooling, normalize, pool_packed
 from oxiformer.pretrained import model_dir
+from oxiformer.saving import save_model
 from oxiformer.tokenizer import Tokenizer
 
 __all__ = ["SentenceEncoder"]
 
-FloatArray = npt.NDArray[np.float32]
 OutputValue = Literal["sentence_embedding", "token_embeddings"]
 
 _TRANSFORMER = "sentence_transformers.models.Transformer"
@@ -216,9 +216,13 @@ class SentenceEncoder:
     def save_pretrained(self, directory: PathLike) -> Path:
         """Write the oxiformer format (config.json, tokenizer files, weights.npz) plus the
         sentence-transformers pipeline files; ``from_pretrained`` loads it back identically."""
-        from oxiformer.saving import save_model
-
-        out = save_model(directory, self.encoder, self.tokenizer, {})
+        out = save_model(
+            directory,
+            config=self.encoder.config,
+            tensors=self.encoder.state_dict(),
+            source=self.encoder.source,
+            tokenizer=self.tokenizer,
+        )
         modules: list[dict[str, Any]] = [
             {"idx": 0, "name": "0", "path": "", "type": _TRANSFORMER},
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": _POOLING},

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oxiformer import _core
+from oxiformer._types import FloatArray, IntArray, PathLike
 from oxiformer.config import config_path, read_config_json
 from oxiformer.decoder_quantize import default_decoder_bits, quantize_decoder_tensors
 from oxiformer.errors import ConfigError, InputError, WeightsError
@@ -31,15 +32,12 @@ from oxiformer.generation import (
     greedy_search,
 )
 from oxiformer.lm_head import select_lm_head_tensors
-from oxiformer.model import Encoder, PathLike, _as_ids
+from oxiformer.model import Encoder, _as_ids
 from oxiformer.pretrained import model_dir
 from oxiformer.tokenizer import Tokenizer
 from oxiformer.weights import find_weights, read_tensors, release_pages, select_encoder_tensors
 
 __all__ = ["EncoderDecoder", "Seq2SeqLMOutput"]
-
-FloatArray = npt.NDArray[np.float32]
-IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -89,8 +87,8 @@ class EncoderDecoder:
             )
         if dtype not in (None, "float32", "int8"):
             raise ConfigError(f"dtype must be 'float32' or 'int8', got {dtype!r}")
-        encoder_config = _core.parse_config(encoder_raw, f"{source_config} (encoder)")
-        decoder_config = _core.parse_config(decoder_raw, f"{source_config} (decoder)")
+        encoder_config = _core.EncoderConfig(encoder_raw, f"{source_config} (encoder)")
+        decoder_config = _core.DecoderConfig(decoder_raw, f"{source_config} (decoder)")
         weights_path = find_weights(directory)
         source = str(weights_path)
         tensors = read_tensors(weights_path)
@@ -104,14 +102,12 @@ class EncoderDecoder:
         )
         encoder.release_tensors()
         memory_size = encoder.hidden_size
-        selected = _decoder_tensors(tensors, decoder_raw, decoder_config, memory_size, source)
+        selected = _decoder_tensors(tensors, decoder_config, memory_size, source)
         bits = None
         if dtype == "int8":
             bits = default_decoder_bits(decoder_config)
-            selected = quantize_decoder_tensors(selected, decoder_raw, memory_size, bits)
-        decoder = _core.Decoder(
-            decoder_raw, selected, memory_size, f"{source_config} (decoder)", bits, release_pages
-        )
+            selected = quantize_decoder_tensors(selected, decoder_config, memory_size, bits)
+        decoder = _core.Decoder(decoder_config, selected, memory_size, bits, release_pages)
         settings = _settings(directory, raw, decoder_raw, source_config)
         if settings.ignored:
             warnings.warn(
@@ -267,8 +263,7 @@ class EncoderDecoder:
 
 def _decoder_tensors(
     tensors: Mapping[str, npt.NDArray[Any]],
-    decoder_raw: Mapping[str, Any],
-    decoder_config: Mapping[str, Any],
+    decoder_config: _core.DecoderConfig,
     memory_size: int,
     source: str,
 ) -> dict[str, npt.NDArray[Any]]:
@@ -290,10 +285,10 @@ def _decoder_tensors(
             f"('{prefix}{body}encoder.layer.N.{cross}.*' and the rest of "
             f"'{cross.split('.')[0]}'): it cannot attend to the encoder's output"
         )
-    expected = _core.decoder_tensors(dict(decoder_raw), memory_size)
-    tie = bool(decoder_raw.get(family["tie_word_embeddings"], True))
+    expected = _core.decoder_tensors(decoder_config, memory_size)
+    tie = decoder_config.tie_word_embeddings
     word = named.get(f"{family_named(family['body'])['embeddings']['word']}.weight")
-    head = select_lm_head_tensors(named, family["lm_head"], decoder_config, word, source, tie)
+    head = select_lm_head_tensors(named, family["lm_head"], decoder_config.model, word, source, tie)
     body_expected = {name: shape for name, shape in expected.items() if name not in head}
     selected = select_encoder_tensors(named, body_expected, source)
     selected.update(head)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import Union
 
 import numpy as np
 import numpy.typing as npt
@@ -19,11 +18,12 @@ from oxiformer import _core
 from oxiformer._checks import TextItem, count, describe, flag, integer, text_items
 from oxiformer._checks import path as _path
 from oxiformer._core import Encoding
+from oxiformer._types import PathLike
 from oxiformer.errors import InputError, TokenizerError
+from oxiformer.pretrained import existing_directory
 
 __all__ = ["Encoding", "Tokenizer"]
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Ids are 32-bit in the Rust core; anything from here up has no token.
 _MAX_ID = 2**32
@@ -68,8 +68,6 @@ class Tokenizer:
     @classmethod
     def from_pretrained(cls, path: PathLike) -> Tokenizer:
         """Load the tokenizer of a model directory (Hugging Face layout)."""
-        from oxiformer.pretrained import existing_directory
-
         return cls(_core.Tokenizer.from_dir(os.fspath(existing_directory(path))))
 
     @classmethod
@@ -184,20 +182,14 @@ class Tokenizer:
                 raise TokenizerError("padding='max_length' needs max_length (none is known)")
             if max_length is None:
                 trunc = None
-        input_ids, token_type_ids, attention_mask = self._core.encode_arrays(
-            firsts,
-            seconds,
-            flag("add_special_tokens", add_special_tokens),
-            trunc,
-            max_length,
-            pad,
-            multiple,
+        options = _core.EncodeOptions(
+            add_special_tokens=flag("add_special_tokens", add_special_tokens),
+            truncation=trunc,
+            max_length=max_length,
+            padding=pad,
+            pad_to_multiple_of=multiple,
         )
-        return {
-            "input_ids": input_ids,
-            "token_type_ids": token_type_ids,
-            "attention_mask": attention_mask,
-        }
+        return self._core.encode_arrays(firsts, seconds, options)
 
     # -- tokens and ids -------------------------------------------------------------------
 
@@ -217,7 +209,7 @@ class Tokenizer:
 
     def convert_ids_to_tokens(self, ids: int | Sequence[int]) -> str | list[str]:
         """Tokens of ids (``[UNK]`` for ids without a token)."""
-        unk = self._core.special_tokens[0]
+        unk = self._core.special_tokens.unk
         if isinstance(ids, (int, np.integer)) and not isinstance(ids, bool):
             token = self.id_to_token(int(ids))
             return unk if token is None else token
@@ -269,8 +261,7 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return self._core.vocab_size
 
-    def _role_id(self, index: int) -> int:
-        token = self._core.special_tokens[index]
+    def _role_id(self, token: str) -> int:
         found = self._core.token_to_id(token)
         if found is None:
             raise TokenizerError(f"the token {token!r} is not in the vocabulary")
@@ -278,27 +269,27 @@ class Tokenizer:
 
     @property
     def unk_token_id(self) -> int:
-        return self._role_id(0)
+        return self._role_id(self._core.special_tokens.unk)
 
     @property
     def sep_token_id(self) -> int:
-        return self._role_id(1)
+        return self._role_id(self._core.special_tokens.sep)
 
     @property
     def cls_token_id(self) -> int:
-        return self._role_id(2)
+        return self._role_id(self._core.special_tokens.cls)
 
     @property
     def pad_token_id(self) -> int:
-        return self._role_id(3)
+        return self._role_id(self._core.special_tokens.pad)
 
     @property
     def mask_token_id(self) -> int:
-        return self._role_id(4)
+        return self._role_id(self._core.special_tokens.mask)
 
     @property
     def do_lower_case(self) -> bool:
-        return self._core.normalizer[3]
+        return self._core.normalizer.lowercase
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         return self._core.num_special_tokens_to_add(flag("pair", pair))

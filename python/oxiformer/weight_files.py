@@ -20,17 +20,17 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from oxiformer._files import check_regular, open_regular
+from oxiformer._types import PathLike
 from oxiformer.errors import WeightsError
 
 __all__ = ["MAX_SAFETENSORS_HEADER", "TensorFile", "TensorSpec", "file_stamp", "read_tensors"]
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Largest safetensors header accepted (the safetensors crate's own limit).
 MAX_SAFETENSORS_HEADER = 100_000_000

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import ctypes
 import mmap
-import os
 import sys
 import zipfile
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from oxiformer._files import atomic_write, check_regular
+from oxiformer._types import PathLike
 from oxiformer.errors import WeightsError
 from oxiformer.families import (
     base_prefixes,
@@ -44,7 +44,6 @@ __all__ = [
     "select_encoder_tensors",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: File names :func:`find_weights` looks for, most preferred first.
 WEIGHT_CANDIDATES = ("weights.npz", "model.safetensors", "weights/")

@@ -18,9 +18,14 @@ pub struct DecoderConfig {
 impl DecoderConfig {
     /// Parse the `decoder` section of an `EncoderDecoderModel`'s `config.json`.
     pub fn from_json(text: &str, source: &str) -> Result<Self> {
-        let model = EncoderConfig::from_json(text, source)?;
         let value: Value = serde_json::from_str(text)
             .map_err(|err| Error::config(source, format!("invalid config: {err}")))?;
+        Self::from_value(&value, source)
+    }
+
+    /// [`DecoderConfig::from_json`] on the parsed JSON.
+    pub fn from_value(value: &Value, source: &str) -> Result<Self> {
+        let model = EncoderConfig::from_value(value, source)?;
         let flag = |name: &str, default: bool| match value.get(name) {
             None | Some(Value::Null) => Ok(default),
             Some(Value::Bool(flag)) => Ok(*flag),

@@ -236,10 +236,7 @@ impl<const L: usize> Int8Simd for Portable<L> {
 
     #[inline(always)]
     fn dot(self, acc: [i32; L], x: [i32; 4], w: [[i8; 4]; L]) -> [i32; L] {
-        std::array::from_fn(|lane| {
-            let products = (0..4).map(|g| x[g] * i32::from(w[lane][g]));
-            products.fold(acc[lane], i32::wrapping_add)
-        })
+        dot_groups(acc, x, w)
     }
 
     #[inline(always)]
@@ -251,6 +248,20 @@ impl<const L: usize> Int8Simd for Portable<L> {
     fn to_f32(self, value: [i32; L]) -> [f32; L] {
         value.map(|v| v as f32)
     }
+}
+
+/// Each lane's sum plus its `G` weights by the group's `G` activations, in exact wrapping
+/// i32 arithmetic: the dot product of every portable int8 twin.
+#[inline(always)]
+fn dot_groups<const L: usize, const G: usize>(
+    acc: [i32; L],
+    x: [i32; G],
+    w: [[i8; G]; L],
+) -> [i32; L] {
+    std::array::from_fn(|lane| {
+        let products = (0..G).map(|g| x[g].wrapping_mul(i32::from(w[lane][g])));
+        products.fold(acc[lane], i32::wrapping_add)
+    })
 }
 
 /// `L` lanes in plain Rust over pairs of 16-bit activations: the twin of the AVX2 int8 tile
@@ -303,10 +314,7 @@ impl<const L: usize> Int8Simd for PortablePairs<L> {
     }
     #[inline(always)]
     fn dot(self, acc: [i32; L], x: [i32; 2], w: [[i8; 2]; L]) -> [i32; L] {
-        std::array::from_fn(|lane| {
-            let products = (0..2).map(|g| x[g] * i32::from(w[lane][g]));
-            products.fold(acc[lane], i32::wrapping_add)
-        })
+        dot_groups(acc, x, w)
     }
     #[inline(always)]
     fn isub_mul(self, a: [i32; L], b: [i32; L], c: [i32; L]) -> [i32; L] {
@@ -324,46 +332,14 @@ impl<const L: usize> Int8Simd for PortablePairs<L> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PortableSigned<const L: usize>;
 
-impl<const L: usize> F32Simd for PortableSigned<L> {
-    type V = [f32; L];
-    const LANES: usize = L;
-
+impl<const L: usize> PortableSigned<L> {
     #[inline(always)]
-    fn zero(self) -> [f32; L] {
-        Portable::<L>.zero()
-    }
-    #[inline(always)]
-    fn splat(self, value: f32) -> [f32; L] {
-        Portable::<L>.splat(value)
-    }
-    #[inline(always)]
-    unsafe fn broadcast(self, ptr: *const f32) -> [f32; L] {
-        // SAFETY: the caller's contract.
-        unsafe { Portable::<L>.broadcast(ptr) }
-    }
-    #[inline(always)]
-    unsafe fn load(self, ptr: *const f32) -> [f32; L] {
-        // SAFETY: the caller's contract.
-        unsafe { Portable::<L>.load(ptr) }
-    }
-    #[inline(always)]
-    unsafe fn store(self, ptr: *mut f32, value: [f32; L]) {
-        // SAFETY: the caller's contract.
-        unsafe { Portable::<L>.store(ptr, value) }
-    }
-    #[inline(always)]
-    fn mul_add(self, a: [f32; L], b: [f32; L], c: [f32; L]) -> [f32; L] {
-        Portable::<L>.mul_add(a, b, c)
-    }
-    #[inline(always)]
-    fn add(self, a: [f32; L], b: [f32; L]) -> [f32; L] {
-        Portable::<L>.add(a, b)
-    }
-    #[inline(always)]
-    fn mul(self, a: [f32; L], b: [f32; L]) -> [f32; L] {
-        Portable::<L>.mul(a, b)
+    fn f32_lanes(self) -> Portable<L> {
+        Portable
     }
 }
+
+delegate_f32!([const L: usize] PortableSigned<L>, [f32; L], L);
 
 impl<const L: usize> Int8Simd for PortableSigned<L> {
     type I = [i32; L];
@@ -403,10 +379,7 @@ impl<const L: usize> Int8Simd for PortableSigned<L> {
     }
     #[inline(always)]
     fn dot(self, acc: [i32; L], x: [i8; 4], w: [[i8; 4]; L]) -> [i32; L] {
-        std::array::from_fn(|lane| {
-            let products = (0..4).map(|g| i32::from(x[g]) * i32::from(w[lane][g]));
-            products.fold(acc[lane], i32::wrapping_add)
-        })
+        dot_groups(acc, x.map(i32::from), w)
     }
     #[inline(always)]
     unsafe fn initial_sums(self, weight_sums: *const i32) -> [i32; L] {

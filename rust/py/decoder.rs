@@ -11,9 +11,10 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::model::{contiguous, json_text, tensor_map};
+use super::config::PyDecoderConfig;
+use super::model::{contiguous, tensor_map};
 use crate::error::Error;
-use crate::models::decoder::{Decoder, DecoderConfig, DecoderState, Memory};
+use crate::models::decoder::{Decoder, DecoderState, Memory};
 use crate::models::decoder_int8::{quantizable, DecoderQuantization};
 use crate::models::families::BERT_DECODER;
 
@@ -28,24 +29,19 @@ fn quantization_from_py(bits: Option<&Bound<'_, PyDict>>) -> PyResult<DecoderQua
     Ok(DecoderQuantization::new(modules)?)
 }
 
-fn decoder_config(config: &Bound<'_, PyAny>, source: &str) -> PyResult<DecoderConfig> {
-    Ok(DecoderConfig::from_json(&json_text(config)?, source)?)
-}
-
 /// The tensors of a decoder reading an encoder of width `memory_size`: `{name: shape}`.
 #[pyfunction]
-#[pyo3(signature = (config, memory_size, quantization = None, source = "config.json"))]
+#[pyo3(signature = (config, memory_size, quantization = None))]
 fn decoder_tensors<'py>(
     py: Python<'py>,
-    config: &Bound<'py, PyAny>,
+    config: &Bound<'py, PyDecoderConfig>,
     memory_size: usize,
     quantization: Option<&Bound<'py, PyDict>>,
-    source: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let config = decoder_config(config, source)?;
+    let config = &config.get().inner;
     let quantization = quantization_from_py(quantization)?;
     let dict = PyDict::new(py);
-    for (name, shape) in Decoder::expected_tensors(&config, memory_size, &quantization) {
+    for (name, shape) in Decoder::expected_tensors(config, memory_size, &quantization) {
         dict.set_item(name, PyTuple::new(py, shape)?)?;
     }
     Ok(dict)
@@ -83,17 +79,16 @@ impl PyDecoder {
     /// `config`: the `decoder` section of `config.json` (text or dict); `tensors`: by the
     /// names of `decoder_tensors`; `memory_size`: the encoder's hidden size.
     #[new]
-    #[pyo3(signature = (config, tensors, memory_size, source = "config.json", quantization = None, copied = None))]
+    #[pyo3(signature = (config, tensors, memory_size, quantization = None, copied = None))]
     fn new(
         py: Python<'_>,
-        config: &Bound<'_, PyAny>,
+        config: &Bound<'_, PyDecoderConfig>,
         tensors: &Bound<'_, PyDict>,
         memory_size: usize,
-        source: &str,
         quantization: Option<&Bound<'_, PyDict>>,
         copied: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let config = decoder_config(config, source)?;
+        let config = config.get().inner.clone();
         let quantization = quantization_from_py(quantization)?;
         let map = tensor_map(tensors, copied)?;
         let decoder = py.detach(|| Decoder::load(config, map, memory_size, &quantization))?;
@@ -110,12 +105,6 @@ impl PyDecoder {
     #[getter]
     fn max_position_embeddings(&self) -> usize {
         self.inner.config().model.max_position_embeddings
-    }
-
-    /// The normalized configuration (BERT's fields) as JSON text.
-    #[getter]
-    fn config_json(&self) -> String {
-        self.inner.config().model.to_json()
     }
 
     /// Cross-attention keys and values of `encoder_hidden (B, S, memory_size)` float32 under

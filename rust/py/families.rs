@@ -4,20 +4,14 @@
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::model::json_text;
+use super::json;
 use crate::error::Error;
 use crate::models::canonical as table;
-
-/// `json.loads(text)`: table values and configs cross as JSON.
-fn from_json<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
-    py.import("json")?
-        .call_method1("loads", (value.to_string(),))
-}
 
 /// The family table: `{"encoders": [...], "decoders": [...], "encoder_namespaces": [...]}`.
 #[pyfunction]
 fn families(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    from_json(py, &table::table_json())
+    json::to_py(py, &table::table_json())
 }
 
 /// A `config.json` dict with its family's fields translated to BERT's.
@@ -28,12 +22,12 @@ fn canonical_config<'py>(
     config: &Bound<'py, PyDict>,
     source: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let text = json_text(config.as_any())?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|err| Error::config(source, format!("invalid config: {err}")))?;
-    let object = value.as_object().cloned().unwrap_or_default();
-    let canonical = table::canonical_config(&object, source)?;
-    from_json(py, &serde_json::Value::Object(canonical))
+    let value = json::from_py(config.as_any(), source)?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| Error::config(source, "expected a JSON object"))?;
+    let canonical = table::canonical_config(object, source)?;
+    json::to_py(py, &serde_json::Value::Object(canonical))
 }
 
 /// The canonical (BERT) name of a stored tensor name.

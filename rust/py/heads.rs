@@ -6,7 +6,8 @@ use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedAr
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::model::{config_from_py, tensor_map};
+use super::config::PyEncoderConfig;
+use super::model::tensor_map;
 use crate::error::Error;
 use crate::models::families::BERT_LM_HEAD;
 use crate::models::heads::{LmHead, LmHeadBits};
@@ -40,12 +41,12 @@ pub(crate) fn lm_head_bits(bits: Option<&Bound<'_, PyDict>>) -> PyResult<LmHeadB
 #[pyo3(signature = (config, bits = None))]
 fn lm_head_tensors<'py>(
     py: Python<'py>,
-    config: &Bound<'py, PyAny>,
+    config: &Bound<'py, PyEncoderConfig>,
     bits: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let config = config_from_py(config, "config")?;
+    let config = &config.get().inner;
     let dict = PyDict::new(py);
-    for (name, shape) in LmHead::expected_tensors(&BERT_LM_HEAD, &config, lm_head_bits(bits)?) {
+    for (name, shape) in LmHead::expected_tensors(&BERT_LM_HEAD, config, lm_head_bits(bits)?) {
         dict.set_item(name, PyTuple::new(py, shape)?)?;
     }
     Ok(dict)
@@ -60,19 +61,18 @@ pub struct PyLmHead {
 #[pymethods]
 impl PyLmHead {
     #[new]
-    #[pyo3(signature = (config, tensors, source = "config.json", bits = None, copied = None))]
+    #[pyo3(signature = (config, tensors, bits = None, copied = None))]
     fn new(
         py: Python<'_>,
-        config: &Bound<'_, PyAny>,
+        config: &Bound<'_, PyEncoderConfig>,
         tensors: &Bound<'_, PyDict>,
-        source: &str,
         bits: Option<&Bound<'_, PyDict>>,
         copied: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let config = config_from_py(config, source)?;
+        let config = &config.get().inner;
         let bits = lm_head_bits(bits)?;
         let mut map = tensor_map(tensors, copied)?;
-        let head = py.detach(|| LmHead::load(&mut map, &BERT_LM_HEAD, &config, bits))?;
+        let head = py.detach(|| LmHead::load(&mut map, &BERT_LM_HEAD, config, bits))?;
         if let Some(extra) = map.names().into_iter().next() {
             return Err(Error::weights(extra, "unexpected tensor for the LM head").into());
         }

@@ -10,9 +10,12 @@ use crate::cpu;
 use crate::error::Error;
 use crate::threads;
 
+mod config;
 mod decoder;
+mod encoding;
 mod families;
 mod heads;
+mod json;
 mod model;
 mod tokenizer;
 
@@ -91,6 +94,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(get_num_threads, module)?)?;
     module.add_function(wrap_pyfunction!(simd_info, module)?)?;
     module.add_function(wrap_pyfunction!(max_num_threads, module)?)?;
+    config::register(module)?;
     model::register(module)?;
     families::register(module)?;
     decoder::register(module)?;

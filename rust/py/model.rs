@@ -1,5 +1,4 @@
-//! Python bindings of the encoder: `_core.Encoder`, `parse_config`,
-//! `expected_tensors`. Inputs are borrowed zero-copy; outputs are handed to
+//! Python bindings of the encoder: `_core.Encoder`, `expected_tensors`. Inputs are borrowed zero-copy; outputs are handed to
 //! numpy without a copy; every forward runs with the GIL released.
 
 use std::sync::Arc;
@@ -11,7 +10,8 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::config::{EncoderConfig, MAX_SINUSOIDAL_VALUES};
+use super::config::PyEncoderConfig;
+use crate::config::MAX_SINUSOIDAL_VALUES;
 use crate::embeddings::sinusoidal_table;
 use crate::error::Error;
 use crate::models::encoder::{expected_tensors as encoder_tensors, Encoder, EncoderOutput};
@@ -45,50 +45,19 @@ fn quantization_from_py(quantization: Option<&Bound<'_, PyDict>>) -> PyResult<Qu
     Ok(Quantization::with_word_embeddings(modules, word_embeddings)?.with_outliers(outliers)?)
 }
 
-/// A config given as `config.json` text or as a dict, as JSON text.
-pub(crate) fn json_text(config: &Bound<'_, PyAny>) -> PyResult<String> {
-    match config.extract::<String>() {
-        Ok(text) => Ok(text),
-        Err(_) => config
-            .py()
-            .import("json")?
-            .call_method1("dumps", (config,))?
-            .extract(),
-    }
-}
-
-/// A config given as `config.json` text or as a dict (serialized with `json`).
-pub(crate) fn config_from_py(config: &Bound<'_, PyAny>, source: &str) -> PyResult<EncoderConfig> {
-    Ok(EncoderConfig::from_json(&json_text(config)?, source)?)
-}
-
-/// Validate an HF `config.json` (text or dict) and return it normalized, every field present.
-#[pyfunction]
-#[pyo3(signature = (config, source = "config.json"))]
-fn parse_config<'py>(
-    py: Python<'py>,
-    config: &Bound<'py, PyAny>,
-    source: &str,
-) -> PyResult<Bound<'py, PyAny>> {
-    let parsed = config_from_py(config, source)?;
-    py.import("json")?
-        .call_method1("loads", (parsed.to_json(),))
-}
-
 /// The tensors the encoder needs: `{HF name: shape}`; with `quantization`
 /// (a `quantization_config`), int8 tensors come with a `weight_scale`.
 #[pyfunction]
 #[pyo3(signature = (config, with_pooler = false, quantization = None))]
 fn expected_tensors<'py>(
     py: Python<'py>,
-    config: &Bound<'py, PyAny>,
+    config: &Bound<'py, PyEncoderConfig>,
     with_pooler: bool,
     quantization: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let parsed = config_from_py(config, "config")?;
     let quantization = quantization_from_py(quantization)?;
     let dict = PyDict::new(py);
-    for (name, shape) in encoder_tensors(&parsed, with_pooler, &quantization) {
+    for (name, shape) in encoder_tensors(&config.get().inner, with_pooler, &quantization) {
         dict.set_item(name, PyTuple::new(py, shape)?)?;
     }
     Ok(dict)
@@ -127,22 +96,21 @@ pub struct PyEncoder {
 
 #[pymethods]
 impl PyEncoder {
-    /// `config`: `config.json` text or dict; `tensors`: `{HF name: float32 C-contiguous
-    /// array}`, int8 for the tensors `quantization` (a `quantization_config`
-    /// dict, see `oxiformer.quantize`) makes int8. `copied(array)`, when given, is
-    /// called with each array once the encoder holds its own copy of it.
+    /// `tensors`: `{HF name: float32 C-contiguous array}`, int8 for the tensors
+    /// `quantization` (a `quantization_config` dict, see `oxiformer.quantize`) makes
+    /// int8. `copied(array)`, when given, is called with each array once the encoder
+    /// holds its own copy of it.
     #[new]
-    #[pyo3(signature = (config, tensors, with_pooler = false, source = "config.json", quantization = None, copied = None))]
+    #[pyo3(signature = (config, tensors, with_pooler = false, quantization = None, copied = None))]
     fn new(
         py: Python<'_>,
-        config: &Bound<'_, PyAny>,
+        config: &Bound<'_, PyEncoderConfig>,
         tensors: &Bound<'_, PyDict>,
         with_pooler: bool,
-        source: &str,
         quantization: Option<&Bound<'_, PyDict>>,
         copied: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let config = config_from_py(config, source)?;
+        let config = config.get().inner.clone();
         let quantization = quantization_from_py(quantization)?;
         let map = tensor_map(tensors, copied)?;
         let encoder = py.detach(|| Encoder::load(config, map, with_pooler, &quantization))?;
@@ -151,10 +119,11 @@ impl PyEncoder {
         })
     }
 
-    /// The normalized configuration as JSON text.
     #[getter]
-    fn config_json(&self) -> String {
-        self.inner.config().to_json()
+    fn config(&self) -> PyEncoderConfig {
+        PyEncoderConfig {
+            inner: self.inner.config().clone(),
+        }
     }
 
     #[getter]
@@ -335,7 +304,6 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(max_activation_bits, module)?)?;
     module.add("QUANTIZABLE", PyTuple::new(module.py(), QUANTIZABLE)?)?;
     module.add("MAX_ACTIVATION_BITS", MAX_ACTIVATION_BITS)?;
-    module.add_function(wrap_pyfunction!(parse_config, module)?)?;
     module.add_function(wrap_pyfunction!(expected_tensors, module)?)?;
     module.add_function(wrap_pyfunction!(sinusoidal_positions, module)?)?;
     Ok(())

@@ -7,19 +7,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray1, PyArray2};
+use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyString};
 
+use super::encoding::{PyEncodeOptions, PyEncoding, PyNormalizerOptions, PySpecialTokens};
 use crate::error::Error;
 use crate::memory;
 use crate::tokenizer::{
-    files, EncodedToken, Encoding, Input, NormalizerOptions, Padding, PaddingLength, Tokenizer,
-    Truncation, TruncationStrategy,
+    files, EncodeOptions, EncodedToken, Encoding, Input, NormalizerOptions, Tokenizer,
 };
-
-/// Longest row padding may produce (far beyond any model's positions).
-const MAX_PADDED_LENGTH: usize = 1 << 24;
 
 /// Read a Python str as UTF-8; `what` names it in the error. Anything but a
 /// str is an `InputError`; a str that is not valid Unicode (a lone
@@ -70,81 +67,6 @@ fn optional_texts(list: &Bound<'_, PyList>, name: &str) -> PyResult<Vec<Option<S
     Ok(out)
 }
 
-fn truncation(strategy: Option<&str>, max_length: Option<usize>) -> PyResult<Option<Truncation>> {
-    let Some(strategy) = strategy else {
-        return Ok(None);
-    };
-    let strategy = TruncationStrategy::parse(strategy)?;
-    let max_length =
-        max_length.ok_or_else(|| Error::Tokenizer("truncation needs a max_length".to_string()))?;
-    Ok(Some(Truncation {
-        max_length,
-        strategy,
-    }))
-}
-
-/// One encoded text or pair (HF tokenizers naming).
-#[pyclass(name = "Encoding", module = "oxiformer._core", frozen)]
-pub struct PyEncoding {
-    inner: Encoding,
-    tokenizer: Arc<Tokenizer>,
-}
-
-#[pymethods]
-impl PyEncoding {
-    #[getter]
-    fn ids(&self) -> Vec<u32> {
-        self.inner.ids()
-    }
-
-    #[getter]
-    fn type_ids(&self) -> Vec<u32> {
-        self.inner.type_ids()
-    }
-
-    #[getter]
-    fn attention_mask(&self) -> Vec<u32> {
-        self.inner.attention_mask()
-    }
-
-    #[getter]
-    fn special_tokens_mask(&self) -> Vec<u32> {
-        self.inner.special_tokens_mask()
-    }
-
-    #[getter]
-    fn offsets(&self) -> Vec<(u32, u32)> {
-        self.inner.offsets()
-    }
-
-    #[getter]
-    fn sequence_ids(&self) -> Vec<Option<u8>> {
-        self.inner.sequence_ids()
-    }
-
-    #[getter]
-    fn tokens(&self) -> Vec<String> {
-        self.inner
-            .tokens
-            .iter()
-            .map(|token| {
-                self.tokenizer
-                    .id_to_token(token.id)
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect()
-    }
-
-    fn __len__(&self) -> usize {
-        self.inner.len()
-    }
-
-    fn __repr__(&self) -> String {
-        format!("Encoding(num_tokens={})", self.inner.len())
-    }
-}
-
 /// The Rust tokenizer.
 #[pyclass(name = "Tokenizer", module = "oxiformer._core", frozen)]
 pub struct PyTokenizer {
@@ -153,23 +75,15 @@ pub struct PyTokenizer {
 
 impl PyTokenizer {
     fn wrap(&self, inner: Encoding) -> PyEncoding {
-        PyEncoding {
-            inner,
-            tokenizer: Arc::clone(&self.inner),
-        }
+        PyEncoding::new(inner, Arc::clone(&self.inner))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn run_batch(
         &self,
         py: Python<'_>,
         texts_list: &Bound<'_, PyList>,
         pairs_list: Option<&Bound<'_, PyList>>,
-        add_special_tokens: bool,
-        truncation_strategy: Option<&str>,
-        max_length: Option<usize>,
-        padding: Option<&str>,
-        pad_to_multiple_of: Option<usize>,
+        options: &EncodeOptions,
     ) -> PyResult<Vec<Encoding>> {
         let firsts = texts(texts_list, "texts")?;
         let seconds = match pairs_list {
@@ -186,58 +100,13 @@ impl PyTokenizer {
             }
             None => vec![None; firsts.len()],
         };
-        let truncation = truncation(truncation_strategy, max_length)?;
-        let padding = match padding {
-            None => None,
-            Some(kind) => {
-                let length = match kind {
-                    "longest" => PaddingLength::Longest,
-                    "max_length" => PaddingLength::Fixed(max_length.ok_or_else(|| {
-                        Error::Tokenizer("padding='max_length' needs a max_length".to_string())
-                    })?),
-                    other => {
-                        return Err(Error::Tokenizer(format!(
-                            "unknown padding '{other}' (expected longest or max_length)"
-                        ))
-                        .into())
-                    }
-                };
-                let pad_id = self.inner.pad_token_id().ok_or_else(|| {
-                    Error::Tokenizer(format!(
-                        "padding needs a pad token, and '{}' is not in the vocabulary",
-                        self.inner.special_tokens().pad
-                    ))
-                })?;
-                // Pad lengths come from the caller: refuse ones that could
-                // only exhaust memory (or overflow rounding up to a multiple).
-                for (name, value) in [
-                    ("max_length", max_length.filter(|_| kind == "max_length")),
-                    ("pad_to_multiple_of", pad_to_multiple_of),
-                ] {
-                    if let Some(value) = value.filter(|&value| value > MAX_PADDED_LENGTH) {
-                        return Err(Error::Tokenizer(format!(
-                            "padding: {name}={value} is more than {MAX_PADDED_LENGTH} tokens"
-                        ))
-                        .into());
-                    }
-                }
-                Some(Padding {
-                    length,
-                    pad_to_multiple_of,
-                    pad_id,
-                    pad_type_id: 0,
-                })
-            }
-        };
         let inputs: Vec<Input<'_>> = firsts
             .iter()
             .zip(&seconds)
             .map(|(first, second)| (first.as_str(), second.as_deref()))
             .collect();
         let tokenizer = &self.inner;
-        let encodings =
-            py.detach(|| tokenizer.encode_batch(&inputs, add_special_tokens, truncation, padding))?;
-        Ok(encodings)
+        Ok(py.detach(|| tokenizer.encode_batch_with(&inputs, options))?)
     }
 }
 
@@ -304,64 +173,39 @@ impl PyTokenizer {
         Ok(self.wrap(encoding))
     }
 
-    #[pyo3(signature = (texts, pairs=None, add_special_tokens=true, truncation=None, max_length=None, padding=None, pad_to_multiple_of=None))]
-    #[allow(clippy::too_many_arguments)]
+    /// Encode a batch: no truncation, no padding.
+    #[pyo3(signature = (texts, pairs=None, add_special_tokens=true))]
     fn encode_batch(
         &self,
         py: Python<'_>,
         texts: &Bound<'_, PyList>,
         pairs: Option<&Bound<'_, PyList>>,
         add_special_tokens: bool,
-        truncation: Option<&str>,
-        max_length: Option<usize>,
-        padding: Option<&str>,
-        pad_to_multiple_of: Option<usize>,
     ) -> PyResult<Vec<PyEncoding>> {
-        let encodings = self.run_batch(
-            py,
-            texts,
-            pairs,
+        let options = EncodeOptions {
             add_special_tokens,
-            truncation,
-            max_length,
-            padding,
-            pad_to_multiple_of,
-        )?;
+            ..EncodeOptions::default()
+        };
+        let encodings = self.run_batch(py, texts, pairs, &options)?;
         Ok(encodings
             .into_iter()
             .map(|encoding| self.wrap(encoding))
             .collect())
     }
 
-    /// Encode a batch into int64 arrays (input_ids, token_type_ids,
-    /// attention_mask), each (batch, seq). Every row must have the same length.
-    #[pyo3(signature = (texts, pairs=None, add_special_tokens=true, truncation=None, max_length=None, padding=None, pad_to_multiple_of=None))]
-    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    /// Encode a batch into int64 arrays of shape (batch, seq), by name: `input_ids`,
+    /// `token_type_ids`, `attention_mask`. Every row must have the same length.
+    #[pyo3(signature = (texts, pairs=None, options=None))]
     fn encode_arrays<'py>(
         &self,
         py: Python<'py>,
         texts: &Bound<'py, PyList>,
         pairs: Option<&Bound<'py, PyList>>,
-        add_special_tokens: bool,
-        truncation: Option<&str>,
-        max_length: Option<usize>,
-        padding: Option<&str>,
-        pad_to_multiple_of: Option<usize>,
-    ) -> PyResult<(
-        Bound<'py, PyArray2<i64>>,
-        Bound<'py, PyArray2<i64>>,
-        Bound<'py, PyArray2<i64>>,
-    )> {
-        let encodings = self.run_batch(
-            py,
-            texts,
-            pairs,
-            add_special_tokens,
-            truncation,
-            max_length,
-            padding,
-            pad_to_multiple_of,
-        )?;
+        options: Option<&Bound<'py, PyEncodeOptions>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let options =
+            options.map_or_else(EncodeOptions::default, |options| options.get().options());
+        let encodings = self.run_batch(py, texts, pairs, &options)?;
         let rows = encodings.len();
         let length = encodings.first().map_or(0, Encoding::len);
         if let Some((index, ragged)) = encodings
@@ -393,14 +237,20 @@ impl PyTokenizer {
             Array2::from_shape_vec((rows, length), values)
                 .map_err(|err| Error::Tokenizer(err.to_string()).into())
         };
-        let ids = flat(|token| i64::from(token.id))?;
-        let type_ids = flat(|token| i64::from(token.type_id))?;
-        let mask = flat(|token| i64::from(!token.padding))?;
-        Ok((
-            ids.into_pyarray(py),
-            type_ids.into_pyarray(py),
-            mask.into_pyarray(py),
-        ))
+        let arrays = PyDict::new(py);
+        arrays.set_item(
+            "input_ids",
+            flat(|token| i64::from(token.id))?.into_pyarray(py),
+        )?;
+        arrays.set_item(
+            "token_type_ids",
+            flat(|token| i64::from(token.type_id))?.into_pyarray(py),
+        )?;
+        arrays.set_item(
+            "attention_mask",
+            flat(|token| i64::from(!token.padding))?.into_pyarray(py),
+        )?;
+        Ok(arrays)
     }
 
     /// Number of tokens of each text (or pair), special tokens included, before
@@ -413,8 +263,11 @@ impl PyTokenizer {
         pairs: Option<&Bound<'py, PyList>>,
         add_special_tokens: bool,
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
-        let encodings =
-            self.run_batch(py, texts, pairs, add_special_tokens, None, None, None, None)?;
+        let options = EncodeOptions {
+            add_special_tokens,
+            ..EncodeOptions::default()
+        };
+        let encodings = self.run_batch(py, texts, pairs, &options)?;
         let counts: Vec<i64> = encodings
             .iter()
             .map(|encoding| i64::try_from(encoding.len()).unwrap_or(i64::MAX))
@@ -461,29 +314,28 @@ impl PyTokenizer {
         self.inner.model_max_length()
     }
 
-    /// Role tokens: unk, sep, cls, pad, mask.
+    /// The tokens of each role.
     #[getter]
-    fn special_tokens(&self) -> (String, String, String, String, String) {
+    fn special_tokens(&self) -> PySpecialTokens {
         let special = self.inner.special_tokens();
-        (
-            special.unk.clone(),
-            special.sep.clone(),
-            special.cls.clone(),
-            special.pad.clone(),
-            special.mask.clone(),
-        )
+        PySpecialTokens {
+            unk: special.unk.clone(),
+            sep: special.sep.clone(),
+            cls: special.cls.clone(),
+            pad: special.pad.clone(),
+            mask: special.mask.clone(),
+        }
     }
 
-    /// Normalizer options: (clean_text, handle_chinese_chars, strip_accents, lowercase).
     #[getter]
-    fn normalizer(&self) -> (bool, bool, Option<bool>, bool) {
+    fn normalizer(&self) -> PyNormalizerOptions {
         let options = self.inner.normalizer_options();
-        (
-            options.clean_text,
-            options.handle_chinese_chars,
-            options.strip_accents,
-            options.lowercase,
-        )
+        PyNormalizerOptions {
+            clean_text: options.clean_text,
+            handle_chinese_chars: options.handle_chinese_chars,
+            strip_accents: options.strip_accents,
+            lowercase: options.lowercase,
+        }
     }
 
     /// Number of special tokens added to a single text or a pair.
@@ -495,5 +347,8 @@ impl PyTokenizer {
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<PyTokenizer>()?;
     module.add_class::<PyEncoding>()?;
+    module.add_class::<PyEncodeOptions>()?;
+    module.add_class::<PySpecialTokens>()?;
+    module.add_class::<PyNormalizerOptions>()?;
     Ok(())
 }

@@ -3,9 +3,9 @@
 //!
 //! raw text -> added tokens split out ([`added`]) -> normalize ([`normalize`])
 //! -> words ([`pretokenize`]) -> pieces ([`wordpiece`], longest match by
-//! [`trie`]) -> truncation ([`truncation`]) -> template and padding
-//! ([`encoding`]). Files: [`files`], [`tokenizer_json`]; ids back to text:
-//! [`decode`].
+//! [`trie`]) -> truncation ([`truncation`]) -> template ([`encoding`]) ->
+//! padding ([`padding`]); [`options`] names the choices of a batch. Files:
+//! [`files`], [`tokenizer_json`]; ids back to text: [`decode`].
 //!
 //! The stages are streamed (normalized chars go straight into the word
 //! splitter, words straight into WordPiece) with buffers reused per thread,
@@ -16,6 +16,8 @@ pub mod decode;
 pub mod encoding;
 pub mod files;
 pub mod normalize;
+pub mod options;
+pub mod padding;
 pub mod pretokenize;
 pub mod tokenizer_json;
 pub mod trie;
@@ -26,8 +28,10 @@ pub mod wordpiece;
 use rayon::prelude::*;
 
 pub use added::{AddedToken, AddedVocabulary, Piece};
-pub use encoding::{EncodedToken, Encoding, Padding, PaddingLength, Template, TemplatePiece};
+pub use encoding::{EncodedToken, Encoding, Template, TemplatePiece};
 pub use normalize::NormalizerOptions;
+pub use options::{EncodeOptions, PaddingOptions};
+pub use padding::{Padding, PaddingLength};
 pub use truncation::{Truncation, TruncationStrategy};
 pub use vocab::Vocab;
 pub use wordpiece::{Token, WordPiece};
@@ -347,9 +351,43 @@ impl Tokenizer {
             })??
         };
         if let Some(padding) = padding {
-            encoding::pad(&mut encodings, &padding)?;
+            padding::pad(&mut encodings, &padding)?;
         }
         Ok(encodings)
+    }
+
+    /// Encode a batch with `options`; padding uses this tokenizer's pad token.
+    pub fn encode_batch_with(
+        &self,
+        inputs: &[Input<'_>],
+        options: &EncodeOptions,
+    ) -> Result<Vec<Encoding>> {
+        let padding = options
+            .padding
+            .map(|padding| self.padding(padding))
+            .transpose()?;
+        self.encode_batch(
+            inputs,
+            options.add_special_tokens,
+            options.truncation,
+            padding,
+        )
+    }
+
+    /// The padding `options` ask for, with this tokenizer's pad token.
+    pub fn padding(&self, options: PaddingOptions) -> Result<Padding> {
+        let pad_id = self.pad_token_id().ok_or_else(|| {
+            Error::Tokenizer(format!(
+                "padding needs a pad token, and '{}' is not in the vocabulary",
+                self.special.pad
+            ))
+        })?;
+        Ok(Padding {
+            length: options.length,
+            pad_to_multiple_of: options.pad_to_multiple_of,
+            pad_id,
+            pad_type_id: 0,
+        })
     }
 
     /// The pad token id (None if the vocabulary has no pad token).

@@ -16,8 +16,8 @@
 //! `--pause-ms` (default 200 with OpenBLAS and 2+ threads, else 0): a busy pause
 //! on every thread of the pool after every timed batch, so OpenBLAS's worker
 //! threads, which spin for 2^28 cycles (about 0.1 s) after a call, are asleep
-//! before the next library runs. Busy, not asleep: after a sleep of that length
-//! the next batch measured 30-45% slower on this VM (every library).
+//! before the next library runs. Busy, not asleep: a core that slept makes the
+//! next batch slow (`benches/RESULTS.md`).
 //! `--extra`: linear shapes only, `gemm` on the (N, K) weight against `gemm` on the
 //! weight transposed once to (K, N) row-major (and `faer`), instead of the 3 crates.
 //! `matrixmultiply` reads its thread count once from `MATMUL_NUM_THREADS`, so a

