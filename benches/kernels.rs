@@ -2,7 +2,7 @@
 //! `OXIFORMER_SIMD` picks: `OXIFORMER_SIMD=avx2 cargo run --release --example kernels`.
 //! Best of 7 calls, hot caches; for peers and whole models see `compare.py` (README.md).
 use _core::ops::cpu;
-use _core::ops::matmul::{matmul, pack_panels, Epilogue};
+use _core::ops::matmul::{matmul, matmul_strided, pack_panels, Epilogue};
 use _core::ops::qmatmul::{qmatmul, storage, Activations, Epilogue as QEpilogue, PackedInt8};
 use std::time::Instant;
 
@@ -74,4 +74,55 @@ fn main() {
         let q = best(|| qmatmul(paths.int8, acts, m, &packed, e, &mut out));
         println!("{m:>5}x{k}x{n:<5} fp32 {:7.3} ms {:6.1} GFLOPS | int8 {:7.3} ms {:6.1} GOPS | int8/fp32 {:.2}x", s * 1e3, flops / s / 1e9, q * 1e3, flops / q / 1e9, s / q);
     }
+    // One attention head of one 128-token sequence, on the calling thread, as nn::attend
+    // runs it: scores (128, 128) = Q (128, 32) K^T, then context (128, 32) = P V in 16-column
+    // bands.
+    let (t, d) = (128usize, 32usize);
+    let q: Vec<f32> = (0..t * d).map(|i| (i % 7) as f32 * 0.1).collect();
+    let kt = pack_panels(
+        &(0..d * t).map(|i| (i % 5) as f32 * 0.1).collect::<Vec<_>>(),
+        d,
+        t,
+    );
+    let v = pack_panels(
+        &(0..t * d).map(|i| (i % 3) as f32 * 0.1).collect::<Vec<_>>(),
+        t,
+        d,
+    );
+    let mut scores = vec![0.0f32; t * t];
+    let mut context = vec![0.0f32; t * d];
+    let s = best(|| unsafe {
+        matmul_strided(
+            &q,
+            d,
+            &kt,
+            scores.as_mut_ptr(),
+            t,
+            (t, d, t),
+            Epilogue::Overwrite,
+        );
+    });
+    println!(
+        "  attention Q K^T {t}x{d}x{t} serial: {:7.3} ms {:6.1} GFLOPS",
+        s * 1e3,
+        2.0 * (t * d * t) as f64 / s / 1e9
+    );
+    let s = best(|| unsafe {
+        for band in 0..d / 16 {
+            matmul_strided(
+                &scores,
+                t,
+                &v[band * t * 16..],
+                context.as_mut_ptr().add(band * 16),
+                d,
+                (t, t, 16),
+                Epilogue::Overwrite,
+            );
+        }
+    });
+    println!(
+        "  attention P V {t}x{t}x{d} serial: {:7.3} ms {:6.1} GFLOPS",
+        s * 1e3,
+        2.0 * (t * d * t) as f64 / s / 1e9
+    );
 }
