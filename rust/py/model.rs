@@ -183,12 +183,7 @@ impl PyEncoder {
     ) -> PyResult<ForwardOutput<'py>> {
         let ids = contiguous(&input_ids, "input_ids")?;
         let types = contiguous(&token_type_ids, "token_type_ids")?;
-        let lengths = contiguous(&lengths, "lengths")?
-            .iter()
-            .map(|&len| {
-                usize::try_from(len).map_err(|_| Error::input(format!("negative length {len}")))
-            })
-            .collect::<Result<Vec<usize>, Error>>()?;
+        let lengths = packed_lengths(&lengths)?;
         let encoder = Arc::clone(&self.inner);
         let output =
             py.detach(|| encoder.forward_packed(ids, types, &lengths, output_hidden_states))?;
@@ -208,12 +203,7 @@ impl PyEncoder {
     ) -> PyResult<Vec<Bound<'py, numpy::PyArray1<f32>>>> {
         let ids = contiguous(&input_ids, "input_ids")?;
         let types = contiguous(&token_type_ids, "token_type_ids")?;
-        let lengths = contiguous(&lengths, "lengths")?
-            .iter()
-            .map(|&len| {
-                usize::try_from(len).map_err(|_| Error::input(format!("negative length {len}")))
-            })
-            .collect::<Result<Vec<usize>, Error>>()?;
+        let lengths = packed_lengths(&lengths)?;
         let encoder = Arc::clone(&self.inner);
         let peaks = py.detach(|| encoder.input_peaks(ids, types, &lengths))?;
         Ok(peaks
@@ -266,6 +256,16 @@ pub(crate) fn contiguous<'a, D: numpy::ndarray::Dimension>(
     array
         .as_slice()
         .map_err(|_| Error::input(format!("{name} must be C-contiguous")))
+}
+
+/// The sequence lengths of a packed batch (`lengths (S,)`), each at least 0.
+fn packed_lengths(lengths: &PyReadonlyArray1<'_, i64>) -> Result<Vec<usize>, Error> {
+    contiguous(lengths, "lengths")?
+        .iter()
+        .map(|&len| {
+            usize::try_from(len).map_err(|_| Error::input(format!("negative length {len}")))
+        })
+        .collect()
 }
 
 /// Hand the output buffers to numpy without a copy: token outputs shaped
