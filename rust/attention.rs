@@ -3,8 +3,8 @@
 
 use rayon::prelude::*;
 
-use crate::ops::matmul::{matmul_strided, pack_panels_into, prefetch_l2, Epilogue, PANEL};
-use crate::ops::scaled_softmax_row;
+use crate::nn::attend::{attend, AttendScratch, Mask, PackedHead};
+use crate::ops::matmul::{pack_panels_into, prefetch_l2};
 
 /// Sizes shared by every sequence of one attention call.
 #[derive(Debug, Clone, Copy)]
@@ -108,13 +108,12 @@ struct Scratch {
     keys_t: Vec<f32>,
     /// V of the head, `(keys, d)`, packed in bands.
     values: Vec<f32>,
-    /// The scores, then the weights: `(T, keys)` in rows of `keys` rounded up
-    /// to whole bands.
-    scores: Vec<f32>,
+    attend: AttendScratch,
 }
 
 /// Attention of one (sequence, head): `context (T, d) = softmax(Q K^T / sqrt(d)
-/// + bias) V`, written into the head's columns of the span's rows of `out`.
+/// + bias) V`, written into the head's columns of the span's rows of `out`. Packs the
+/// head's keys and values, then [`attend`]s as the decoder does.
 ///
 /// # Safety
 /// `out` holds the `(N, H)` output, and no other task touches this span's rows
@@ -129,10 +128,14 @@ unsafe fn attend_one(
     out: Context,
 ) {
     let (len, keys, head_size) = (span.len, span.keys, shape.head_size);
+    if len == 0 {
+        return;
+    }
     let hidden = shape.hidden_size();
     let stride = 3 * hidden;
     let base = span.start * stride + head * head_size;
-    // K^T: element (x, j) is key j's x-th value; V: element (j, x).
+    // K^T: element (x, j) is key j's x-th value; V: element (j, x). As the layouts of
+    // `PackedHead` with `capacity = keys`.
     pack_panels_into(
         &mut scratch.keys_t,
         &qkv[base + hidden..],
@@ -149,41 +152,29 @@ unsafe fn attend_one(
         stride,
         1,
     );
-    // Whole bands of keys (the padding keys are zeros, their scores unused).
-    let width = keys.next_multiple_of(PANEL);
-    scratch.scores.resize(len * width, 0.0);
-    let scores = &mut scratch.scores[..len * width];
-    // SAFETY (both products): `scores` is this task's own buffer; the context
-    // rows `start..start + len`, columns of `head`, are this task's alone (the
-    // caller's contract).
+    let packed = PackedHead {
+        keys_t: &scratch.keys_t,
+        values: &scratch.values,
+        capacity: keys,
+        head_size,
+    };
+    let mask = Mask {
+        causal_past: None,
+        bias: bias.map(|bias| &bias[span.start..span.start + keys]),
+    };
+    // SAFETY: the context rows `start..start + len`, columns of `head`, are this task's
+    // alone (the caller's contract).
     unsafe {
-        // (T, keys) = Q K^T
-        matmul_strided(
+        attend(
             &qkv[base..],
             stride,
-            &scratch.keys_t,
-            scores.as_mut_ptr(),
-            width,
-            (len, head_size, width),
-            Epilogue::Overwrite,
-        );
-    }
-    let scale = 1.0 / (head_size as f32).sqrt();
-    let row_bias = bias.map(|bias| &bias[span.start..span.start + keys]);
-    for row in scores.chunks_exact_mut(width) {
-        scaled_softmax_row(&mut row[..keys], scale, row_bias);
-    }
-    // SAFETY: as above.
-    unsafe {
-        // (T, d) = P V
-        matmul_strided(
-            scores,
-            width,
-            &scratch.values,
+            len,
+            packed,
+            keys,
+            mask,
+            &mut scratch.attend,
             out.0.add(span.start * hidden + head * head_size),
             hidden,
-            (len, keys, head_size),
-            Epilogue::Overwrite,
         );
     }
 }

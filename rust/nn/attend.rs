@@ -97,16 +97,16 @@ pub unsafe fn attend(
     let width = keys.next_multiple_of(PANEL);
     scratch.scores.resize(queries * width, 0.0);
     let scores = &mut scratch.scores[..queries * width];
-    // SAFETY: `scores` is this task's own buffer, (queries, width).
+    // SAFETY: `scores` is this task's own buffer, (queries, width); K^T holds whole bands.
     unsafe {
-        // (T, keys) = Q K^T
+        // (T, width) = Q K^T over whole bands of keys (the scores past `keys` are unused).
         matmul_strided(
             q,
             q_stride,
             head.keys_t,
             scores.as_mut_ptr(),
             width,
-            (queries, d, keys),
+            (queries, d, width),
             Epilogue::Overwrite,
         );
     }
@@ -132,12 +132,20 @@ pub unsafe fn attend(
             }
         }
     }
-    for band in 0..d.div_ceil(PANEL) {
-        let columns = PANEL.min(d - band * PANEL);
+    // V's bands lie `capacity * 16` apart. When that is `keys * 16`, V is one packed
+    // (keys, d) matrix and one product takes all its columns (the widest tile); else a
+    // product per band.
+    let (products, product_columns) = if head.capacity == keys {
+        (1, d)
+    } else {
+        (d.div_ceil(PANEL), PANEL)
+    };
+    for band in 0..products {
+        let columns = product_columns.min(d - band * PANEL);
         let values = &head.values[band * head.capacity * PANEL..];
         // SAFETY: the caller's contract covers columns `band * 16..` of the rows of `out`.
         unsafe {
-            // (T, 16) = P V[:, band]
+            // (T, columns) = P V[:, band * 16..]
             matmul_strided(
                 scores,
                 width,
