@@ -4,6 +4,8 @@
 use _core::ops::cpu;
 use _core::ops::matmul::{matmul, matmul_strided, pack_panels, Epilogue};
 use _core::ops::qmatmul::{qmatmul, storage, Activations, Epilogue as QEpilogue, PackedInt8};
+use _core::ops::quantize::{quantize_rows, Outliers, QuantizedRows};
+use _core::ops::softmax::{scaled_softmax_pair, scaled_softmax_row};
 use std::time::Instant;
 
 fn best(mut run: impl FnMut()) -> f64 {
@@ -34,6 +36,9 @@ fn main() {
     println!("CPU: {}; paths: {paths:?}", cpu_name());
     for &(m, k, n) in &[
         (16usize, 384usize, 1152usize),
+        (128, 384, 1152),
+        (128, 384, 384),
+        (128, 1536, 384),
         (128, 384, 1536),
         (768, 1536, 384),
         (4096, 384, 1152),
@@ -125,4 +130,93 @@ fn main() {
         s * 1e3,
         2.0 * (t * d * t) as f64 / s / 1e9
     );
+    // Attention's softmax: 128 rows of 128 scores (one head of one 128-token sequence).
+    let mask: Vec<f32> = (0..t)
+        .map(|i| if i < 120 { 0.0 } else { f32::MIN })
+        .collect();
+    let source: Vec<f32> = (0..t * t).map(|i| (i % 17) as f32 * 0.5).collect();
+    let s = best(|| {
+        scores.copy_from_slice(&source);
+        for row in scores.chunks_exact_mut(t) {
+            scaled_softmax_row(row, 0.17, Some(&mask));
+        }
+    });
+    println!(
+        "  softmax {t} rows of {t} (and a copy): {:7.3} ms {:5.2} ns a value",
+        s * 1e3,
+        s * 1e9 / (t * t) as f64
+    );
+    let s = best(|| {
+        scores.copy_from_slice(&source);
+        for pair in scores.chunks_exact_mut(2 * t) {
+            let (first, second) = pair.split_at_mut(t);
+            scaled_softmax_pair(first, second, 0.17, Some(&mask));
+        }
+    });
+    println!(
+        "  softmax by pairs of rows (and a copy): {:7.3} ms {:5.2} ns a value",
+        s * 1e3,
+        s * 1e9 / (t * t) as f64
+    );
+    // Per-token quantization of activations (int8 path), 8 bits, no outlier channels.
+    for &(rows, cols) in &[(128usize, 384usize), (4096, 384), (4096, 1536)] {
+        let input: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.03)
+            .collect();
+        let mut out = QuantizedRows::default();
+        let storage = (cols, false);
+        let s = best(|| {
+            quantize_rows(
+                &input,
+                (rows, cols),
+                8,
+                Outliers::default(),
+                storage,
+                &mut out,
+            )
+        });
+        println!(
+            "  quantize {rows}x{cols}: {:7.3} ms {:5.2} ns a value",
+            s * 1e3,
+            s * 1e9 / (rows * cols) as f64
+        );
+    }
+    // A whole MiniLM forward's dense products with its own weights each (6 layers x 4, 42 MB
+    // of packed fp32 panels, far beyond L2): the weights come from L3 or memory, as in a
+    // model, where the loops above reuse one matrix from L2.
+    let layer = [(384usize, 1152usize), (384, 384), (384, 1536), (1536, 384)];
+    let weights: Vec<(usize, usize, Vec<f32>)> = (0..6)
+        .flat_map(|_| layer)
+        .map(|(k, n)| {
+            let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+            (k, n, pack_panels(&b, k, n))
+        })
+        .collect();
+    for m in [16usize, 128] {
+        let a: Vec<f32> = (0..m * 1536).map(|i| (i % 7) as f32 * 0.1).collect();
+        let mut out = vec![0.0f32; m * 1536];
+        let flops: f64 = weights
+            .iter()
+            .map(|(k, n, _)| 2.0 * (m * k * n) as f64)
+            .sum();
+        let s = best(|| {
+            for (k, n, packed) in &weights {
+                let (k, n) = (*k, *n);
+                matmul(
+                    &a[..m * k],
+                    packed,
+                    &mut out[..m * n],
+                    m,
+                    k,
+                    n,
+                    Epilogue::Overwrite,
+                );
+            }
+        });
+        println!(
+            "  {m} rows through 24 layers' weights (cold): {:7.3} ms {:6.1} GFLOPS",
+            s * 1e3,
+            flops / s / 1e9
+        );
+    }
 }

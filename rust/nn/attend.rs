@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 
 use crate::ops::matmul::{matmul_strided, Epilogue, PANEL};
-use crate::ops::scaled_softmax_row;
+use crate::ops::softmax::{scaled_softmax_pair, scaled_softmax_row};
 
 /// One head's packed keys and values.
 #[derive(Debug, Clone, Copy)]
@@ -111,24 +111,39 @@ pub unsafe fn attend(
         );
     }
     let scale = 1.0 / (d as f32).sqrt();
-    for (i, row) in scores.chunks_exact_mut(width).enumerate() {
-        let row = &mut row[..keys];
-        let visible = mask
-            .causal_past
-            .map_or(keys, |past| (past + i + 1).min(keys));
-        match mask.bias {
-            None => {
-                scaled_softmax_row(&mut row[..visible], scale, None);
-                row[visible..].fill(0.0);
-            }
-            Some(bias) if visible == keys => scaled_softmax_row(row, scale, Some(&bias[..keys])),
-            Some(bias) => {
-                // Future keys masked like padding: a query with nothing left to see then
-                // attends uniformly to all keys, as HF's combined causal + padding mask does.
-                scratch.bias.clear();
-                scratch.bias.extend_from_slice(&bias[..visible]);
-                scratch.bias.resize(keys, f32::MIN);
-                scaled_softmax_row(row, scale, Some(&scratch.bias));
+    if mask.causal_past.is_none() {
+        // Every query sees every key: rows two at a time, their softmaxes overlapping.
+        let bias = mask.bias.map(|bias| &bias[..keys]);
+        let mut pairs = scores.chunks_exact_mut(2 * width);
+        for pair in &mut pairs {
+            let (first, second) = pair.split_at_mut(width);
+            scaled_softmax_pair(&mut first[..keys], &mut second[..keys], scale, bias);
+        }
+        for row in pairs.into_remainder().chunks_exact_mut(width) {
+            scaled_softmax_row(&mut row[..keys], scale, bias);
+        }
+    } else {
+        for (i, row) in scores.chunks_exact_mut(width).enumerate() {
+            let row = &mut row[..keys];
+            let visible = mask
+                .causal_past
+                .map_or(keys, |past| (past + i + 1).min(keys));
+            match mask.bias {
+                None => {
+                    scaled_softmax_row(&mut row[..visible], scale, None);
+                    row[visible..].fill(0.0);
+                }
+                Some(bias) if visible == keys => {
+                    scaled_softmax_row(row, scale, Some(&bias[..keys]))
+                }
+                Some(bias) => {
+                    // Future keys masked like padding: a query with nothing left to see then
+                    // attends uniformly to all keys, as HF's combined causal + padding mask does.
+                    scratch.bias.clear();
+                    scratch.bias.extend_from_slice(&bias[..visible]);
+                    scratch.bias.resize(keys, f32::MIN);
+                    scaled_softmax_row(row, scale, Some(&scratch.bias));
+                }
             }
         }
     }

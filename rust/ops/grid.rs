@@ -59,19 +59,68 @@ impl Prefetch {
         count: 0,
     };
 
-    /// Prefetch line `index` (< `count`) of this share.
+    /// This share's lines in order, to pull one at a time.
     #[inline(always)]
-    pub fn line(&self, index: usize) {
-        let line = self.first + index;
-        let start = self.starts[(line / self.per_panel).min(MAX_TILE_PANELS - 1)];
-        prefetch_line(start.wrapping_add((line % self.per_panel) * LINE));
+    pub fn lines(&self) -> Lines {
+        let per_panel = self.per_panel.max(1);
+        let panel = (self.first / per_panel).min(MAX_TILE_PANELS - 1);
+        let left = per_panel - self.first % per_panel;
+        Lines {
+            at: self.starts[panel].wrapping_add((per_panel - left) * LINE),
+            left,
+            panel,
+            starts: self.starts,
+            per_panel,
+            remaining: self.count,
+        }
+    }
+}
+
+/// A walk over the lines of a [`Prefetch`] share: a pointer moved a line at a time, so
+/// that the tiles' loops, which pull a line every few steps, do no division.
+pub struct Lines {
+    at: *const u8,
+    /// Lines left in the current panel's slice, at least 1.
+    left: usize,
+    panel: usize,
+    starts: [*const u8; MAX_TILE_PANELS],
+    per_panel: usize,
+    remaining: usize,
+}
+
+impl Lines {
+    /// Pull the next line into L2 (nothing once the share is done).
+    #[inline(always)]
+    pub fn pull(&mut self) {
+        if let Some(line) = self.next_line() {
+            prefetch_line(line);
+        }
     }
 
-    /// All of this share at once.
+    /// The next line's address, the walk moved past it.
     #[inline(always)]
-    pub fn all(&self) {
-        for index in 0..self.count {
-            self.line(index);
+    fn next_line(&mut self) -> Option<*const u8> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let line = self.at;
+        self.remaining -= 1;
+        self.left -= 1;
+        if self.left == 0 {
+            self.panel = (self.panel + 1).min(MAX_TILE_PANELS - 1);
+            self.at = self.starts[self.panel];
+            self.left = self.per_panel;
+        } else {
+            self.at = self.at.wrapping_add(LINE);
+        }
+        Some(line)
+    }
+
+    /// Pull every line left.
+    #[inline(always)]
+    pub fn pull_rest(&mut self) {
+        while self.remaining > 0 {
+            self.pull();
         }
     }
 }
@@ -330,3 +379,35 @@ macro_rules! with_rows {
     };
 }
 pub(crate) use with_rows;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_walks_its_lines_in_order() {
+        let buffer = vec![0u8; 4096];
+        for per_panel in [1usize, 3, 24] {
+            let starts = [buffer.as_ptr(), buffer.as_ptr().wrapping_add(2048)];
+            let lines = per_panel * MAX_TILE_PANELS;
+            for shares in [1usize, 2, 5] {
+                let share = lines.div_ceil(shares);
+                for index in 0..shares {
+                    let first = (index * share).min(lines);
+                    let prefetch = Prefetch {
+                        starts,
+                        per_panel,
+                        first,
+                        count: share.min(lines - first),
+                    };
+                    let mut walk = prefetch.lines();
+                    let walked: Vec<_> = std::iter::from_fn(|| walk.next_line()).collect();
+                    let expected: Vec<_> = (first..first + prefetch.count)
+                        .map(|line| starts[line / per_panel].wrapping_add(line % per_panel * LINE))
+                        .collect();
+                    assert_eq!(walked, expected, "{per_panel} lines a panel, share {index}");
+                }
+            }
+        }
+    }
+}

@@ -264,15 +264,14 @@ pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
         let mut acc = [start; R];
         // The lines of the next panels, spread evenly over the passes; the pointers move
         // once a pass, and within it the steps' offsets are constants.
-        let lines = prefetch.count.min(steps);
-        let (mut line, mut credit) = (0, 0);
+        let (mut lines, rate) = (prefetch.lines(), prefetch.count.min(steps));
+        let mut credit = 0;
         let mut s = 0;
         while s + S::UNROLL <= steps {
-            credit += S::UNROLL * lines;
+            credit += S::UNROLL * rate;
             while credit >= steps {
                 credit -= steps;
-                prefetch.line(line);
-                line += 1;
+                lines.pull();
             }
             for u in 0..S::UNROLL {
                 step(isa, &mut acc, &weights, &rows, u);
@@ -285,9 +284,7 @@ pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
             advance::<S, R, NV>(&mut weights, &mut rows, 1);
             s += 1;
         }
-        for line in line..prefetch.count {
-            prefetch.line(line);
-        }
+        lines.pull_rest();
         // The sums leave the registers once, here: the epilogue below loops over rows with
         // a data-dependent inner loop, and indexing the accumulators there would keep them
         // in memory during the products too.

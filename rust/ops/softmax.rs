@@ -1,50 +1,150 @@
 //! Row-wise softmax, `exp(x - max) / sum`, as `torch.softmax` computes it,
 //! fused with attention's scaling and mask.
 
-use super::vecmath::{self, dispatch, fold_lanes, LANES};
+use super::vecmath::{self, dispatch, LANES};
+
+/// Values a step of a pass takes: an AVX-512 register, two AVX2 ones.
+const WIDE: usize = 16;
+
+type Chunk = [f32; WIDE];
 
 dispatch! {
     /// `row = softmax(row * scale + bias)` (HF's order: scale, then add the
     /// mask), in place: attention's scores become its weights in one call.
-    /// Each pass is a plain loop the compiler vectorizes at the path's width;
-    /// the sum keeps the fixed order of [`fold_lanes`] (8 partial sums), so
-    /// every path gives the same bits.
     fn scaled_softmax_row(row: &mut [f32], scale: f32, bias: Option<&[f32]>) {
-        match bias {
-            Some(bias) => row.iter_mut().zip(bias).for_each(|(value, &mask)| *value = *value * scale + mask),
-            None => row.iter_mut().for_each(|value| *value *= scale),
+        let (chunks, tail) = row.as_chunks_mut::<WIDE>();
+        let masks = bias.map(|bias| bias.as_chunks::<WIDE>());
+        let mut maxima = [f32::NEG_INFINITY; WIDE];
+        for (index, chunk) in chunks.iter_mut().enumerate() {
+            scale_chunk(chunk, masks.map(|(masks, _)| &masks[index]), scale, &mut maxima);
         }
-        // Maxima with `>` (not `f32::max`, whose NaN rule keeps it scalar).
-        let larger = |max: f32, value: f32| if value > max { value } else { max };
-        let max = fold_lanes(row, f32::NEG_INFINITY, |max, value| larger(max, *value))
-            .into_iter()
-            .fold(f32::NEG_INFINITY, larger);
-        for value in row.iter_mut() {
-            *value = vecmath::exp(*value - max);
+        let max = maximum(maxima, tail, masks.map(|(_, tail)| tail), scale);
+        let mut lanes = [0.0f32; LANES];
+        for chunk in chunks.iter_mut() {
+            exp_chunk(chunk, max, &mut lanes);
         }
-        let sum = lane_sum(row).iter().sum::<f32>();
-        let inv = 1.0 / sum;
-        for value in row.iter_mut() {
-            *value *= inv;
+        normalize(chunks, tail, max, lanes);
+    }
+}
+
+dispatch! {
+    /// [`scaled_softmax_row`] of two rows of the same length at once, each with the
+    /// same bits as alone: their chains of operations overlap, where a single row of
+    /// attention's length leaves the CPU waiting on each step's latency.
+    fn scaled_softmax_pair(first: &mut [f32], second: &mut [f32], scale: f32, bias: Option<&[f32]>) {
+        let (one, one_tail) = first.as_chunks_mut::<WIDE>();
+        let (two, two_tail) = second.as_chunks_mut::<WIDE>();
+        let masks = bias.map(|bias| bias.as_chunks::<WIDE>());
+        let mut maxima = [[f32::NEG_INFINITY; WIDE]; 2];
+        for (index, (a, b)) in one.iter_mut().zip(two.iter_mut()).enumerate() {
+            let mask = masks.map(|(masks, _)| &masks[index]);
+            scale_chunk(a, mask, scale, &mut maxima[0]);
+            scale_chunk(b, mask, scale, &mut maxima[1]);
+        }
+        let mask_tail = masks.map(|(_, tail)| tail);
+        let max = [
+            maximum(maxima[0], one_tail, mask_tail, scale),
+            maximum(maxima[1], two_tail, mask_tail, scale),
+        ];
+        let mut lanes = [[0.0f32; LANES]; 2];
+        for (a, b) in one.iter_mut().zip(two.iter_mut()) {
+            exp_chunk(a, max[0], &mut lanes[0]);
+            exp_chunk(b, max[1], &mut lanes[1]);
+        }
+        normalize(one, one_tail, max[0], lanes[0]);
+        normalize(two, two_tail, max[1], lanes[1]);
+    }
+}
+
+// The passes: scale, mask and maximum; exponentials and their sum; normalization, each
+// over whole chunks of [`WIDE`] values that the compiler vectorizes at the path's width,
+// then the row's tail. The sum keeps the fixed order of `vecmath::fold_lanes` (value `i`
+// into partial sum `i % 8`, each in order), so every path gives the same bits; maxima are
+// exact in any order. The tails go into copies of the running lanes, which so stay in
+// registers.
+
+/// Maxima with `>` (not `f32::max`, whose NaN rule keeps it scalar).
+#[inline(always)]
+fn larger(max: f32, value: f32) -> f32 {
+    if value > max {
+        value
+    } else {
+        max
+    }
+}
+
+/// `chunk = chunk * scale (+ mask)`, into the running maxima.
+#[inline(always)]
+fn scale_chunk(chunk: &mut Chunk, mask: Option<&Chunk>, scale: f32, maxima: &mut Chunk) {
+    match mask {
+        Some(mask) => {
+            for ((value, &mask), max) in chunk.iter_mut().zip(mask).zip(maxima) {
+                *value = *value * scale + mask;
+                *max = larger(*max, *value);
+            }
+        }
+        None => {
+            for (value, max) in chunk.iter_mut().zip(maxima) {
+                *value *= scale;
+                *max = larger(*max, *value);
+            }
         }
     }
 }
 
-/// The 8 partial sums of [`fold_lanes`]: value `i` into lane `i % 8`, each
-/// lane in order (one 8-wide vector accumulator).
+/// The tail scaled and masked, and the maximum of the row (a tree over the lanes: a few
+/// shuffles, not a chain of 16 compares).
 #[inline(always)]
-fn lane_sum(row: &[f32]) -> [f32; LANES] {
-    let mut lanes = [0.0f32; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (lane, &value) in lanes.iter_mut().zip(chunk) {
-            *lane += value;
+fn maximum(mut maxima: Chunk, tail: &mut [f32], mask: Option<&[f32]>, scale: f32) -> f32 {
+    for (index, value) in tail.iter_mut().enumerate() {
+        *value = match mask {
+            Some(mask) => *value * scale + mask[index],
+            None => *value * scale,
+        };
+        maxima[index] = larger(maxima[index], *value);
+    }
+    let mut width = WIDE / 2;
+    while width > 0 {
+        for index in 0..width {
+            maxima[index] = larger(maxima[index], maxima[index + width]);
         }
+        width /= 2;
     }
-    for (lane, &value) in lanes.iter_mut().zip(chunks.remainder()) {
-        *lane += value;
+    maxima[0]
+}
+
+/// `chunk = exp(chunk - max)`, into the partial sums in order.
+#[inline(always)]
+fn exp_chunk(chunk: &mut Chunk, max: f32, lanes: &mut [f32; LANES]) {
+    for value in chunk.iter_mut() {
+        *value = vecmath::exp(*value - max);
     }
+    let (low, high) = chunk.split_at(LANES);
     lanes
+        .iter_mut()
+        .zip(low)
+        .for_each(|(lane, &value)| *lane += value);
+    lanes
+        .iter_mut()
+        .zip(high)
+        .for_each(|(lane, &value)| *lane += value);
+}
+
+/// The tail's exponentials into the sum, and every value divided by it.
+#[inline(always)]
+fn normalize(chunks: &mut [Chunk], tail: &mut [f32], max: f32, mut lanes: [f32; LANES]) {
+    for (index, value) in tail.iter_mut().enumerate() {
+        *value = vecmath::exp(*value - max);
+        lanes[index % LANES] += *value;
+    }
+    let sum = lanes.iter().sum::<f32>();
+    let inv = 1.0 / sum;
+    for value in chunks.as_flattened_mut() {
+        *value *= inv;
+    }
+    for value in tail {
+        *value *= inv;
+    }
 }
 
 #[cfg(test)]
@@ -106,5 +206,31 @@ mod tests {
         println!("scaled masked softmax max abs diff {diff:e}");
         assert!(diff < 1e-6);
         assert_eq!((fused[1], fused[5]), (0.0, 0.0));
+    }
+
+    #[test]
+    fn a_pair_of_rows_has_the_bits_of_each_row_alone() {
+        for len in [1, 7, 8, 15, 16, 17, 31, 32, 33, 100, 128, 129] {
+            let first: Vec<f32> = (0..len)
+                .map(|i| ((i * 37 % 23) as f32 - 9.0) * 0.41)
+                .collect();
+            let second: Vec<f32> = (0..len)
+                .map(|i| ((i * 11 % 19) as f32 - 4.0) * 1.3)
+                .collect();
+            let bias: Vec<f32> = (0..len)
+                .map(|i| if i % 5 == 3 { f32::MIN } else { 0.0 })
+                .collect();
+            for bias in [None, Some(&bias[..])] {
+                let (mut a, mut b) = (first.clone(), second.clone());
+                scaled_softmax_pair(&mut a, &mut b, 0.3, bias);
+                let (mut x, mut y) = (first.clone(), second.clone());
+                scaled_softmax_row(&mut x, 0.3, bias);
+                scaled_softmax_row(&mut y, 0.3, bias);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!((bits(&a), bits(&b)), (bits(&x), bits(&y)), "length {len}");
+                let sum: f32 = a.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-5, "{sum}");
+            }
+        }
     }
 }
