@@ -40,7 +40,19 @@ FIXTURES = SHARED / "minilm"
 Array = Any
 
 #: The x86 SIMD flags that decide oxiformer's paths.
-SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni")
+# x86 (`flags`), then aarch64 (`Features`: NEON, its dot product, int8 matrix multiply).
+SIMD_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx_vnni",
+    "asimd",
+    "asimddp",
+    "i8mm",
+)
 
 
 def minilm_dir() -> Path:
@@ -244,8 +256,11 @@ class Turns:
     def ask(self, name: str, command: Mapping[str, Any]) -> dict[str, Any]:
         worker = self.workers[name]
         assert worker.stdin is not None
-        worker.stdin.write(json.dumps(command) + "\n")
-        worker.stdin.flush()
+        try:
+            worker.stdin.write(json.dumps(command) + "\n")
+            worker.stdin.flush()
+        except BrokenPipeError:
+            raise SystemExit(f"engine {name!r} died (exit code {worker.wait()})") from None
         return self._reply(name)
 
     def rounds(self, command: Mapping[str, Any], rounds: int) -> dict[str, list[float]]:
