@@ -267,6 +267,24 @@ pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
         let (mut lines, rate) = (prefetch.lines(), prefetch.count.min(steps));
         let mut credit = 0;
         let mut s = 0;
+        if S::UNROLL == 1 {
+            // Passes of `PASS` steps, the prefetch between them; within a pass one index
+            // into fixed pointers, so that the loop keeps every pointer in a register (the
+            // 256-bit paths: 12 accumulators leave no room for unrolling).
+            const PASS: usize = 16;
+            while s < steps {
+                let end = (s + PASS).min(steps);
+                credit += (end - s) * rate;
+                while credit >= steps {
+                    credit -= steps;
+                    lines.pull();
+                }
+                for t in s..end {
+                    step(isa, &mut acc, &weights, &rows, t);
+                }
+                s = end;
+            }
+        }
         while s + S::UNROLL <= steps {
             credit += S::UNROLL * rate;
             while credit >= steps {
