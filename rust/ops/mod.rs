@@ -22,8 +22,34 @@ pub use layernorm::{add_layer_norm, layer_norm};
 pub use softmax::scaled_softmax_row;
 
 /// Rows per parallel task for row-wise kernels: enough work per task that scheduling stays
-/// cheap, small enough to spread over the pool.
+/// cheap, small enough to spread over the pool. Work for several tasks comes in a multiple
+/// of the pool's threads, split evenly: one sentence's 128 rows of 384 go as 4 x 32 rows,
+/// not 42 + 42 + 42 + 2, where one thread did twice the other's share. (Row-wise kernels
+/// compute each row alone, so the split changes no result.)
 pub(crate) fn rows_per_task(rows: usize, row_len: usize) -> usize {
     const TARGET_ELEMENTS: usize = 16 * 1024;
-    (TARGET_ELEMENTS / row_len.max(1)).clamp(1, rows.max(1))
+    let rows = rows.max(1);
+    let tasks = rows.div_ceil((TARGET_ELEMENTS / row_len.max(1)).clamp(1, rows));
+    if tasks == 1 {
+        return rows;
+    }
+    let threads = rayon::current_num_threads().max(1);
+    rows.div_ceil(tasks.next_multiple_of(threads).min(rows))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn row_tasks_are_even_over_the_threads() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build();
+        let split = |rows, len| {
+            let per_task = super::rows_per_task(rows, len);
+            (per_task, rows.div_ceil(per_task))
+        };
+        let splits =
+            pool.map(|pool| pool.install(|| [split(128, 384), split(16, 384), split(4096, 384)]));
+        // (rows per task, tasks): even at 128 rows, one task below the work of one, the
+        // same as before on big batches.
+        assert_eq!(splits.ok(), Some([(32, 4), (16, 1), (42, 98)]));
+    }
 }
