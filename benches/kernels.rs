@@ -1,6 +1,8 @@
-//! The GEMM kernels alone, fp32 and int8, on MiniLM's shapes and a large one, on the path
-//! `OXIFORMER_SIMD` picks: `OXIFORMER_SIMD=avx2 cargo run --release --example kernels`.
-//! Best of 7 calls, hot caches; for peers and whole models see `compare.py` (README.md).
+//! The kernels alone on the path `OXIFORMER_SIMD` picks
+//! (`OXIFORMER_SIMD=avx2 cargo run --release --example kernels`): the fp32 and int8 GEMMs on
+//! MiniLM's shapes and a large one, one attention head, the softmax, the activation
+//! quantization, and a forward's 24 dense products with cold weights. Best of 25 calls, hot
+//! caches except the last; for peers and whole models see `compare.py` (README.md).
 use _core::ops::cpu;
 use _core::ops::matmul::{matmul, matmul_strided, pack_panels, Epilogue};
 use _core::ops::qmatmul::{qmatmul, storage, Activations, Epilogue as QEpilogue, PackedInt8};
