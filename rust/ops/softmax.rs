@@ -10,10 +10,11 @@ type Chunk = [f32; WIDE];
 
 dispatch! {
     /// `row = softmax(row * scale + bias)` (HF's order: scale, then add the
-    /// mask), in place: attention's scores become its weights in one call.
+    /// mask; `bias` holds at least `row.len()` values), in place: attention's
+    /// scores become its weights in one call.
     fn scaled_softmax_row(row: &mut [f32], scale: f32, bias: Option<&[f32]>) {
+        let masks = bias.map(|bias| bias[..row.len()].as_chunks::<WIDE>());
         let (chunks, tail) = row.as_chunks_mut::<WIDE>();
-        let masks = bias.map(|bias| bias.as_chunks::<WIDE>());
         let mut maxima = [f32::NEG_INFINITY; WIDE];
         for (index, chunk) in chunks.iter_mut().enumerate() {
             scale_chunk(chunk, masks.map(|(masks, _)| &masks[index]), scale, &mut maxima);
@@ -32,9 +33,10 @@ dispatch! {
     /// same bits as alone: their chains of operations overlap, where a single row of
     /// attention's length leaves the CPU waiting on each step's latency.
     fn scaled_softmax_pair(first: &mut [f32], second: &mut [f32], scale: f32, bias: Option<&[f32]>) {
+        assert_eq!(first.len(), second.len(), "softmax pair of rows of different lengths");
+        let masks = bias.map(|bias| bias[..first.len()].as_chunks::<WIDE>());
         let (one, one_tail) = first.as_chunks_mut::<WIDE>();
         let (two, two_tail) = second.as_chunks_mut::<WIDE>();
-        let masks = bias.map(|bias| bias.as_chunks::<WIDE>());
         let mut maxima = [[f32::NEG_INFINITY; WIDE]; 2];
         for (index, (a, b)) in one.iter_mut().zip(two.iter_mut()).enumerate() {
             let mask = masks.map(|(masks, _)| &masks[index]);
@@ -231,6 +233,39 @@ mod tests {
                 let sum: f32 = a.iter().sum();
                 assert!((sum - 1.0).abs() < 1e-5, "{sum}");
             }
+        }
+    }
+
+    #[test]
+    fn a_longer_mask_counts_only_the_row_length() {
+        for len in [5, 16, 20] {
+            let scores: Vec<f32> = (0..len).map(|i| (i as f32 * 0.7).sin()).collect();
+            let exact: Vec<f32> = (0..len)
+                .map(|i| if i % 3 == 0 { f32::MIN } else { 0.0 })
+                .collect();
+            let mut longer = exact.clone();
+            longer.extend([
+                f32::MIN,
+                5.0,
+                -3.0,
+                0.0,
+                f32::MIN,
+                1.0,
+                2.0,
+                3.0,
+                4.0,
+                5.0,
+                6.0,
+                7.0,
+                8.0,
+            ]);
+            let (mut a, mut b) = (scores.clone(), scores.clone());
+            scaled_softmax_row(&mut a, 0.5, Some(&exact));
+            scaled_softmax_row(&mut b, 0.5, Some(&longer));
+            assert_eq!(a, b, "length {len}");
+            let (mut c, mut d) = (scores.clone(), scores.clone());
+            scaled_softmax_pair(&mut c, &mut d, 0.5, Some(&longer));
+            assert_eq!((&a, &a), (&c, &d), "length {len}");
         }
     }
 }
