@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import oxiformer
 import pytest
 from dataset_files import TINY_MODEL, read_output, same_bits, sample_texts, write_input
@@ -126,3 +127,34 @@ def test_peak_memory_does_not_grow_from_10_thousand_to_1_million_lines(tmp_path:
         f"{peaks[1_000_000] / MIB:.1f} MiB, growth {growth / MIB:+.1f} MiB"
     )
     assert growth <= 50 * MIB
+
+
+@pytest.mark.parametrize("at", ["opening", "writing", "committing"])
+def test_an_interrupted_shard_leaves_no_temporary_file(
+    at: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C at any point of a shard's life, including while pyarrow creates its file (the
+    moment right after the previous shard, where the interruption test once caught one)."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    from oxiformer import _shards
+
+    schema = _shards.output_schema("int", 2, keep_text=False)
+    real_writer = pq.ParquetWriter
+
+    def interrupted_writer(path: Path, schema: object) -> object:
+        real_writer(path, schema)  # the file exists, then the signal arrives
+        raise KeyboardInterrupt
+
+    if at == "opening":
+        monkeypatch.setattr(pq, "ParquetWriter", interrupted_writer)
+    with pytest.raises(KeyboardInterrupt), _shards.ShardWriter(tmp_path, 3, schema) as writer:
+        writer.write([1, 2], np.ones((2, 2), np.float32), None)
+        if at == "committing":
+            monkeypatch.setattr(_shards.os, "replace", _raise_interrupt)
+            writer.commit()
+        raise KeyboardInterrupt
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+def _raise_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt

@@ -119,7 +119,9 @@ def prepare_output(output: Path, manifest: dict[str, Any], resume: bool) -> set[
 
 class ShardWriter:
     """One shard, written in row groups to a hidden temporary file and renamed into place by
-    :meth:`commit`; if the block ends without a commit the temporary file is removed."""
+    :meth:`commit`; if the block ends without a commit the temporary file is removed. The file
+    is created on entering the block, not before, so that an interruption (Ctrl-C) at any point
+    leaves no temporary file behind."""
 
     def __init__(self, output: Path, index: int, schema: Any) -> None:
         self.pq = require("pyarrow.parquet", "writing Parquet")
@@ -127,7 +129,7 @@ class ShardWriter:
         self.path = output / shard_name(index)
         self.temporary = output / f".{shard_name(index)}.tmp"
         self.schema = schema
-        self.writer = self.pq.ParquetWriter(self.temporary, schema)
+        self.writer: Any = None
         self.rows = 0
 
     def write(
@@ -149,6 +151,11 @@ class ShardWriter:
         os.replace(self.temporary, self.path)
 
     def __enter__(self) -> ShardWriter:
+        try:
+            self.writer = self.pq.ParquetWriter(self.temporary, self.schema)
+        except BaseException:
+            self._discard()
+            raise
         return self
 
     def __exit__(
@@ -157,9 +164,17 @@ class ShardWriter:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if self.temporary.exists():
-            self.writer.close()
-            self.temporary.unlink()
+        self._discard()
+
+    def _discard(self) -> None:
+        """Close and remove the temporary file, if it is still there (no commit)."""
+        if not self.temporary.exists():
+            return
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        finally:
+            self.temporary.unlink(missing_ok=True)
 
 
 def write_error_part(output: Path, index: int, errors: Iterable[RowError]) -> None:
