@@ -59,9 +59,22 @@ impl Prefetch {
         count: 0,
     };
 
+    /// This share's lines pulled evenly over the `steps` steps of a tile's loop, at most
+    /// one a step (bursts overflow the queue of misses): a step earns `rate` credit, a
+    /// line costs `steps`.
+    #[inline(always)]
+    pub fn paced(&self, steps: usize) -> Paced {
+        Paced {
+            lines: self.lines(),
+            rate: self.count.min(steps),
+            steps: steps.max(1),
+            credit: 0,
+        }
+    }
+
     /// This share's lines in order, to pull one at a time.
     #[inline(always)]
-    pub fn lines(&self) -> Lines {
+    fn lines(&self) -> Lines {
         let per_panel = self.per_panel.max(1);
         let panel = (self.first / per_panel).min(MAX_TILE_PANELS - 1);
         let left = per_panel - self.first % per_panel;
@@ -76,9 +89,35 @@ impl Prefetch {
     }
 }
 
+/// A [`Prefetch`] share as a tile's loop pulls it (see [`Prefetch::paced`]).
+pub struct Paced {
+    lines: Lines,
+    rate: usize,
+    steps: usize,
+    credit: usize,
+}
+
+impl Paced {
+    /// `done` more steps computed: pull the lines they earned.
+    #[inline(always)]
+    pub fn advance(&mut self, done: usize) {
+        self.credit += done * self.rate;
+        while self.credit >= self.steps {
+            self.credit -= self.steps;
+            self.lines.pull();
+        }
+    }
+
+    /// The loop is over: pull what is left.
+    #[inline(always)]
+    pub fn finish(&mut self) {
+        self.lines.pull_rest();
+    }
+}
+
 /// A walk over the lines of a [`Prefetch`] share: a pointer moved a line at a time, so
 /// that the tiles' loops, which pull a line every few steps, do no division.
-pub struct Lines {
+struct Lines {
     at: *const u8,
     /// Lines left in the current panel's slice, at least 1.
     left: usize,
@@ -91,7 +130,7 @@ pub struct Lines {
 impl Lines {
     /// Pull the next line into L2 (nothing once the share is done).
     #[inline(always)]
-    pub fn pull(&mut self) {
+    fn pull(&mut self) {
         if let Some(line) = self.next_line() {
             prefetch_line(line);
         }
@@ -118,7 +157,7 @@ impl Lines {
 
     /// Pull every line left.
     #[inline(always)]
-    pub fn pull_rest(&mut self) {
+    fn pull_rest(&mut self) {
         while self.remaining > 0 {
             self.pull();
         }
@@ -408,6 +447,34 @@ mod tests {
                     assert_eq!(walked, expected, "{per_panel} lines a panel, share {index}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_paced_share_pulls_at_most_a_line_a_step_then_the_rest() {
+        let buffer = vec![0u8; 4096];
+        let starts = [buffer.as_ptr(), buffer.as_ptr().wrapping_add(2048)];
+        // (lines, steps, steps a pass) -> lines pulled by the passes (before `finish`).
+        for (count, steps, pass, during) in
+            [(10, 4, 1, 4), (3, 8, 2, 3), (16, 16, 4, 16), (5, 0, 1, 0)]
+        {
+            let prefetch = Prefetch {
+                starts,
+                per_panel: 16,
+                first: 0,
+                count,
+            };
+            let mut paced = prefetch.paced(steps);
+            for _ in 0..steps / pass {
+                paced.advance(pass);
+            }
+            assert_eq!(
+                count - paced.lines.remaining,
+                during,
+                "{count} lines over {steps} steps"
+            );
+            paced.finish();
+            assert_eq!(paced.lines.remaining, 0);
         }
     }
 }

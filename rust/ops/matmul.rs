@@ -327,18 +327,11 @@ pub(crate) unsafe fn tile<S: F32Simd, const R: usize, const NV: usize>(
         let mut rows: [*const f32; R] =
             std::array::from_fn(|r| product.a.as_ptr().add((row + r) * lda + start));
         let mut acc = [[isa.zero(); NV]; R];
-        // The lines of the next slice, spread evenly over the steps: a pass of `UNROLL`
-        // steps earns `UNROLL * rate` credit, a line costs `depth` (bursts overflow the
-        // queue of misses); what is left after the last pass is pulled at the end.
-        let (mut lines, rate) = (prefetch.lines(), prefetch.count.min(depth));
-        let mut credit = 0;
+        // The lines of the next slice, spread evenly over the steps, pulled once a pass.
+        let mut lines = prefetch.paced(depth);
         let mut d = 0;
         while d + UNROLL <= depth {
-            credit += UNROLL * rate;
-            while credit >= depth {
-                credit -= depth;
-                lines.pull();
-            }
+            lines.advance(UNROLL);
             // The pointers move once a pass; within it, the steps' offsets are constants.
             for u in 0..UNROLL {
                 step(isa, &mut acc, &panels, &rows, u);
@@ -351,7 +344,7 @@ pub(crate) unsafe fn tile<S: F32Simd, const R: usize, const NV: usize>(
             advance(&mut panels, &mut rows, 1);
             d += 1;
         }
-        lines.pull_rest();
+        lines.finish();
         let (base, activation) = product.epilogue_at(start, start + depth);
         if width < NV * S::LANES {
             let mut sums = [[0.0f32; MAX_TILE_PANELS * PANEL]; R];

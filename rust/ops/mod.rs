@@ -48,8 +48,8 @@ mod tests {
         };
         let splits =
             pool.map(|pool| pool.install(|| [split(128, 384), split(16, 384), split(4096, 384)]));
-        // (rows per task, tasks): even at 128 rows, one task below the work of one, the
-        // same as before on big batches.
+        // (rows per task, tasks): even at 128 rows; one task when there is less work than
+        // one task's; on big batches the same as before.
         assert_eq!(splits.ok(), Some([(32, 4), (16, 1), (42, 98)]));
     }
 }

@@ -262,10 +262,8 @@ pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
         let start: [S::I; NV] =
             std::array::from_fn(|j| isa.initial_sums(w.sums.as_ptr().add(col + j * S::LANES)));
         let mut acc = [start; R];
-        // The lines of the next panels, spread evenly over the passes; the pointers move
-        // once a pass, and within it the steps' offsets are constants.
-        let (mut lines, rate) = (prefetch.lines(), prefetch.count.min(steps));
-        let mut credit = 0;
+        // The lines of the next panels, spread evenly over the steps, pulled once a pass.
+        let mut lines = prefetch.paced(steps);
         let mut s = 0;
         if S::UNROLL == 1 {
             // Passes of `PASS` steps, the prefetch between them; within a pass one index
@@ -274,23 +272,17 @@ pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
             const PASS: usize = 16;
             while s < steps {
                 let end = (s + PASS).min(steps);
-                credit += (end - s) * rate;
-                while credit >= steps {
-                    credit -= steps;
-                    lines.pull();
-                }
+                lines.advance(end - s);
                 for t in s..end {
                     step(isa, &mut acc, &weights, &rows, t);
                 }
                 s = end;
             }
         }
+        // Otherwise passes of `UNROLL` steps: the pointers move once a pass, and within it
+        // the steps' offsets are constants.
         while s + S::UNROLL <= steps {
-            credit += S::UNROLL * rate;
-            while credit >= steps {
-                credit -= steps;
-                lines.pull();
-            }
+            lines.advance(S::UNROLL);
             for u in 0..S::UNROLL {
                 step(isa, &mut acc, &weights, &rows, u);
             }
@@ -302,7 +294,7 @@ pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
             advance::<S, R, NV>(&mut weights, &mut rows, 1);
             s += 1;
         }
-        lines.pull_rest();
+        lines.finish();
         // The sums leave the registers once, here: the epilogue below loops over rows with
         // a data-dependent inner loop, and indexing the accumulators there would keep them
         // in memory during the products too.
