@@ -1,13 +1,16 @@
 //! The kernels alone on the path `OXIFORMER_SIMD` picks
 //! (`OXIFORMER_SIMD=avx2 cargo run --release --example kernels`): the fp32 and int8 GEMMs on
-//! MiniLM's shapes and a large one, one attention head, the softmax, the activation
+//! MiniLM's shapes and large ones (int8 with 4 outlier channels, n = 1536 with GELU, as in the
+//! model), one attention head, a 32x128 batch's whole attention, the softmax, the activation
 //! quantization, and a forward's 24 dense products with cold weights. Best of 25 calls, hot
 //! caches except the last; for peers and whole models see `compare.py` (README.md).
+use _core::attention::{multi_head_attention, padded_spans, AttentionShape};
 use _core::ops::cpu;
 use _core::ops::matmul::{matmul, matmul_strided, pack_panels, Epilogue};
 use _core::ops::qmatmul::{qmatmul, storage, Activations, Epilogue as QEpilogue, PackedInt8};
 use _core::ops::quantize::{quantize_rows, Outliers, QuantizedRows};
 use _core::ops::softmax::{scaled_softmax_pair, scaled_softmax_row};
+use _core::ops::Activation;
 use std::time::Instant;
 
 fn best(mut run: impl FnMut()) -> f64 {
@@ -44,12 +47,16 @@ fn main() {
         (128, 384, 1536),
         (768, 1536, 384),
         (4096, 384, 1152),
+        (4096, 384, 1536),
     ] {
         let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
         let p = pack_panels(&b, k, n);
         let mut out = vec![0.0; m * n];
-        let s = best(|| matmul(&a, &p, &mut out, m, k, n, Epilogue::Overwrite));
+        // The FFN's first layer (n = 1536) with its bias and GELU, as in a forward.
+        let activation = (n == 1536).then_some(Activation::GeluErf);
+        let bias = vec![0.0f32; n];
+        let s = best(|| matmul(&a, &p, &mut out, m, k, n, Epilogue::Bias(&bias, activation)));
         let flops = 2.0 * (m * k * n) as f64;
         // int8
         let w: Vec<i8> = (0..n * k).map(|i| (i % 200) as i8 - 100).collect();
@@ -63,15 +70,17 @@ fn main() {
             vec![0.0f32; n],
             vec![0i32; m.max(n)],
         );
+        // 4 outlier channels a row, as MiniLM's int8 layers have by default.
+        let (outliers, outlier_weight) = (vec![0.5f32; m * 4], vec![0.25f32; 4 * n]);
         let e = QEpilogue {
             scales: &ones,
             zero_points: &zi,
             column_sums: &zi,
             weight_scale: &ones,
             bias: &zeros,
-            outliers: &[],
-            outlier_weight: &[],
-            activation: None,
+            outliers: &outliers,
+            outlier_weight: &outlier_weight,
+            activation,
         };
         let acts = if words {
             Activations::Words(&wide)
@@ -131,6 +140,25 @@ fn main() {
         "  attention P V {t}x{t}x{d} serial: {:7.3} ms {:6.1} GFLOPS",
         s * 1e3,
         2.0 * (t * d * t) as f64 / s / 1e9
+    );
+    // The whole attention of 32 sequences of 128 tokens, 12 heads of 32 (MiniLM's 32x128), as
+    // the encoder runs it: packing each head's keys and values, scores, softmax, context.
+    let (batch, heads) = (32usize, 12usize);
+    let hidden = heads * d;
+    let qkv: Vec<f32> = (0..batch * t * 3 * hidden)
+        .map(|i| ((i * 7919) % 211) as f32 / 105.0 - 1.0)
+        .collect();
+    let spans = padded_spans(batch, t);
+    let shape = AttentionShape {
+        num_heads: heads,
+        head_size: d,
+    };
+    let mut context = vec![0.0f32; batch * t * hidden];
+    let s = best(|| multi_head_attention(&qkv, &spans, None, shape, &mut context));
+    println!(
+        "  attention {batch}x{t}, {heads} heads of {d}: {:7.3} ms {:6.1} GFLOPS",
+        s * 1e3,
+        4.0 * (batch * heads * t * t * d) as f64 / s / 1e9
     );
     // Attention's softmax: 128 rows of 128 scores (one head of one 128-token sequence).
     let mask: Vec<f32> = (0..t)

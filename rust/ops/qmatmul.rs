@@ -295,40 +295,57 @@ pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
             s += 1;
         }
         lines.finish();
-        // The sums leave the registers once, here: the epilogue below loops over rows with
-        // a data-dependent inner loop, and indexing the accumulators there would keep them
-        // in memory during the products too.
-        let mut sums = [[0i32; MAX_TILE_PANELS * PANEL]; R];
-        for (spilled, vectors) in sums.iter_mut().zip(&acc) {
-            for (j, &vector) in vectors.iter().enumerate() {
-                store_i32(isa, spilled.as_mut_ptr().add(j * S::LANES), vector);
-            }
-        }
         if width < NV * S::LANES {
+            // A partial last panel: the sums go through memory, row by row.
+            let mut sums = [[0i32; MAX_TILE_PANELS * PANEL]; R];
+            for (spilled, vectors) in sums.iter_mut().zip(&acc) {
+                for (j, &vector) in vectors.iter().enumerate() {
+                    store_i32(isa, spilled.as_mut_ptr().add(j * S::LANES), vector);
+                }
+            }
             for (r, row_sums) in sums.iter().enumerate() {
                 epilogue.write_row(product.out, n, row + r, col, &row_sums[..width]);
             }
             return;
         }
-        let count = epilogue.outlier_count(n);
-        for (r, row_sums) in sums.iter().enumerate() {
+        // Whole panels: the values stay in registers, every loop over rows and vectors of a
+        // constant length (a loop of run-time length inside one would put them in memory).
+        let mut values = [[isa.zero(); NV]; R];
+        for (r, (values, sums)) in values.iter_mut().zip(&acc).enumerate() {
             let at = row + r;
             let zero_point = isa.isplat(epilogue.zero_points[at]);
             let scale = isa.splat(epilogue.scales[at]);
-            let outliers = &epilogue.outliers[at * count..(at + 1) * count];
-            let slot = product.out.0.add(at * n + col);
-            for j in 0..NV {
+            for (j, (value, &sum)) in values.iter_mut().zip(sums).enumerate() {
                 let c = col + j * S::LANES;
-                let sums = isa.iload(row_sums.as_ptr().add(j * S::LANES));
                 let column_sums = isa.iload(epilogue.column_sums.as_ptr().add(c));
-                let exact = isa.isub_mul(sums, zero_point, column_sums);
+                let exact = isa.isub_mul(sum, zero_point, column_sums);
                 let factor = isa.mul(scale, isa.load(epilogue.weight_scale.as_ptr().add(c)));
-                let mut value = isa.mul(isa.to_f32(exact), factor);
-                value = isa.add(value, isa.load(epilogue.bias.as_ptr().add(c)));
-                for (o, &x) in outliers.iter().enumerate() {
-                    let weight = isa.load(epilogue.outlier_weight.as_ptr().add(o * n + c));
-                    value = isa.mul_add(isa.splat(x), weight, value);
+                let scaled = isa.mul(isa.to_f32(exact), factor);
+                *value = isa.add(scaled, isa.load(epilogue.bias.as_ptr().add(c)));
+            }
+        }
+        // The outlier channels in order, each a rank-1 update of the tile (a small GEMM step).
+        let count = epilogue.outlier_count(n);
+        let outliers = epilogue.outliers.as_ptr().add(row * count);
+        for o in 0..count {
+            let weights: [S::V; NV] = std::array::from_fn(|j| {
+                isa.load(
+                    epilogue
+                        .outlier_weight
+                        .as_ptr()
+                        .add(o * n + col + j * S::LANES),
+                )
+            });
+            for (r, values) in values.iter_mut().enumerate() {
+                let x = isa.broadcast(outliers.add(r * count + o));
+                for (value, &weight) in values.iter_mut().zip(&weights) {
+                    *value = isa.mul_add(x, weight, *value);
                 }
+            }
+        }
+        for (r, values) in values.iter().enumerate() {
+            let slot = product.out.0.add((row + r) * n + col);
+            for (j, &value) in values.iter().enumerate() {
                 isa.store(slot.add(j * S::LANES), value);
             }
         }
