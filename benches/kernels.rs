@@ -10,7 +10,7 @@ use _core::ops::matmul::{matmul, matmul_strided, pack_panels, Epilogue};
 use _core::ops::qmatmul::{qmatmul, storage, Activations, Epilogue as QEpilogue, PackedInt8};
 use _core::ops::quantize::{quantize_rows, Outliers, QuantizedRows};
 use _core::ops::softmax::{scaled_softmax_pair, scaled_softmax_row};
-use _core::ops::Activation;
+use _core::ops::{add_layer_norm, Activation};
 use std::time::Instant;
 
 fn best(mut run: impl FnMut()) -> f64 {
@@ -211,6 +211,21 @@ fn main() {
             s * 1e9 / (rows * cols) as f64
         );
     }
+    // The residual connection and LayerNorm after each block (4096 rows of 384).
+    let (rows, cols) = (4096usize, 384usize);
+    let x: Vec<f32> = (0..rows * cols).map(|i| (i % 13) as f32 * 0.1).collect();
+    let residual: Vec<f32> = (0..rows * cols).map(|i| (i % 7) as f32 * 0.2).collect();
+    let (gamma, beta) = (vec![1.0f32; cols], vec![0.0f32; cols]);
+    let mut y = x.clone();
+    let s = best(|| {
+        y.copy_from_slice(&x);
+        add_layer_norm(&mut y, &residual, &gamma, &beta, 1e-12)
+    });
+    println!(
+        "  residual + LayerNorm {rows}x{cols} (and a copy): {:7.3} ms {:5.2} ns a value",
+        s * 1e3,
+        s * 1e9 / (rows * cols) as f64
+    );
     // A whole MiniLM forward's dense products with its own weights each (6 layers x 4, 42 MB
     // of packed fp32 panels, far beyond L2): the weights come from L3 or memory, as in a
     // model, where the loops above reuse one matrix from L2.

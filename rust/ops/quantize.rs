@@ -71,21 +71,36 @@ dispatch! {
 
 /// `[min(min x, 0), max(max x, 0)]` over the values of `row` that `keep` keeps (the
 /// outlier channels, multiplied by 0, add only zeros, which the range always holds); NaN
-/// values are skipped. Minima and maxima are exact, so the order (lanes) is free.
+/// values are skipped. Minima and maxima are exact, so the order (lanes, then a tree over
+/// them) is free.
 fn row_range(row: &[f32], keep: &[f32]) -> [f32; 2] {
     let mut lanes = [[0.0f32; RANGE_LANES]; 2];
     lane_range(row, keep, &mut lanes);
-    let [mut lo, mut hi] = [0.0f32, 0.0];
+    let [lo, hi] = &mut lanes;
     let whole = row.len() - row.len() % RANGE_LANES;
-    let tail = row[whole..]
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| keep.get(whole + i).map_or(x, |&k| x * k));
-    for x in lanes[0].into_iter().chain(lanes[1]).chain(tail) {
-        lo = if x < lo { x } else { lo };
-        hi = if x > hi { x } else { hi };
+    for (i, &x) in row[whole..].iter().enumerate() {
+        let x = keep.get(whole + i).map_or(x, |&k| x * k);
+        lo[i] = if x < lo[i] { x } else { lo[i] };
+        hi[i] = if x > hi[i] { x } else { hi[i] };
     }
-    [lo, hi]
+    // A tree over the lanes: a few shuffles, not a chain of 32 compares.
+    let mut width = RANGE_LANES / 2;
+    while width > 0 {
+        for i in 0..width {
+            lo[i] = if lo[i + width] < lo[i] {
+                lo[i + width]
+            } else {
+                lo[i]
+            };
+            hi[i] = if hi[i + width] > hi[i] {
+                hi[i + width]
+            } else {
+                hi[i]
+            };
+        }
+        width /= 2;
+    }
+    [lo[0], hi[0]]
 }
 
 /// The quantized value of `x`: `clamp(rint(x / scale) + zero_point, 0, q_max)`, NaN to 0,
