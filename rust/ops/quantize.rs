@@ -43,6 +43,26 @@ pub struct Outliers<'a> {
 /// 16 fill an AVX-512 register.
 const RANGE_LANES: usize = 16;
 
+/// `x` if it is below `lo`, else `lo` (a NaN `x` is skipped): a select that vectorizes.
+#[inline(always)]
+fn lower(lo: f32, x: f32) -> f32 {
+    if x < lo {
+        x
+    } else {
+        lo
+    }
+}
+
+/// `x` if it is above `hi`, else `hi` (a NaN `x` is skipped).
+#[inline(always)]
+fn higher(hi: f32, x: f32) -> f32 {
+    if x > hi {
+        x
+    } else {
+        hi
+    }
+}
+
 dispatch! {
     /// Lanes of minima and maxima of `row * keep` (of `row` when `keep` is empty), from 0,
     /// over the whole chunks of [`RANGE_LANES`]; NaN values are skipped (`x < lo` is false).
@@ -51,8 +71,8 @@ dispatch! {
         if keep.is_empty() {
             for chunk in row.chunks_exact(RANGE_LANES) {
                 for ((lo, hi), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(chunk) {
-                    *lo = if x < *lo { x } else { *lo };
-                    *hi = if x > *hi { x } else { *hi };
+                    *lo = lower(*lo, x);
+                    *hi = higher(*hi, x);
                 }
             }
         } else {
@@ -60,8 +80,8 @@ dispatch! {
             for (chunk, keep) in kept {
                 for (((lo, hi), &x), &k) in lo.iter_mut().zip(hi.iter_mut()).zip(chunk).zip(keep) {
                     let x = x * k;
-                    *lo = if x < *lo { x } else { *lo };
-                    *hi = if x > *hi { x } else { *hi };
+                    *lo = lower(*lo, x);
+                    *hi = higher(*hi, x);
                 }
             }
         }
@@ -80,23 +100,15 @@ fn row_range(row: &[f32], keep: &[f32]) -> [f32; 2] {
     let whole = row.len() - row.len() % RANGE_LANES;
     for (i, &x) in row[whole..].iter().enumerate() {
         let x = keep.get(whole + i).map_or(x, |&k| x * k);
-        lo[i] = if x < lo[i] { x } else { lo[i] };
-        hi[i] = if x > hi[i] { x } else { hi[i] };
+        lo[i] = lower(lo[i], x);
+        hi[i] = higher(hi[i], x);
     }
     // A tree over the lanes: a few shuffles, not a chain of 32 compares.
     let mut width = RANGE_LANES / 2;
     while width > 0 {
         for i in 0..width {
-            lo[i] = if lo[i + width] < lo[i] {
-                lo[i + width]
-            } else {
-                lo[i]
-            };
-            hi[i] = if hi[i + width] > hi[i] {
-                hi[i + width]
-            } else {
-                hi[i]
-            };
+            lo[i] = lower(lo[i], lo[i + width]);
+            hi[i] = higher(hi[i], hi[i + width]);
         }
         width /= 2;
     }
