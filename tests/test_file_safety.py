@@ -198,6 +198,30 @@ def test_a_full_disk_leaves_config_json_as_it_was(
     assert sorted(tree(out)) == sorted(before)  # no temporary file left
 
 
+def test_a_failed_fdopen_closes_the_descriptor_and_removes_the_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If wrapping the temporary file's descriptor fails (out of memory, say), the descriptor
+    is closed, the temporary file removed, and the target left as it was."""
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    opened: list[int] = []
+
+    def fdopen_fails(fd: int, *args: Any, **kwargs: Any) -> Any:
+        opened.append(fd)
+        raise MemoryError
+
+    monkeypatch.setattr(oxiformer._files.os, "fdopen", fdopen_fails)
+    with pytest.raises(MemoryError), oxiformer._files.atomic_write(target, text=True) as out:
+        out.write("new")
+    assert len(opened) == 1
+    with pytest.raises(OSError) as closed:
+        os.fstat(opened[0])
+    assert closed.value.errno == errno.EBADF
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
 def test_tokenizer_files_are_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
     """Tokenizer.save (in Rust) under a file-size limit below vocab.txt's size: the error names
     the file and the previous, smaller files are intact."""

@@ -144,8 +144,9 @@ def atomic_write(path: PathLike, text: bool = False) -> Iterator[IO[Any]]:
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:
         raise _write_error(path, err, existed) from err
+    out: IO[Any] | None = None
     try:
-        out: IO[Any] = os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")
+        out = os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")
         with out:
             yield out
             out.flush()
@@ -154,6 +155,9 @@ def atomic_write(path: PathLike, text: bool = False) -> Iterator[IO[Any]]:
         os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException as failure:
+        if out is None:  # fdopen failed: the descriptor is still ours to close
+            with contextlib.suppress(OSError):
+                os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         if isinstance(failure, OSError) and not isinstance(failure, BrokenPipeError):
