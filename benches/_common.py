@@ -32,7 +32,7 @@ ENGINE_SCRIPT = Path(__file__).resolve().parent / "_engine.py"
 sys.path.insert(0, str(ROOT / "tests"))
 
 import corpus  # noqa: E402  (tests/ is on the path from here on: the corpus, the fixtures)
-from helpers import FIXTURES as SHARED  # noqa: E402
+from fixtures_path import FIXTURES as SHARED  # noqa: E402
 
 #: The MiniLM fixtures: ``model.onnx`` (the ONNX Runtime peer), ``golden.npz``, ``texts.json``.
 FIXTURES = SHARED / "minilm"

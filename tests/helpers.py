@@ -14,26 +14,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from fixtures_path import FIXTURES  # the tests import it from here too
 from oxiformer import _core
 from oxiformer.config import load_config
 from oxiformer.weights import find_weights, read_tensors, select_encoder_tensors
 
-
-def _fixtures() -> Path:
-    """``$OXIFORMER_FIXTURES``, else ``shared/fixtures`` in the nearest directory above the
-    repository that has one (the repository's parent for a clone; further up for a worktree
-    in a subdirectory)."""
-    if os.environ.get("OXIFORMER_FIXTURES"):
-        return Path(os.environ["OXIFORMER_FIXTURES"])
-    repository = Path(__file__).resolve().parents[1]
-    for directory in repository.parents:
-        if (directory / "shared" / "fixtures").is_dir():
-            return directory / "shared" / "fixtures"
-    return repository.parent / "shared" / "fixtures"
-
-
-#: ``../shared/fixtures`` next to the repository (or further up, or ``$OXIFORMER_FIXTURES``).
-FIXTURES = _fixtures()
 TINY_BERT_SEQCLS = FIXTURES / "tiny-bert" / "seqcls"
 MINILM_GOLDEN = FIXTURES / "minilm" / "golden.npz"
 VOCABS = FIXTURES / "vocabs"
