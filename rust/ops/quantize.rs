@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use super::vecmath::{dispatch, rint};
+use super::vecmath::{dispatch, fold_tree, higher, lower, rint};
 
 /// The most activation bits the int8 kernels take: u8 for `vpdpbusd`.
 pub const MAX_ACTIVATION_BITS: u32 = 8;
@@ -42,26 +42,6 @@ pub struct Outliers<'a> {
 /// Lanes of [`lane_range`]: minima and maxima are exact, so any count gives the same range;
 /// 16 fill an AVX-512 register.
 const RANGE_LANES: usize = 16;
-
-/// `x` if it is below `lo`, else `lo` (a NaN `x` is skipped): a select that vectorizes.
-#[inline(always)]
-fn lower(lo: f32, x: f32) -> f32 {
-    if x < lo {
-        x
-    } else {
-        lo
-    }
-}
-
-/// `x` if it is above `hi`, else `hi` (a NaN `x` is skipped).
-#[inline(always)]
-fn higher(hi: f32, x: f32) -> f32 {
-    if x > hi {
-        x
-    } else {
-        hi
-    }
-}
 
 dispatch! {
     /// Lanes of minima and maxima of `row * keep` (of `row` when `keep` is empty), from 0,
@@ -103,16 +83,7 @@ fn row_range(row: &[f32], keep: &[f32]) -> [f32; 2] {
         lo[i] = lower(lo[i], x);
         hi[i] = higher(hi[i], x);
     }
-    // A tree over the lanes: a few shuffles, not a chain of 32 compares.
-    let mut width = RANGE_LANES / 2;
-    while width > 0 {
-        for i in 0..width {
-            lo[i] = lower(lo[i], lo[i + width]);
-            hi[i] = higher(hi[i], hi[i + width]);
-        }
-        width /= 2;
-    }
-    [lo[0], hi[0]]
+    [fold_tree(*lo, lower), fold_tree(*hi, higher)]
 }
 
 /// The quantized value of `x`: `clamp(rint(x / scale) + zero_point, 0, q_max)`, NaN to 0,

@@ -1,7 +1,7 @@
 //! Row-wise softmax, `exp(x - max) / sum`, as `torch.softmax` computes it,
 //! fused with attention's scaling and mask.
 
-use super::vecmath::{self, dispatch, LANES};
+use super::vecmath::{self, dispatch, fold_tree, higher, LANES};
 
 /// Values a step of a pass takes: an AVX-512 register, two AVX2 ones.
 const WIDE: usize = 16;
@@ -65,16 +65,6 @@ dispatch! {
 // exact in any order. The tails go into copies of the running lanes, which so stay in
 // registers.
 
-/// Maxima with `>` (not `f32::max`, whose NaN rule keeps it scalar).
-#[inline(always)]
-fn larger(max: f32, value: f32) -> f32 {
-    if value > max {
-        value
-    } else {
-        max
-    }
-}
-
 /// `chunk = chunk * scale (+ mask)`, into the running maxima.
 #[inline(always)]
 fn scale_chunk(chunk: &mut Chunk, mask: Option<&Chunk>, scale: f32, maxima: &mut Chunk) {
@@ -82,13 +72,13 @@ fn scale_chunk(chunk: &mut Chunk, mask: Option<&Chunk>, scale: f32, maxima: &mut
         Some(mask) => {
             for ((value, &mask), max) in chunk.iter_mut().zip(mask).zip(maxima) {
                 *value = *value * scale + mask;
-                *max = larger(*max, *value);
+                *max = higher(*max, *value);
             }
         }
         None => {
             for (value, max) in chunk.iter_mut().zip(maxima) {
                 *value *= scale;
-                *max = larger(*max, *value);
+                *max = higher(*max, *value);
             }
         }
     }
@@ -103,16 +93,9 @@ fn maximum(mut maxima: Chunk, tail: &mut [f32], mask: Option<&[f32]>, scale: f32
             Some(mask) => *value * scale + mask[index],
             None => *value * scale,
         };
-        maxima[index] = larger(maxima[index], *value);
+        maxima[index] = higher(maxima[index], *value);
     }
-    let mut width = WIDE / 2;
-    while width > 0 {
-        for index in 0..width {
-            maxima[index] = larger(maxima[index], maxima[index + width]);
-        }
-        width /= 2;
-    }
-    maxima[0]
+    fold_tree(maxima, higher)
 }
 
 /// `chunk = exp(chunk - max)`, into the partial sums in order.

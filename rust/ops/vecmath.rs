@@ -86,6 +86,41 @@ pub fn tanh(x: f32) -> f32 {
     }
 }
 
+/// `x` if it is below `lo`, else `lo` (a NaN `x` is skipped): a select that vectorizes,
+/// where `f32::min`'s NaN rule keeps a loop scalar.
+#[inline(always)]
+pub fn lower(lo: f32, x: f32) -> f32 {
+    if x < lo {
+        x
+    } else {
+        lo
+    }
+}
+
+/// `x` if it is above `hi`, else `hi` (a NaN `x` is skipped).
+#[inline(always)]
+pub fn higher(hi: f32, x: f32) -> f32 {
+    if x > hi {
+        x
+    } else {
+        hi
+    }
+}
+
+/// `lanes` folded by `pick` ([`lower`] or [`higher`]) in a tree: a few shuffles, not a chain
+/// of `N` compares. For exact picks (minima, maxima) any order gives the same result.
+#[inline(always)]
+pub fn fold_tree<const N: usize>(mut lanes: [f32; N], pick: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut width = N / 2;
+    while width > 0 {
+        for i in 0..width {
+            lanes[i] = pick(lanes[i], lanes[i + width]);
+        }
+        width /= 2;
+    }
+    lanes[0]
+}
+
 /// Partial results per lane of [`fold_lanes`]: a fixed count, so the order of
 /// operations (and the result) is the same on every CPU and thread count.
 pub const LANES: usize = 8;
