@@ -1,10 +1,13 @@
 //! The kernels alone on the path `OXIFORMER_SIMD` picks
 //! (`OXIFORMER_SIMD=avx2 cargo run --release --example kernels`): the fp32 and int8 GEMMs on
 //! MiniLM's shapes and large ones (int8 with 4 outlier channels, n = 1536 with GELU, as in the
-//! model), one attention head, a 32x128 batch's whole attention, the softmax, the activation
-//! quantization, and a forward's 24 dense products with cold weights. Best of 25 calls, hot
-//! caches except the last; for peers and whole models see `compare.py` (README.md).
-use _core::attention::{multi_head_attention, padded_spans, AttentionShape};
+//! model), one attention head, a 32x128 batch's whole attention (fp32, and int8 as int8 models
+//! run it), the softmax, the activation quantization, and a forward's 24 dense products with
+//! cold weights. Best of 25 calls, hot caches except the last; for peers and whole models see
+//! `compare.py` (README.md).
+use _core::attention::{
+    multi_head_attention, multi_head_attention_int8, padded_spans, AttentionShape,
+};
 use _core::ops::cpu;
 use _core::ops::matmul::{matmul, matmul_strided, pack_panels, Epilogue};
 use _core::ops::qmatmul::{qmatmul, storage, Activations, Epilogue as QEpilogue, PackedInt8};
@@ -155,10 +158,14 @@ fn main() {
     };
     let mut context = vec![0.0f32; batch * t * hidden];
     let s = best(|| multi_head_attention(&qkv, &spans, None, shape, &mut context));
+    let q = best(|| multi_head_attention_int8(paths.int8, &qkv, &spans, None, shape, &mut context));
     println!(
-        "  attention {batch}x{t}, {heads} heads of {d}: {:7.3} ms {:6.1} GFLOPS",
+        "  attention {batch}x{t}, {heads} heads of {d}: fp32 {:7.3} ms {:6.1} GFLOPS | int8 \
+         (an int8 model's) {:7.3} ms | int8/fp32 {:.2}x",
         s * 1e3,
-        4.0 * (batch * heads * t * t * d) as f64 / s / 1e9
+        4.0 * (batch * heads * t * t * d) as f64 / s / 1e9,
+        q * 1e3,
+        s / q
     );
     // Attention's softmax: 128 rows of 128 scores (one head of one 128-token sequence).
     let mask: Vec<f32> = (0..t)

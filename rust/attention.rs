@@ -4,6 +4,8 @@
 use rayon::prelude::*;
 
 use crate::nn::attend::{attend, AttendScratch, Mask, PackedHead};
+use crate::nn::attend_int8::{attend_int8, HeadRows, Int8Scratch};
+use crate::ops::cpu::Int8Path;
 use crate::ops::matmul::{pack_panels_into, prefetch_l2};
 
 /// Sizes shared by every sequence of one attention call.
@@ -207,6 +209,68 @@ pub fn multi_head_attention(
     shape: AttentionShape,
     out: &mut [f32],
 ) {
+    for_each_head(
+        (qkv, bias),
+        spans,
+        shape,
+        out,
+        |span, head, scratch: &mut Scratch, out| {
+            // SAFETY: `for_each_head`'s contract: this (span, head) block of `out` is the task's.
+            unsafe { attend_one(qkv, span, head, bias, shape, scratch, out) };
+        },
+    );
+}
+
+/// [`multi_head_attention`] of an int8 model: its two products in 8-bit integers on the
+/// int8 tiles of `path` (the scheme of `nn::attend_int8`).
+pub fn multi_head_attention_int8(
+    path: Int8Path,
+    qkv: &[f32],
+    spans: &[Span],
+    bias: Option<&[f32]>,
+    shape: AttentionShape,
+    out: &mut [f32],
+) {
+    let hidden = shape.hidden_size();
+    let stride = 3 * hidden;
+    for_each_head(
+        (qkv, bias),
+        spans,
+        shape,
+        out,
+        |span, head, scratch: &mut Int8Scratch, out| {
+            if span.len == 0 {
+                return;
+            }
+            let base = span.start * stride + head * shape.head_size;
+            let rows = HeadRows {
+                q: &qkv[base..],
+                q_stride: stride,
+                k: &qkv[base + hidden..],
+                v: &qkv[base + 2 * hidden..],
+                kv_stride: stride,
+                queries: span.len,
+                keys: span.keys,
+                head_size: shape.head_size,
+            };
+            let bias = bias.map(|bias| &bias[span.start..span.start + span.keys]);
+            let at = span.start * hidden + head * shape.head_size;
+            // SAFETY: `for_each_head`'s contract: this (span, head) block of `out` is the task's.
+            unsafe { attend_int8(path, rows, bias, scratch, (out.0.add(at), hidden)) };
+        },
+    );
+}
+
+/// Run `task(span, head, scratch, out)` for every (span, head) in parallel, after checking
+/// that the spans lie inside `out (rows, hidden)` without overlapping; each task may write
+/// only its span's rows in its head's columns.
+fn for_each_head<S: Default + Send>(
+    (qkv, bias): (&[f32], Option<&[f32]>),
+    spans: &[Span],
+    shape: AttentionShape,
+    out: &mut [f32],
+    task: impl Fn(Span, usize, &mut S, Context) + Sync + Send,
+) {
     let hidden = shape.hidden_size();
     let rows = out.len() / hidden.max(1);
     assert_eq!(qkv.len(), rows * 3 * hidden, "qkv buffer size");
@@ -230,14 +294,14 @@ pub fn multi_head_attention(
     let heads = shape.num_heads;
     (0..spans.len() * heads)
         .into_par_iter()
-        .for_each_init(Scratch::default, |scratch, task| {
-            let (span, head) = (spans[task / heads], task % heads);
-            if let Some(&next) = spans.get((task + 1) / heads) {
-                prefetch_head(qkv, next, (task + 1) % heads, shape);
+        .for_each_init(S::default, |scratch, index| {
+            let (span, head) = (spans[index / heads], index % heads);
+            if let Some(&next) = spans.get((index + 1) / heads) {
+                prefetch_head(qkv, next, (index + 1) % heads, shape);
             }
-            // SAFETY: `out` is (rows, hidden) and spans lie inside it (checked
-            // above) without overlapping: each (span, head) is one task.
-            unsafe { attend_one(qkv, span, head, bias, shape, scratch, context) };
+            // `out` is (rows, hidden) and spans lie inside it (checked above) without
+            // overlapping: each (span, head) is one task.
+            task(span, head, scratch, context);
         });
 }
 

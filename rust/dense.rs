@@ -3,6 +3,7 @@
 
 use crate::error::Result;
 use crate::linear::Linear;
+use crate::ops::cpu::Int8Path;
 use crate::ops::quantize::QuantizedRows;
 use crate::ops::Activation;
 use crate::qlinear::QuantLinear;
@@ -41,6 +42,14 @@ impl Dense {
                 part_out_features,
             )?),
         })
+    }
+
+    /// The int8 path of an int8 layer; `None` for a float32 one.
+    pub fn int8_path(&self) -> Option<Int8Path> {
+        match self {
+            Dense::Float(_) => None,
+            Dense::Int8(linear) => Some(linear.path()),
+        }
     }
 
     /// `out (rows, out) = act(input (rows, in) W^T + b)`, the activation (if

@@ -53,6 +53,11 @@ pub fn max_activation_bits(in_features: usize) -> u32 {
 }
 
 impl QuantLinear {
+    /// The int8 path its weights are packed for.
+    pub fn path(&self) -> Int8Path {
+        self.path
+    }
+
     /// Several layers that read the same input, stacked along their outputs (as
     /// `Linear::load_stacked`); each part is `{prefix}.weight` int8 `(out, in)`,
     /// `{prefix}.weight_scale` `(out)`, `{prefix}.bias` `(out)` and, with `outliers > 0`,

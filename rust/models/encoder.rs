@@ -7,7 +7,8 @@
 use super::families::{BERT, BERT_LAYER};
 use super::heads::Pooler;
 use crate::attention::{
-    mask_bias, multi_head_attention, packed_spans, padded_spans, prefix_spans, AttentionShape, Span,
+    mask_bias, multi_head_attention, multi_head_attention_int8, packed_spans, padded_spans,
+    prefix_spans, AttentionShape, Span,
 };
 use crate::config::EncoderConfig;
 use crate::embeddings::Embeddings;
@@ -87,10 +88,17 @@ impl Layer {
         scratch: &mut Scratch,
     ) {
         let rows = hidden.len() / shape.hidden_size();
-        self.attention
-            .forward(hidden, rows, attention_out, scratch, |qkv, context| {
-                multi_head_attention(qkv, spans, bias, shape, context)
-            });
+        let int8 = self.attention.int8_path();
+        self.attention.forward(
+            hidden,
+            rows,
+            attention_out,
+            scratch,
+            |qkv, context| match int8 {
+                Some(path) => multi_head_attention_int8(path, qkv, spans, bias, shape, context),
+                None => multi_head_attention(qkv, spans, bias, shape, context),
+            },
+        );
         self.feed_forward
             .forward(attention_out, rows, hidden, scratch);
     }

@@ -3,6 +3,7 @@
 //! numeric work is in `ops`.
 
 pub mod attend;
+pub mod attend_int8;
 pub mod causal_attention;
 pub mod cross_attention;
 pub mod feed_forward;

@@ -9,6 +9,7 @@ use crate::config::EncoderConfig;
 use crate::dense::Dense;
 use crate::error::Result;
 use crate::models::families::LayerNames;
+use crate::ops::cpu::Int8Path;
 use crate::quantization::Int8Layer;
 use crate::weights::TensorMap;
 
@@ -65,6 +66,12 @@ impl AttentionBlock {
             norm: LayerNorm::load(tensors, &norm, hidden, config.layer_norm_eps)?,
             hidden_size: hidden,
         })
+    }
+
+    /// The int8 path of its query/key/value projection when that is int8 (its attention
+    /// then runs in int8 too); `None` for float32.
+    pub fn int8_path(&self) -> Option<Int8Path> {
+        self.qkv.int8_path()
     }
 
     /// `out (rows, H) = LayerNorm(attend(hidden W_qkv^T + b) W_o^T + b_o + hidden)`, where

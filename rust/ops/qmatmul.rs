@@ -26,7 +26,7 @@ use super::simd::{Int8Simd, Portable};
 pub const MAX_IN_FEATURES: usize = ((1u64 << 31) / (255 * 127)) as usize - 1;
 
 /// int8 weights `(n, k)` packed for [`qmatmul`] in groups of `group` input positions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PackedInt8 {
     data: Vec<i8>,
     /// Input positions rounded up to a whole group.
@@ -41,31 +41,116 @@ pub struct PackedInt8 {
 impl PackedInt8 {
     /// Pack `w (n, k)` row-major (HF's `(out, in)` layout); the padding is 0.
     pub fn pack(w: &[i8], n: usize, k: usize, group: usize) -> Self {
-        let k_padded = k.next_multiple_of(group);
-        let panels = n.div_ceil(PANEL);
-        let mut data = vec![0i8; panels * k_padded * PANEL];
-        for (panel, chunk) in data.chunks_exact_mut((k_padded * PANEL).max(1)).enumerate() {
-            for (step, block) in chunk.chunks_exact_mut(group * PANEL).enumerate() {
-                for (slot, value) in block.iter_mut().enumerate() {
-                    let channel = panel * PANEL + slot / group;
-                    let depth = step * group + slot % group;
-                    if channel < n && depth < k {
-                        *value = w[channel * k + depth];
+        let mut packed = PackedInt8::default();
+        packed.fill_rows(w, (n, k, group));
+        packed
+    }
+
+    /// [`PackedInt8::pack`] in place, its buffers reused: attention packs each head's keys so.
+    pub fn fill_rows(&mut self, w: &[i8], (n, k, group): (usize, usize, usize)) {
+        self.resize((n, k, group));
+        match group {
+            4 => self.copy_rows::<4>(w),
+            2 => self.copy_rows::<2>(w),
+            _ => self.copy_rows::<1>(w),
+        }
+        let rows = w.chunks_exact(k.max(1)).take(n);
+        for (sum, row) in self.sums.iter_mut().zip(rows) {
+            *sum = row.iter().map(|&v| i32::from(v)).fold(0, i32::wrapping_add);
+        }
+    }
+
+    /// The rows of `w (n, k)` into their channels' slots, a group of `G` positions at a time.
+    fn copy_rows<const G: usize>(&mut self, w: &[i8]) {
+        let (k, block) = (self.k_padded, G * PANEL);
+        let Some(width) = w.len().checked_div(self.n) else {
+            return;
+        };
+        for (channel, row) in w.chunks_exact(width.max(1)).take(self.n).enumerate() {
+            let (panel, slot) = (channel / PANEL, channel % PANEL);
+            let data = &mut self.data[panel * k * PANEL + slot * G..];
+            let (groups, tail) = row.as_chunks::<G>();
+            for (step, values) in groups.iter().enumerate() {
+                data[step * block..][..G].copy_from_slice(values);
+            }
+            if !tail.is_empty() {
+                data[groups.len() * block..][..tail.len()].copy_from_slice(tail);
+            }
+        }
+    }
+
+    /// [`PackedInt8::fill_rows`] of the weights given transposed, `w_t (k, n)` row-major:
+    /// attention packs each head's values so.
+    pub fn fill_columns(&mut self, w_t: &[i8], (n, k, group): (usize, usize, usize)) {
+        self.resize((n, k, group));
+        match group {
+            4 => self.copy_columns::<4>(w_t),
+            2 => self.copy_columns::<2>(w_t),
+            _ => self.copy_columns::<1>(w_t),
+        }
+        for row in w_t.chunks_exact(n.max(1)).take(k) {
+            for (sum, &value) in self.sums.iter_mut().zip(row) {
+                *sum = sum.wrapping_add(i32::from(value));
+            }
+        }
+    }
+
+    /// The rows of `w_t (k, n)` into the slots of their depth, `G` rows (one group) at a
+    /// time: 16 channels' groups of a whole panel interleaved in registers.
+    fn copy_columns<const G: usize>(&mut self, w_t: &[i8]) {
+        let (n, kp, block) = (self.n, self.k_padded, G * PANEL);
+        if n == 0 {
+            return;
+        }
+        let k = w_t.len() / n;
+        for step in 0..k.div_ceil(G) {
+            let rows: [&[i8]; G] = std::array::from_fn(|t| {
+                let depth = step * G + t;
+                if depth < k {
+                    &w_t[depth * n..(depth + 1) * n]
+                } else {
+                    &[]
+                }
+            });
+            for panel in 0..n.div_ceil(PANEL) {
+                let col = panel * PANEL;
+                let at = panel * kp * PANEL + step * block;
+                let out = &mut self.data[at..at + block];
+                let whole = rows.iter().all(|row| row.len() >= col + PANEL);
+                if whole {
+                    let sources: [&[i8; PANEL]; G] = std::array::from_fn(|t| {
+                        <&[i8; PANEL]>::try_from(&rows[t][col..col + PANEL]).unwrap_or(&[0; PANEL])
+                    });
+                    for (slot, group) in out.as_chunks_mut::<G>().0.iter_mut().enumerate() {
+                        *group = std::array::from_fn(|t| sources[t][slot]);
+                    }
+                    continue;
+                }
+                for (t, row) in rows.iter().enumerate() {
+                    for (slot, &value) in
+                        row.get(col..).unwrap_or(&[]).iter().take(PANEL).enumerate()
+                    {
+                        out[slot * G + t] = value;
                     }
                 }
             }
         }
-        let mut sums = vec![0i32; panels * PANEL];
-        for (sum, row) in sums.iter_mut().zip(w.chunks_exact(k.max(1)).take(n)) {
-            *sum = row.iter().map(|&v| i32::from(v)).fold(0, i32::wrapping_add);
-        }
-        PackedInt8 {
-            data,
-            k_padded,
-            n,
-            group,
-            sums,
-        }
+    }
+
+    /// Room for `(n, k)` weights in groups of `group`, all zero (the padding stays so).
+    fn resize(&mut self, (n, k, group): (usize, usize, usize)) {
+        let k_padded = k.next_multiple_of(group);
+        let panels = n.div_ceil(PANEL);
+        self.data.clear();
+        self.data.resize(panels * k_padded * PANEL, 0);
+        self.sums.clear();
+        self.sums.resize(panels * PANEL, 0);
+        (self.k_padded, self.n, self.group) = (k_padded, n, group);
+    }
+
+    /// Each channel's weight sum (the epilogue's `column_sums`), 0 past `n`.
+    pub fn sums(&self) -> &[i32] {
+        &self.sums
     }
 
     /// The row stride the activations must have.
@@ -101,12 +186,19 @@ impl Epilogue<'_> {
         self.outlier_weight.len() / n.max(1)
     }
 
-    /// Row `row`, columns `col..col + sums.len()` of the output from their exact sums: the
-    /// tiles' stores when their last panel is partial.
+    /// Row `row`, columns `col..col + sums.len()` of the output (rows `ldo` apart) from their
+    /// exact sums: the tiles' stores when their last panel is partial.
     ///
     /// # Safety
-    /// Those elements are inside the `(m, n)` output behind `out`, written by no other task.
-    unsafe fn write_row(&self, out: OutPtr, n: usize, row: usize, col: usize, sums: &[i32]) {
+    /// Those elements are inside the output behind `out`, written by no other task.
+    unsafe fn write_row(
+        &self,
+        (out, ldo): (OutPtr, usize),
+        n: usize,
+        row: usize,
+        col: usize,
+        sums: &[i32],
+    ) {
         let (scale, zero_point) = (self.scales[row], self.zero_points[row]);
         let count = self.outlier_count(n);
         let outliers = &self.outliers[row * count..(row + 1) * count];
@@ -118,12 +210,12 @@ impl Epilogue<'_> {
                 value = x.mul_add(self.outlier_weight[o * n + column], value);
             }
             // SAFETY: the caller's contract.
-            unsafe { *out.0.add(row * n + column) = value };
+            unsafe { *out.0.add(row * ldo + column) = value };
         }
         if let Some(activation) = self.activation {
             // SAFETY: the caller's contract (the elements just written).
             let values =
-                unsafe { std::slice::from_raw_parts_mut(out.0.add(row * n + col), sums.len()) };
+                unsafe { std::slice::from_raw_parts_mut(out.0.add(row * ldo + col), sums.len()) };
             activate(values, activation);
         }
     }
@@ -161,6 +253,8 @@ pub struct QProduct<'a, A> {
     a: &'a [A],
     w: &'a PackedInt8,
     out: OutPtr,
+    /// Distance between the output's rows (`n` for a whole matrix).
+    ldo: usize,
     epilogue: Epilogue<'a>,
     kernel: QTileKernel<A>,
 }
@@ -304,7 +398,13 @@ pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
                 }
             }
             for (r, row_sums) in sums.iter().enumerate() {
-                epilogue.write_row(product.out, n, row + r, col, &row_sums[..width]);
+                epilogue.write_row(
+                    (product.out, product.ldo),
+                    n,
+                    row + r,
+                    col,
+                    &row_sums[..width],
+                );
             }
             return;
         }
@@ -344,14 +444,14 @@ pub(crate) unsafe fn tile<S: Int8Simd, const R: usize, const NV: usize>(
             }
         }
         for (r, values) in values.iter().enumerate() {
-            let slot = product.out.0.add((row + r) * n + col);
+            let slot = product.out.0.add((row + r) * product.ldo + col);
             for (j, &value) in values.iter().enumerate() {
                 isa.store(slot.add(j * S::LANES), value);
             }
         }
         if let Some(activation) = epilogue.activation {
             for r in 0..R {
-                let slot = product.out.0.add((row + r) * n + col);
+                let slot = product.out.0.add((row + r) * product.ldo + col);
                 activate(std::slice::from_raw_parts_mut(slot, width), activation);
             }
         }
@@ -407,6 +507,45 @@ pub fn qmatmul(
     w: &PackedInt8,
     epilogue: Epilogue<'_>,
     out: &mut [f32],
+) {
+    assert!(out.len() >= m * w.n, "qmatmul output size");
+    let out = Output {
+        ptr: OutPtr(out.as_mut_ptr()),
+        ldo: w.n,
+        serial: false,
+    };
+    qmatmul_to(path, a, m, w, epilogue, out);
+}
+
+/// [`qmatmul`] on the calling thread alone, into rows `ldo` apart: row `i`, column `j` at
+/// `out[i * ldo + j]`. For attention's products, one head of one sequence per task.
+///
+/// # Safety
+/// `out` is valid for writes at `i * ldo + j` for every `i < m`, `j < w.n`, and no other
+/// thread reads or writes those elements during the call.
+pub unsafe fn qmatmul_strided(
+    path: Int8Path,
+    a: Activations<'_>,
+    m: usize,
+    w: &PackedInt8,
+    epilogue: Epilogue<'_>,
+    (out, ldo): (*mut f32, usize),
+) {
+    let out = Output {
+        ptr: OutPtr(out),
+        ldo,
+        serial: true,
+    };
+    qmatmul_to(path, a, m, w, epilogue, out);
+}
+
+fn qmatmul_to(
+    path: Int8Path,
+    a: Activations<'_>,
+    m: usize,
+    w: &PackedInt8,
+    epilogue: Epilogue<'_>,
+    out: Output,
 ) {
     match a {
         Activations::Words(a) => {
@@ -469,21 +608,27 @@ fn byte_kernel(path: Int8Path) -> QTileKernel<u8> {
     }
 }
 
-/// [`qmatmul`] with the tiles of `kernel`, its operands' sizes checked.
+/// Where a product writes: row `i` at `ptr + i * ldo`, `n` values; `serial`: on the calling
+/// thread alone.
+struct Output {
+    ptr: OutPtr,
+    ldo: usize,
+    serial: bool,
+}
+
+/// [`qmatmul`] with the tiles of `kernel`, its operands' sizes checked (the output's by the
+/// caller).
 fn qmatmul_with<A: Sync>(
     kernel: QTileKernel<A>,
     a: &[A],
     m: usize,
     w: &PackedInt8,
     epilogue: Epilogue<'_>,
-    out: &mut [f32],
+    out: Output,
 ) {
     let n = w.n;
     let count = epilogue.outlier_count(n);
-    assert!(
-        a.len() >= m * w.k_padded && out.len() >= m * n,
-        "qmatmul sizes"
-    );
+    assert!(a.len() >= m * w.k_padded && out.ldo >= n, "qmatmul sizes");
     assert!(epilogue.scales.len() >= m && epilogue.zero_points.len() >= m);
     assert!(epilogue.outliers.len() >= m * count && epilogue.outlier_weight.len() == count * n);
     let columns = [
@@ -495,11 +640,16 @@ fn qmatmul_with<A: Sync>(
     let product = QProduct {
         a,
         w,
-        out: OutPtr(out.as_mut_ptr()),
+        out: out.ptr,
+        ldo: out.ldo,
         epilogue,
         kernel,
     };
-    grid::run(&product, kernel.shape, m, n.div_ceil(PANEL));
+    if out.serial {
+        grid::run_serial(&product, kernel.shape, m, n.div_ceil(PANEL));
+    } else {
+        grid::run(&product, kernel.shape, m, n.div_ceil(PANEL));
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 
 use rayon::prelude::*;
 
+use super::simd::prefetch_lines_near;
 use super::vecmath::{dispatch, fold_tree, higher, lower, rint};
 
 /// The most activation bits the int8 kernels take: u8 for `vpdpbusd`.
@@ -31,6 +32,21 @@ pub struct QuantizedRows {
     pub outliers: Vec<f32>,
 }
 
+impl QuantizedRows {
+    /// Room for `rows` rows of `stride` values (u16 when `words`, else u8), their scales and
+    /// zero points.
+    pub fn resize(&mut self, rows: usize, stride: usize, words: bool) {
+        self.stride = stride;
+        if words {
+            self.words.resize(rows * stride, 0);
+        } else {
+            self.bytes.resize(rows * stride, 0);
+        }
+        self.scales.resize(rows, 0.0);
+        self.zero_points.resize(rows, 0);
+    }
+}
+
 /// A layer's outlier input channels: their indices, increasing, and a row of multipliers,
 /// 0 at them and 1 elsewhere (both empty when there are none).
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,39 +59,46 @@ pub struct Outliers<'a> {
 /// 16 fill an AVX-512 register.
 const RANGE_LANES: usize = 16;
 
-dispatch! {
-    /// Lanes of minima and maxima of `row * keep` (of `row` when `keep` is empty), from 0,
-    /// over the whole chunks of [`RANGE_LANES`]; NaN values are skipped (`x < lo` is false).
-    fn lane_range(row: &[f32], keep: &[f32], out: &mut [[f32; RANGE_LANES]; 2]) {
-        let (mut lo, mut hi) = ([0.0f32; RANGE_LANES], [0.0f32; RANGE_LANES]);
-        if keep.is_empty() {
-            for chunk in row.chunks_exact(RANGE_LANES) {
-                for ((lo, hi), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(chunk) {
-                    *lo = lower(*lo, x);
-                    *hi = higher(*hi, x);
-                }
-            }
-        } else {
-            let kept = row.chunks_exact(RANGE_LANES).zip(keep.chunks_exact(RANGE_LANES));
-            for (chunk, keep) in kept {
-                for (((lo, hi), &x), &k) in lo.iter_mut().zip(hi.iter_mut()).zip(chunk).zip(keep) {
-                    let x = x * k;
-                    *lo = lower(*lo, x);
-                    *hi = higher(*hi, x);
-                }
+/// Lanes of minima and maxima of `row * keep` (of `row` when `keep` is empty), from 0, over
+/// the whole chunks of [`RANGE_LANES`]; NaN values are skipped (`x < lo` is false).
+#[inline(always)]
+fn lanes_of(row: &[f32], keep: &[f32]) -> [[f32; RANGE_LANES]; 2] {
+    let (mut lo, mut hi) = ([0.0f32; RANGE_LANES], [0.0f32; RANGE_LANES]);
+    if keep.is_empty() {
+        for chunk in row.chunks_exact(RANGE_LANES) {
+            for ((lo, hi), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(chunk) {
+                *lo = lower(*lo, x);
+                *hi = higher(*hi, x);
             }
         }
-        *out = [lo, hi];
+    } else {
+        let kept = row
+            .chunks_exact(RANGE_LANES)
+            .zip(keep.chunks_exact(RANGE_LANES));
+        for (chunk, keep) in kept {
+            for (((lo, hi), &x), &k) in lo.iter_mut().zip(hi.iter_mut()).zip(chunk).zip(keep) {
+                let x = x * k;
+                *lo = lower(*lo, x);
+                *hi = higher(*hi, x);
+            }
+        }
+    }
+    [lo, hi]
+}
+
+dispatch! {
+    /// [`lanes_of`], compiled for the path.
+    fn lane_range(row: &[f32], keep: &[f32], out: &mut [[f32; RANGE_LANES]; 2]) {
+        *out = lanes_of(row, keep);
     }
 }
 
 /// `[min(min x, 0), max(max x, 0)]` over the values of `row` that `keep` keeps (the
-/// outlier channels, multiplied by 0, add only zeros, which the range always holds); NaN
-/// values are skipped. Minima and maxima are exact, so the order (lanes, then a tree over
-/// them) is free.
-fn row_range(row: &[f32], keep: &[f32]) -> [f32; 2] {
-    let mut lanes = [[0.0f32; RANGE_LANES]; 2];
-    lane_range(row, keep, &mut lanes);
+/// outlier channels, multiplied by 0, add only zeros, which the range always holds), from the
+/// lanes of its whole chunks; NaN values are skipped. Minima and maxima are exact, so the
+/// order (lanes, then a tree over them) is free.
+#[inline(always)]
+fn finish_range(mut lanes: [[f32; RANGE_LANES]; 2], row: &[f32], keep: &[f32]) -> [f32; 2] {
     let [lo, hi] = &mut lanes;
     let whole = row.len() - row.len() % RANGE_LANES;
     for (i, &x) in row[whole..].iter().enumerate() {
@@ -84,6 +107,13 @@ fn row_range(row: &[f32], keep: &[f32]) -> [f32; 2] {
         hi[i] = higher(hi[i], x);
     }
     [fold_tree(*lo, lower), fold_tree(*hi, higher)]
+}
+
+/// The range of `row` (see [`finish_range`]).
+fn row_range(row: &[f32], keep: &[f32]) -> [f32; 2] {
+    let mut lanes = [[0.0f32; RANGE_LANES]; 2];
+    lane_range(row, keep, &mut lanes);
+    finish_range(lanes, row, keep)
 }
 
 /// The quantized value of `x`: `clamp(rint(x / scale) + zero_point, 0, q_max)`, NaN to 0,
@@ -97,19 +127,31 @@ fn quantize_value(x: f32, scale: f32, zero_point: f32, q_max: f32) -> u8 {
     unsafe { q.to_int_unchecked::<i32>() as u8 }
 }
 
+/// `row` quantized into `out` (`out[row.len()..]` set to 0).
+#[inline(always)]
+fn store_values<T: From<u8>>(
+    row: &[f32],
+    (scale, zero_point, q_max): (f32, f32, f32),
+    out: &mut [T],
+) {
+    let (head, rest) = out.split_at_mut(row.len().min(out.len()));
+    for (slot, &x) in head.iter_mut().zip(row) {
+        *slot = T::from(quantize_value(x, scale, zero_point, q_max));
+    }
+    for slot in rest {
+        *slot = T::from(0);
+    }
+}
+
 dispatch! {
     fn quantize_bytes(row: &[f32], scale: f32, zero_point: f32, q_max: f32, out: &mut [u8]) {
-        for (slot, &x) in out.iter_mut().zip(row) {
-            *slot = quantize_value(x, scale, zero_point, q_max);
-        }
+        store_values(row, (scale, zero_point, q_max), out);
     }
 }
 
 dispatch! {
     fn quantize_words(row: &[f32], scale: f32, zero_point: f32, q_max: f32, out: &mut [u16]) {
-        for (slot, &x) in out.iter_mut().zip(row) {
-            *slot = u16::from(quantize_value(x, scale, zero_point, q_max));
-        }
+        store_values(row, (scale, zero_point, q_max), out);
     }
 }
 
@@ -118,6 +160,12 @@ dispatch! {
 pub fn row_params(row: &[f32], bits: u32, outliers: Outliers<'_>) -> (f32, i32) {
     let q_max = ((1u32 << bits) - 1) as f32;
     let [lo, hi] = row_range(row, outliers.keep);
+    params(lo, hi, q_max)
+}
+
+/// Scale and zero point of a row whose range (holding 0) is `[lo, hi]`.
+#[inline(always)]
+fn params(lo: f32, hi: f32, q_max: f32) -> (f32, i32) {
     let scale = (hi - lo) / q_max;
     // zero (a row of zeros), NaN or infinite: leave the row at zero
     if scale.is_nan() || scale <= 0.0 || !scale.is_finite() {
@@ -125,6 +173,35 @@ pub fn row_params(row: &[f32], bits: u32, outliers: Outliers<'_>) -> (f32, i32) 
     }
     let zero_point = rint(-lo / scale).clamp(0.0, q_max);
     (scale, zero_point as i32)
+}
+
+dispatch! {
+    /// Quantize `rows` short rows of `width` values (row `i` at `input[i * in_stride..]`),
+    /// each as [`quantize_row`] does without outliers (the same bits), into `out`, whose
+    /// `stride` the caller set and whose values, scales and zero points are sized: u16
+    /// values when `words`. One call for all the query rows of an attention head.
+    fn quantize_short_rows(input: &[f32], in_stride: usize, rows: usize, width: usize, bits: u32, out: &mut QuantizedRows, words: bool) {
+        let q_max = ((1u32 << bits) - 1) as f32;
+        let stride = out.stride;
+        for i in 0..rows {
+            let row = &input[i * in_stride..][..width];
+            // Rows far apart: their lines asked for a few rows ahead.
+            if let Some(ahead) = input.get((i + 4) * in_stride..) {
+                prefetch_lines_near(&ahead[..width.min(ahead.len())]);
+            }
+            let [lo, hi] = finish_range(lanes_of(row, &[]), row, &[]);
+            let (scale, zero_point) = params(lo, hi, q_max);
+            let zp = zero_point as f32;
+            if words {
+                let slot = &mut out.words[i * stride..(i + 1) * stride];
+                store_values(row, (scale, zp, q_max), slot);
+            } else {
+                let slot = &mut out.bytes[i * stride..(i + 1) * stride];
+                store_values(row, (scale, zp, q_max), slot);
+            }
+            (out.scales[i], out.zero_points[i]) = (scale, zero_point);
+        }
+    }
 }
 
 /// Where quantized values go: u8 or u16 (see `qmatmul::storage`).
@@ -144,22 +221,20 @@ pub fn quantize_row(
     kept: &mut [f32],
 ) -> (f32, i32) {
     let (scale, zero_point) = row_params(row, bits, outliers);
-    let q_max = ((1u32 << bits) - 1) as f32;
-    let zp = zero_point as f32;
     for (slot, &channel) in kept.iter_mut().zip(outliers.channels) {
         *slot = row[channel];
     }
+    let q_max = ((1u32 << bits) - 1) as f32;
+    let zp = zero_point as f32;
     match out {
         Values::Bytes(out) => {
             quantize_bytes(row, scale, zp, q_max, out);
-            out[row.len()..].fill(0);
             for &channel in outliers.channels {
                 out[channel] = zero_point as u8;
             }
         }
         Values::Words(out) => {
             quantize_words(row, scale, zp, q_max, out);
-            out[row.len()..].fill(0);
             for &channel in outliers.channels {
                 out[channel] = zero_point as u16;
             }
@@ -178,14 +253,7 @@ pub fn quantize_rows(
     (stride, words): (usize, bool),
     out: &mut QuantizedRows,
 ) {
-    out.stride = stride;
-    if words {
-        out.words.resize(rows * stride, 0);
-    } else {
-        out.bytes.resize(rows * stride, 0);
-    }
-    out.scales.resize(rows, 0.0);
-    out.zero_points.resize(rows, 0);
+    out.resize(rows, stride, words);
     // At least a value a row, so that the chunks below zip with every chunk of rows.
     out.outliers
         .resize(rows * outliers.channels.len().max(1), 0.0);

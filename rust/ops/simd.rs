@@ -400,20 +400,47 @@ impl<const L: usize> Int8Simd for PortableSigned<L> {
 /// Ask for the 64-byte line at `ptr` to be brought into L2 (a hint: any address is safe).
 #[inline(always)]
 pub fn prefetch_line(ptr: *const u8) {
+    prefetch::<false>(ptr);
+}
+
+/// Ask for the lines of `values` to be brought into L1 (every 16th value's).
+#[inline(always)]
+pub fn prefetch_lines_near(values: &[f32]) {
+    for line in values.chunks(16) {
+        prefetch::<true>(line.as_ptr().cast());
+    }
+}
+
+/// Ask for the 64-byte line at `ptr` to be brought into L1 (`NEAR`) or L2.
+#[inline(always)]
+fn prefetch<const NEAR: bool>(ptr: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch only hints the cache; it never faults.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(ptr.cast())
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
+        if NEAR {
+            _mm_prefetch::<_MM_HINT_T0>(ptr.cast())
+        } else {
+            _mm_prefetch::<_MM_HINT_T1>(ptr.cast())
+        }
     };
     #[cfg(target_arch = "aarch64")]
     // SAFETY: `prfm` only hints the cache: it never faults, and changes no memory or
     // register the program sees.
     unsafe {
-        std::arch::asm!(
-            "prfm pldl2keep, [{ptr}]",
-            ptr = in(reg) ptr,
-            options(nostack, readonly, preserves_flags)
-        )
+        if NEAR {
+            std::arch::asm!(
+                "prfm pldl1keep, [{ptr}]",
+                ptr = in(reg) ptr,
+                options(nostack, readonly, preserves_flags)
+            )
+        } else {
+            std::arch::asm!(
+                "prfm pldl2keep, [{ptr}]",
+                ptr = in(reg) ptr,
+                options(nostack, readonly, preserves_flags)
+            )
+        }
     };
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let _ = ptr;

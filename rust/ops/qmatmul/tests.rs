@@ -84,10 +84,41 @@ fn bytes(kernel: QTileKernel<u8>) -> Runner {
     Box::new(move |a, m, k, w, n, epilogue| {
         let packed = PackedInt8::pack(w, n, k, 4);
         let a = padded::<u8>(a, m, k, packed.k_padded());
-        let mut out = vec![f32::NAN; m * n];
-        qmatmul_with(kernel, &a, m, &packed, epilogue, &mut out);
-        out
+        both_outputs(
+            |out| qmatmul_with(kernel, &a, m, &packed, epilogue, out),
+            m,
+            n,
+        )
     })
+}
+
+/// A product run whole in parallel (rows `n` apart) and on one thread into rows 3 values
+/// wider, whose results must agree (and the gaps stay untouched); the whole one.
+fn both_outputs(run: impl Fn(Output), m: usize, n: usize) -> Vec<f32> {
+    let mut whole = vec![f32::NAN; m * n];
+    run(Output {
+        ptr: OutPtr(whole.as_mut_ptr()),
+        ldo: n,
+        serial: false,
+    });
+    let ldo = n + 3;
+    let mut strided = vec![-7.0f32; m * ldo];
+    run(Output {
+        ptr: OutPtr(strided.as_mut_ptr()),
+        ldo,
+        serial: true,
+    });
+    for (row, wide) in whole.chunks_exact(n.max(1)).zip(strided.chunks_exact(ldo)) {
+        let same = row
+            .iter()
+            .zip(wide)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same && wide[n..].iter().all(|&gap| gap == -7.0),
+            "strided output differs"
+        );
+    }
+    whole
 }
 
 /// Run a product through a u16 kernel (pairs).
@@ -95,9 +126,11 @@ fn words(kernel: QTileKernel<u16>) -> Runner {
     Box::new(move |a, m, k, w, n, epilogue| {
         let packed = PackedInt8::pack(w, n, k, 2);
         let a = padded::<u16>(a, m, k, packed.k_padded());
-        let mut out = vec![f32::NAN; m * n];
-        qmatmul_with(kernel, &a, m, &packed, epilogue, &mut out);
-        out
+        both_outputs(
+            |out| qmatmul_with(kernel, &a, m, &packed, epilogue, out),
+            m,
+            n,
+        )
     })
 }
 
@@ -331,6 +364,52 @@ fn the_same_outputs_on_any_thread_count() {
                 bits(&one.install(once)),
                 bits(&three.install(once)),
                 "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn packing_keeps_its_layout_from_rows_and_from_columns() {
+    for group in [2usize, 4] {
+        for (n, k) in [
+            (1usize, 1usize),
+            (16, 8),
+            (17, 5),
+            (33, 32),
+            (128, 32),
+            (32, 130),
+        ] {
+            let w: Vec<i8> = (0..n * k).map(|i| ((i * 37) % 255) as i8).collect();
+            let packed = PackedInt8::pack(&w, n, k, group);
+            // The layout, element by element: [panel][k / group][16 channels][group].
+            let k_padded = k.next_multiple_of(group);
+            assert_eq!(packed.k_padded, k_padded);
+            for (index, &value) in packed.data.iter().enumerate() {
+                let (panel, rest) = (index / (k_padded * PANEL), index % (k_padded * PANEL));
+                let (step, slot) = (rest / (group * PANEL), rest % (group * PANEL));
+                let (channel, depth) = (panel * PANEL + slot / group, step * group + slot % group);
+                let want = if channel < n && depth < k {
+                    w[channel * k + depth]
+                } else {
+                    0
+                };
+                assert_eq!(value, want, "n {n} k {k} group {group} at {index}");
+            }
+            for (channel, &sum) in packed.sums.iter().enumerate() {
+                let want: i32 = (0..k)
+                    .filter(|_| channel < n)
+                    .map(|d| i32::from(w[channel * k + d]))
+                    .sum();
+                assert_eq!(sum, want);
+            }
+            // The same weights given transposed, into a reused (larger) buffer.
+            let transposed: Vec<i8> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
+            let mut reused = PackedInt8::pack(&vec![9; 40 * 140], 40, 140, group);
+            reused.fill_columns(&transposed, (n, k, group));
+            assert_eq!(
+                (reused.data, reused.sums),
+                (packed.data.clone(), packed.sums.clone())
             );
         }
     }
