@@ -18,6 +18,7 @@
 //! (`benches/RESULTS.md`).
 
 use crate::ops::cpu::Int8Path;
+use crate::ops::grid::PANEL;
 use crate::ops::qmatmul::{qmatmul_strided, storage, Activations, Epilogue, PackedInt8};
 use crate::ops::quantize::{quantize_short_rows, QuantizedRows};
 use crate::ops::simd::prefetch_lines_near;
@@ -87,17 +88,20 @@ pub unsafe fn attend_int8(
     let (group, words) = storage(path);
     quantize_queries(head, (group, words), &mut scratch.queries);
     pack_keys(head, group, scratch);
+    // The scores of whole panels of keys (the keys past `keys` are 0): whole tiles, stored
+    // from registers.
+    let width = keys.next_multiple_of(PANEL);
     scratch.zeros.clear();
-    scratch.zeros.resize(keys.max(d), 0.0);
-    scratch.scores.resize(queries * keys, 0.0);
-    // SAFETY: `scores` is this task's own (queries, keys) buffer.
+    scratch.zeros.resize(width.max(d), 0.0);
+    scratch.scores.resize(queries * width, 0.0);
+    // SAFETY: `scores` is this task's own (queries, width) buffer.
     unsafe {
         product(
             path,
             (&scratch.queries, words),
             (&scratch.keys, &scratch.key_scales),
             &scratch.zeros,
-            (scratch.scores.as_mut_ptr(), keys),
+            (scratch.scores.as_mut_ptr(), width),
         );
     }
     let scale = 1.0 / (d as f32).sqrt();
@@ -107,6 +111,7 @@ pub unsafe fn attend_int8(
     let bias = bias.map(|bias| &bias[..keys]);
     quantize_weights(
         &scratch.scores,
+        width,
         keys,
         scale,
         bias,
@@ -252,13 +257,14 @@ dispatch! {
 }
 
 dispatch! {
-    /// The weights of `scores (rows, keys)`: each row scaled, masked (`bias`) and its
+    /// The weights of the first `keys` of each row of `scores (rows, width)`: each row scaled, masked (`bias`) and its
     /// exponentials `e = exp(x - max)` (in [0, 1], [`exp_coarse`]) stored as `rint(255 e)`,
     /// u8 or u16 (`words`) in rows of `out.stride` (the padding 0), the row's scale `1 / sum`
     /// of its integers (so that its weights sum to 1) and zero point 0.
-    fn quantize_weights(scores: &[f32], keys: usize, scale: f32, bias: Option<&[f32]>, out: &mut QuantizedRows, words: bool) {
+    fn quantize_weights(scores: &[f32], width: usize, keys: usize, scale: f32, bias: Option<&[f32]>, out: &mut QuantizedRows, words: bool) {
         let stride = out.stride;
-        for (i, row) in scores.chunks_exact(keys).enumerate() {
+        for (i, row) in scores.chunks_exact(width).enumerate() {
+            let row = &row[..keys];
             let max = row_maximum(row, scale, bias);
             let total = if words {
                 store_weights(row, (scale, bias, max), &mut out.words[i * stride..(i + 1) * stride])
@@ -268,15 +274,6 @@ dispatch! {
             out.scales[i] = if total > 0 { 1.0 / total as f32 } else { 0.0 };
             out.zero_points[i] = 0;
         }
-    }
-}
-
-/// `x * scale + mask` (HF's order), or `x * scale` without a mask.
-#[inline(always)]
-fn scaled(x: f32, scale: f32, mask: Option<f32>) -> f32 {
-    match mask {
-        Some(mask) => x * scale + mask,
-        None => x * scale,
     }
 }
 
@@ -290,33 +287,76 @@ fn weight(value: f32, max: f32) -> u32 {
     unsafe { q.to_int_unchecked::<u32>() }
 }
 
+/// `chunk * scale + mask` (HF's order), or `chunk * scale` without a mask.
+#[inline(always)]
+fn scaled(chunk: &[f32; LANES], scale: f32, mask: Option<&[f32; LANES]>) -> [f32; LANES] {
+    let mut values = [0.0f32; LANES];
+    match mask {
+        Some(mask) => {
+            for ((value, &x), &mask) in values.iter_mut().zip(chunk).zip(mask) {
+                *value = x * scale + mask;
+            }
+        }
+        None => {
+            for (value, &x) in values.iter_mut().zip(chunk) {
+                *value = x * scale;
+            }
+        }
+    }
+    values
+}
+
+/// The last, partial chunk of `row` (from `start`) and of its mask, padded: the scores with
+/// -inf (their weight is 0), the mask with 0.
+#[inline(always)]
+fn padded_tail(
+    tail: &[f32],
+    bias: Option<&[f32]>,
+    start: usize,
+) -> ([f32; LANES], Option<[f32; LANES]>) {
+    let mut last = [f32::NEG_INFINITY; LANES];
+    last[..tail.len()].copy_from_slice(tail);
+    let mut mask = [0.0f32; LANES];
+    let Some(bias) = bias else {
+        return (last, None);
+    };
+    mask[..tail.len()].copy_from_slice(&bias[start..start + tail.len()]);
+    (last, Some(mask))
+}
+
 /// The largest scaled, masked score of `row` (NaN skipped).
 #[inline(always)]
 fn row_maximum(row: &[f32], scale: f32, bias: Option<&[f32]>) -> f32 {
     let mut maxima = [f32::NEG_INFINITY; LANES];
     let (chunks, tail) = row.as_chunks::<LANES>();
-    match bias.map(|bias| bias.as_chunks::<LANES>()) {
-        Some((masks, _)) => {
-            for (chunk, mask) in chunks.iter().zip(masks) {
-                for ((max, &x), &mask) in maxima.iter_mut().zip(chunk).zip(mask) {
-                    *max = higher(*max, x * scale + mask);
-                }
-            }
-        }
-        None => {
-            for chunk in chunks {
-                for (max, &x) in maxima.iter_mut().zip(chunk) {
-                    *max = higher(*max, x * scale);
-                }
-            }
+    let masks = match bias {
+        Some(bias) => bias.as_chunks::<LANES>().0,
+        None => &[],
+    };
+    for (index, chunk) in chunks.iter().enumerate() {
+        let values = scaled(chunk, scale, masks.get(index));
+        for (max, value) in maxima.iter_mut().zip(values) {
+            *max = higher(*max, value);
         }
     }
-    let start = chunks.len() * LANES;
-    for (index, &x) in tail.iter().enumerate() {
-        let mask = bias.map(|bias| bias[start + index]);
-        maxima[index] = higher(maxima[index], scaled(x, scale, mask));
+    if !tail.is_empty() {
+        let (last, mask) = padded_tail(tail, bias, chunks.len() * LANES);
+        for (max, value) in maxima.iter_mut().zip(scaled(&last, scale, mask.as_ref())) {
+            *max = higher(*max, value);
+        }
     }
     fold_tree(maxima, higher)
+}
+
+/// The weight integers of a chunk of scores, into the running sums.
+#[inline(always)]
+fn chunk_weights(values: [f32; LANES], max: f32, sums: &mut [u32; LANES]) -> [u32; LANES] {
+    let mut weights = [0u32; LANES];
+    for ((q, value), sum) in weights.iter_mut().zip(values).zip(sums.iter_mut()) {
+        *q = weight(value, max);
+        *sum += *q;
+    }
+    weights
 }
 
 /// `row`'s weight integers into `out` (the rest 0); their sum.
@@ -328,38 +368,24 @@ fn store_weights<T: From<u8> + Copy>(
 ) -> u32 {
     let mut sums = [0u32; LANES];
     let (chunks, tail) = row.as_chunks::<LANES>();
+    let masks = match bias {
+        Some(bias) => bias.as_chunks::<LANES>().0,
+        None => &[],
+    };
     let (slots, _) = out.as_chunks_mut::<LANES>();
-    match bias.map(|bias| bias.as_chunks::<LANES>()) {
-        Some((masks, _)) => {
-            for ((chunk, mask), slots) in chunks.iter().zip(masks).zip(slots.iter_mut()) {
-                let mut weights = [0u32; LANES];
-                for ((q, &x), &mask) in weights.iter_mut().zip(chunk).zip(mask) {
-                    *q = weight(x * scale + mask, max);
-                }
-                for ((sum, slot), &q) in sums.iter_mut().zip(slots.iter_mut()).zip(&weights) {
-                    *sum += q;
-                    *slot = T::from(q as u8);
-                }
-            }
-        }
-        None => {
-            for (chunk, slots) in chunks.iter().zip(slots.iter_mut()) {
-                let mut weights = [0u32; LANES];
-                for (q, &x) in weights.iter_mut().zip(chunk) {
-                    *q = weight(x * scale, max);
-                }
-                for ((sum, slot), &q) in sums.iter_mut().zip(slots.iter_mut()).zip(&weights) {
-                    *sum += q;
-                    *slot = T::from(q as u8);
-                }
-            }
+    for (index, (chunk, slots)) in chunks.iter().zip(slots.iter_mut()).enumerate() {
+        let values = scaled(chunk, scale, masks.get(index));
+        for (slot, q) in slots.iter_mut().zip(chunk_weights(values, max, &mut sums)) {
+            *slot = T::from(q as u8);
         }
     }
     let start = chunks.len() * LANES;
-    for (index, &x) in tail.iter().enumerate() {
-        let q = weight(scaled(x, scale, bias.map(|bias| bias[start + index])), max);
-        sums[index] += q;
-        out[start + index] = T::from(q as u8);
+    if !tail.is_empty() {
+        let (last, mask) = padded_tail(tail, bias, start);
+        let weights = chunk_weights(scaled(&last, scale, mask.as_ref()), max, &mut sums);
+        for (slot, &q) in out[start..].iter_mut().zip(&weights[..tail.len()]) {
+            *slot = T::from(q as u8);
+        }
     }
     out[row.len()..].fill(T::from(0));
     sums.iter().sum()
@@ -377,19 +403,24 @@ fn prefetch_ahead(values: &[f32], start: usize, len: usize) {
     }
 }
 
-/// Each key symmetric int8 with its own scale, packed as int8 weights `(keys, d)`.
+/// Each key symmetric int8 with its own scale, packed as int8 weights `(keys, d)` padded
+/// with zero keys to whole panels.
 fn pack_keys(head: HeadRows<'_>, group: usize, scratch: &mut Int8Scratch) {
     let (keys, d) = (head.keys, head.head_size);
+    let width = keys.next_multiple_of(PANEL);
     scratch.quantized.resize(keys * d, 0);
-    scratch.key_scales.resize(keys, 0.0);
+    scratch.key_scales.clear();
+    scratch.key_scales.resize(width, 0.0);
     quantize_keys(
         head.k,
         head.kv_stride,
         d,
         &mut scratch.quantized,
-        &mut scratch.key_scales,
+        &mut scratch.key_scales[..keys],
     );
-    scratch.keys.fill_rows(&scratch.quantized, (keys, d, group));
+    scratch
+        .keys
+        .fill_rows(&scratch.quantized, (width, d, group));
 }
 
 /// Each of V's `d` columns symmetric int8 over the keys, packed as int8 weights `(d, keys)`.

@@ -47,12 +47,13 @@ impl PackedInt8 {
     }
 
     /// [`PackedInt8::pack`] in place, its buffers reused: attention packs each head's keys so.
+    /// `w` may hold fewer than `n` rows: the channels past them are 0.
     pub fn fill_rows(&mut self, w: &[i8], (n, k, group): (usize, usize, usize)) {
         self.resize((n, k, group));
         match group {
-            4 => self.copy_rows::<4>(w),
-            2 => self.copy_rows::<2>(w),
-            _ => self.copy_rows::<1>(w),
+            4 => self.copy_rows::<4>(w, k),
+            2 => self.copy_rows::<2>(w, k),
+            _ => self.copy_rows::<1>(w, k),
         }
         let rows = w.chunks_exact(k.max(1)).take(n);
         for (sum, row) in self.sums.iter_mut().zip(rows) {
@@ -60,15 +61,13 @@ impl PackedInt8 {
         }
     }
 
-    /// The rows of `w (n, k)` into their channels' slots, a group of `G` positions at a time.
-    fn copy_rows<const G: usize>(&mut self, w: &[i8]) {
-        let (k, block) = (self.k_padded, G * PANEL);
-        let Some(width) = w.len().checked_div(self.n) else {
-            return;
-        };
-        for (channel, row) in w.chunks_exact(width.max(1)).take(self.n).enumerate() {
+    /// The rows of `w (rows, k)` into their channels' slots (`rows <= n`; the channels past
+    /// them stay 0), a group of `G` positions at a time.
+    fn copy_rows<const G: usize>(&mut self, w: &[i8], k: usize) {
+        let (k_padded, block) = (self.k_padded, G * PANEL);
+        for (channel, row) in w.chunks_exact(k.max(1)).take(self.n).enumerate() {
             let (panel, slot) = (channel / PANEL, channel % PANEL);
-            let data = &mut self.data[panel * k * PANEL + slot * G..];
+            let data = &mut self.data[panel * k_padded * PANEL + slot * G..];
             let (groups, tail) = row.as_chunks::<G>();
             for (step, values) in groups.iter().enumerate() {
                 data[step * block..][..G].copy_from_slice(values);
