@@ -91,8 +91,10 @@ pub unsafe fn attend_int8(
     // The scores of whole panels of keys (the keys past `keys` are 0): whole tiles, stored
     // from registers.
     let width = keys.next_multiple_of(PANEL);
-    scratch.zeros.clear();
-    scratch.zeros.resize(width.max(d), 0.0);
+    // Only ever zeros: grown, never rewritten.
+    scratch
+        .zeros
+        .resize(scratch.zeros.len().max(width.max(d)), 0.0);
     scratch.scores.resize(queries * width, 0.0);
     // SAFETY: `scores` is this task's own (queries, width) buffer.
     unsafe {
@@ -257,10 +259,11 @@ dispatch! {
 }
 
 dispatch! {
-    /// The weights of the first `keys` of each row of `scores (rows, width)`: each row scaled, masked (`bias`) and its
-    /// exponentials `e = exp(x - max)` (in [0, 1], [`exp_coarse`]) stored as `rint(255 e)`,
-    /// u8 or u16 (`words`) in rows of `out.stride` (the padding 0), the row's scale `1 / sum`
-    /// of its integers (so that its weights sum to 1) and zero point 0.
+    /// The weights of the first `keys` scores of each row of `scores (rows, width)`: each row
+    /// scaled, masked (`bias`) and its exponentials `e = exp(x - max)` (in [0, 1],
+    /// [`exp_coarse`]) stored as `rint(255 e)`, u8 or u16 (`words`) in rows of `out.stride`
+    /// (the padding 0), the row's scale `1 / sum` of its integers (so that its weights sum to
+    /// 1) and zero point 0.
     fn quantize_weights(scores: &[f32], width: usize, keys: usize, scale: f32, bias: Option<&[f32]>, out: &mut QuantizedRows, words: bool) {
         let stride = out.stride;
         for (i, row) in scores.chunks_exact(width).enumerate() {
