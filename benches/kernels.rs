@@ -39,19 +39,31 @@ fn cpu_name() -> String {
         )
 }
 
+/// The GEMM shapes: `KERNEL_SHAPES=MxKxN,...` or MiniLM's and large ones.
+fn shapes() -> Vec<(usize, usize, usize)> {
+    let parse = |shape: &str| -> Option<(usize, usize, usize)> {
+        let mut sizes = shape.trim().split('x').map(|size| size.parse().ok());
+        Some((sizes.next()??, sizes.next()??, sizes.next()??))
+    };
+    match std::env::var("KERNEL_SHAPES") {
+        Ok(list) => list.split(',').filter_map(parse).collect(),
+        Err(_) => vec![
+            (16, 384, 1152),
+            (128, 384, 1152),
+            (128, 384, 384),
+            (128, 1536, 384),
+            (128, 384, 1536),
+            (768, 1536, 384),
+            (4096, 384, 1152),
+            (4096, 384, 1536),
+        ],
+    }
+}
+
 fn main() {
     let paths = cpu::active();
     println!("CPU: {}; paths: {paths:?}", cpu_name());
-    for &(m, k, n) in &[
-        (16usize, 384usize, 1152usize),
-        (128, 384, 1152),
-        (128, 384, 384),
-        (128, 1536, 384),
-        (128, 384, 1536),
-        (768, 1536, 384),
-        (4096, 384, 1152),
-        (4096, 384, 1536),
-    ] {
+    for (m, k, n) in shapes() {
         let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
         let p = pack_panels(&b, k, n);

@@ -1,6 +1,6 @@
 //! Which dense layers of each encoder layer run in int8, with how many bits per activation
-//! and how many outlier input channels kept in float32 (from `config.json`'s
-//! `quantization_config`, parsed by the Python layer).
+//! and how many outlier input channels kept in float32, and whether attention's two products
+//! run in int8 too (from `config.json`'s `quantization_config`, parsed by the Python layer).
 
 use std::collections::BTreeMap;
 
@@ -18,6 +18,7 @@ pub struct Quantization {
     activation_bits: BTreeMap<String, u32>,
     outlier_channels: BTreeMap<String, usize>,
     word_embeddings: bool,
+    attention: bool,
 }
 
 /// How one int8 layer runs.
@@ -59,6 +60,7 @@ impl Quantization {
             activation_bits,
             outlier_channels: BTreeMap::new(),
             word_embeddings,
+            attention: false,
         };
         let qkv: Vec<Option<u32>> = QUANTIZABLE[..3]
             .iter()
@@ -102,6 +104,19 @@ impl Quantization {
             ));
         }
         Ok(self)
+    }
+
+    /// With `attention`, attention's two products run in int8 (`nn::attend_int8`) where query,
+    /// key and value are int8 layers; without, in float32 (models quantized before the int8
+    /// attention existed say nothing, and keep their results).
+    pub fn with_attention(mut self, attention: bool) -> Self {
+        self.attention = attention;
+        self
+    }
+
+    /// Whether attention's products run in int8: asked for, and query, key and value int8.
+    pub fn int8_attention(&self) -> bool {
+        self.attention && self.bits(QUANTIZABLE[0]).is_some()
     }
 
     /// The activation bits of `module` when it runs in int8.
@@ -148,5 +163,20 @@ mod tests {
         assert!(Quantization::new([("pooler.dense".to_string(), 8)]).is_err());
         let q = Quantization::new([("output.dense".to_string(), 12)]);
         assert_eq!(q.ok().and_then(|q| q.bits("output.dense")), Some(12));
+    }
+
+    #[test]
+    fn attention_runs_in_int8_only_when_asked_and_its_projections_are_int8() -> Result<()> {
+        let qkv = || QUANTIZABLE[..3].iter().map(|name| (name.to_string(), 8));
+        assert!(!Quantization::new(qkv())?.int8_attention());
+        assert!(Quantization::new(qkv())?
+            .with_attention(true)
+            .int8_attention());
+        let ffn_only = Quantization::new([("output.dense".to_string(), 8)])?;
+        assert!(!ffn_only.with_attention(true).int8_attention());
+        assert!(!Quantization::default()
+            .with_attention(true)
+            .int8_attention());
+        Ok(())
     }
 }

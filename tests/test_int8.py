@@ -198,6 +198,42 @@ def test_outlier_channels_and_partial_quantization(
     assert float_table.state_dict()["embeddings.word_embeddings.weight"].dtype == np.float32
 
 
+def test_attention_in_int8_is_the_models_choice(
+    fp32: Encoder, minilm_golden: dict[str, Any], tmp_path: Path
+) -> None:
+    """New quantizations run attention's products in int8 and say so in their config; a
+    ``quantization_config`` without ``attention`` (written before it existed) keeps float32
+    attention, so a model quantized then gives the same bits as before the upgrade."""
+    ids, mask = minilm_golden["input_ids"], minilm_golden["attention_mask"]
+    valid = mask.astype(bool)
+    golden = minilm_golden["last_hidden_state"][valid]
+    int8_attention = fp32.quantize()
+    float_attention = fp32.quantize(attention="float32")
+    assert int8_attention.config["quantization_config"]["attention"] == "int8"
+    assert float_attention.config["quantization_config"]["attention"] == "float32"
+    out = {
+        name: model(ids, mask).last_hidden_state
+        for name, model in (("int8", int8_attention), ("float32", float_attention))
+    }
+    for name, hidden in out.items():
+        worst = cosines(hidden[valid], golden).min()
+        print(f"attention {name}: token cosine min {worst:.5f}")
+        assert worst > 0.99
+    changed = max_abs_diff(
+        "int8 against float32 attention", out["int8"][valid], out["float32"][valid]
+    )
+    assert changed > 0
+    older = dict(int8_attention.config["quantization_config"])
+    del older["attention"]
+    rebuilt = Encoder.from_tensors(
+        int8_attention.config, int8_attention.state_dict(), quantization_config=older
+    )
+    assert rebuilt.config["quantization_config"]["attention"] == "float32"
+    np.testing.assert_array_equal(rebuilt(ids, mask).last_hidden_state, out["float32"])
+    with pytest.raises(ConfigError, match="'attention' must be one of 'int8', 'float32'"):
+        fp32.quantize(attention="fp16")
+
+
 @pytest.mark.parametrize(
     ("bits", "message"),
     [
@@ -229,6 +265,7 @@ def test_broken_int8_files_are_named(tmp_path: Path) -> None:
         ("int8", "must be an object"),
         ({**config["quantization_config"], "word_embeddings": "yes"}, "true or false"),
         ({**config["quantization_config"], "format": 1}, "older oxiformer"),
+        ({**config["quantization_config"], "attention": "int4"}, "'attention' must be"),
         (
             {**config["quantization_config"], "outlier_channels": {"output.dense": -1}},
             "from 0 to 64",

@@ -24,6 +24,7 @@ from oxiformer.families import encoder_family
 from oxiformer.heads import ClassifierHead
 from oxiformer.model import MAX_BATCH_TOKENS, Encoder, _as_ids
 from oxiformer.pretrained import model_dir
+from oxiformer.quantize import DEFAULT_ATTENTION
 from oxiformer.saving import save_model
 from oxiformer.tokenizer import Tokenizer
 from oxiformer.weight_files import file_stamp
@@ -161,11 +162,12 @@ class _Classifier:
         activation_bits: Mapping[str, int] | None = None,
         word_embeddings: bool = True,
         outlier_channels: Mapping[str, int] | None = None,
+        attention: str = DEFAULT_ATTENTION,
     ) -> Any:
         """The same classifier with the encoder in int8 (arguments as
         :meth:`Encoder.quantize`); the classifier head stays float32."""
         return type(self)(
-            self.encoder.quantize(activation_bits, word_embeddings, outlier_channels),
+            self.encoder.quantize(activation_bits, word_embeddings, outlier_channels, attention),
             self.head,
             self.labels,
             self.tokenizer,

@@ -21,6 +21,7 @@ from oxiformer.config import config_path, read_config_json
 from oxiformer.errors import ConfigError, InputError, WeightsError
 from oxiformer.pretrained import model_dir
 from oxiformer.quantize import (
+    DEFAULT_ATTENTION,
     calibrate,
     default_activation_bits,
     parse_quantization_config,
@@ -194,6 +195,7 @@ class Encoder:
         activation_bits: Mapping[str, int] | None = None,
         word_embeddings: bool = True,
         outlier_channels: Mapping[str, int] | None = None,
+        attention: str = DEFAULT_ATTENTION,
     ) -> Encoder:
         """Build from a configuration and ``{HF name: array}``; names and shapes are checked.
 
@@ -204,8 +206,9 @@ class Encoder:
         ``activation_bits`` (``{layer: bits}``, default
         :data:`oxiformer.quantize.DEFAULT_ACTIVATION_BITS`; unlisted layers stay float32),
         ``outlier_channels`` (``{layer: count}``, default
-        :data:`oxiformer.quantize.DEFAULT_OUTLIER_CHANNELS`) and the word embeddings in int8
-        unless ``word_embeddings`` is false.
+        :data:`oxiformer.quantize.DEFAULT_OUTLIER_CHANNELS`), the word embeddings in int8
+        unless ``word_embeddings`` is false, and attention's two products in int8 unless
+        ``attention="float32"``.
         """
         if isinstance(config, _core.EncoderConfig):
             core_config = config
@@ -237,7 +240,7 @@ class Encoder:
             if activation_bits is None:
                 activation_bits = default_activation_bits(normalized)
             quantization = make_quantization_config(
-                activation_bits, word_embeddings, outlier_channels
+                activation_bits, word_embeddings, outlier_channels, attention
             )
             float_expected = _core.expected_tensors(core_config, with_pooler)
             floats = select_encoder_tensors(tensors, float_expected, source)
@@ -272,12 +275,14 @@ class Encoder:
         activation_bits: Mapping[str, int] | None = None,
         word_embeddings: bool = True,
         outlier_channels: Mapping[str, int] | None = None,
+        attention: str = DEFAULT_ATTENTION,
     ) -> Encoder:
         """This model with its dense layers in int8 (see :mod:`oxiformer.quantize`);
         ``activation_bits``: ``{layer: bits}`` of the layers to quantize (default
         :data:`oxiformer.quantize.DEFAULT_ACTIVATION_BITS`); ``outlier_channels``:
         ``{layer: count}`` of float32 input channels (default
-        :data:`oxiformer.quantize.DEFAULT_OUTLIER_CHANNELS`)."""
+        :data:`oxiformer.quantize.DEFAULT_OUTLIER_CHANNELS`); ``attention``: ``"int8"``
+        (attention's two products in int8 too) or ``"float32"``."""
         if self.dtype == "int8":
             raise ConfigError("this model is already quantized to int8")
         return Encoder.from_tensors(
@@ -289,6 +294,7 @@ class Encoder:
             activation_bits=activation_bits,
             word_embeddings=word_embeddings,
             outlier_channels=outlier_channels,
+            attention=attention,
         )
 
     @property

@@ -19,6 +19,10 @@ The scheme (``format`` 2): the dense layers of every encoder layer run with int8
   weight scales are taken without them. Which channels: the largest ``max |x_j|`` over a fixed
   calibration run of the float model on random token ids (:func:`calibrate`, no data needed,
   deterministic), so ``from_pretrained(dtype="int8")`` and ``oxiformer quantize`` agree.
+- Attention (``attention``: ``"int8"`` by default): the encoder's two attention products run
+  in int8 too (queries as activations, keys per key and values per column symmetric int8,
+  the softmax's weights as u8; ``rust/nn/attend_int8.rs``). ``"float32"``, and a config
+  without the entry (written before int8 attention existed), keep them in float32.
 
 Accuracy against fp32 and against ONNX Runtime's int8: the README's int8 section
 (``benches/bench_int8.py``); the other schemes measured: ``benches/RESULTS.md``
@@ -39,8 +43,10 @@ from oxiformer import _core
 from oxiformer.errors import ConfigError
 
 __all__ = [
+    "ATTENTION",
     "CALIBRATION",
     "DEFAULT_ACTIVATION_BITS",
+    "DEFAULT_ATTENTION",
     "DEFAULT_OUTLIER_CHANNELS",
     "FORMAT",
     "QUANTIZABLE",
@@ -66,6 +72,14 @@ DEFAULT_OUTLIER_CHANNELS: dict[str, int] = dict.fromkeys(QUANTIZABLE, 4)
 
 #: The calibration run that picks outlier channels: sequences, tokens each, random seed.
 CALIBRATION: tuple[int, int, int] = (16, 128, 0)
+
+#: How attention's two products (``Q K^T`` and the weights times ``V``) can run in an int8 model.
+ATTENTION: tuple[str, ...] = ("int8", "float32")
+
+#: What :func:`quantization_config` writes: attention in int8 (the README's int8 section has
+#: its cost in accuracy). A ``quantization_config`` without ``attention`` (written before it
+#: existed) means ``"float32"``.
+DEFAULT_ATTENTION = "int8"
 
 #: The version of the int8 format this module writes and reads.
 FORMAT = 2
@@ -196,10 +210,12 @@ def quantization_config(
     activation_bits: Mapping[str, int],
     word_embeddings: bool = True,
     outlier_channels: Mapping[str, int] | None = None,
+    attention: str = DEFAULT_ATTENTION,
 ) -> dict[str, Any]:
     """The ``quantization_config`` entry of ``config.json`` for an int8 model:
     ``activation_bits`` of the int8 layers, their ``outlier_channels`` (default
-    :data:`DEFAULT_OUTLIER_CHANNELS`), and whether the word embeddings are int8."""
+    :data:`DEFAULT_OUTLIER_CHANNELS`), whether the word embeddings are int8, and how attention's
+    two products run (``attention``: ``"int8"`` or ``"float32"``)."""
     if outlier_channels is None:
         outlier_channels = {name: DEFAULT_OUTLIER_CHANNELS.get(name, 0) for name in activation_bits}
     return parse_quantization_config(
@@ -212,6 +228,7 @@ def quantization_config(
             "activation_bits": dict(activation_bits),
             "outlier_channels": {name: outlier_channels.get(name, 0) for name in activation_bits},
             "word_embeddings": word_embeddings,
+            "attention": attention,
         },
         "quantization_config",
     )
@@ -267,8 +284,17 @@ def parse_quantization_config(value: Any, source: str) -> dict[str, Any]:
     word_embeddings = value.get("word_embeddings", False)
     if not isinstance(word_embeddings, bool):
         raise ConfigError(f"{where}: 'word_embeddings' must be true or false")
+    # Absent in models quantized before int8 attention existed: they keep float32 attention,
+    # so their outputs stay what they were.
+    attention = value.get("attention", "float32")
+    if attention not in ATTENTION:
+        raise ConfigError(
+            f"{where}: 'attention' must be one of {', '.join(map(repr, ATTENTION))}, "
+            f"got {attention!r}"
+        )
     canonical = dict(value)
     canonical["word_embeddings"] = word_embeddings
+    canonical["attention"] = attention
     canonical["activation_bits"] = {name: bits[name] for name in QUANTIZABLE if name in bits}
     canonical["outlier_channels"] = {
         name: outliers.get(name, 0) for name in QUANTIZABLE if name in bits

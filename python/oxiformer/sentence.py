@@ -23,6 +23,7 @@ from oxiformer.errors import ConfigError, InputError
 from oxiformer.model import MAX_BATCH_TOKENS, Encoder, pack
 from oxiformer.pooling import Pooling, normalize, pool_packed
 from oxiformer.pretrained import model_dir
+from oxiformer.quantize import DEFAULT_ATTENTION
 from oxiformer.saving import save_model
 from oxiformer.tokenizer import Tokenizer
 
@@ -110,10 +111,11 @@ class SentenceEncoder:
         activation_bits: Mapping[str, int] | None = None,
         word_embeddings: bool = True,
         outlier_channels: Mapping[str, int] | None = None,
+        attention: str = DEFAULT_ATTENTION,
     ) -> SentenceEncoder:
         """The same pipeline with the encoder in int8 (arguments as :meth:`Encoder.quantize`)."""
         return SentenceEncoder(
-            self.encoder.quantize(activation_bits, word_embeddings, outlier_channels),
+            self.encoder.quantize(activation_bits, word_embeddings, outlier_channels, attention),
             self.tokenizer,
             self.pooling,
             self.normalize,

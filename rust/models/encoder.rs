@@ -39,6 +39,9 @@ fn bytes_per_token(config: &EncoderConfig) -> usize {
 pub struct Layer {
     attention: AttentionBlock,
     feed_forward: FeedForward,
+    /// Attention's products in int8 (the model's `quantization_config` asks, and query, key
+    /// and value are int8).
+    int8_attention: bool,
 }
 
 impl Layer {
@@ -74,6 +77,7 @@ impl Layer {
         Ok(Layer {
             attention: AttentionBlock::load(tensors, &prefix, &BERT_LAYER, config, &int8)?,
             feed_forward: FeedForward::load(tensors, &prefix, &BERT_LAYER, config, &int8)?,
+            int8_attention: quantization.int8_attention(),
         })
     }
 
@@ -88,7 +92,7 @@ impl Layer {
         scratch: &mut Scratch,
     ) {
         let rows = hidden.len() / shape.hidden_size();
-        let int8 = self.attention.int8_path();
+        let int8 = self.attention.int8_path().filter(|_| self.int8_attention);
         self.attention.forward(
             hidden,
             rows,

@@ -21,7 +21,8 @@ use crate::weights::{Tensor, TensorMap};
 
 /// What is int8, from a `quantization_config` dict (see `oxiformer.quantize`):
 /// `activation_bits` `{layer name: bits}`, `outlier_channels` `{layer name: count}` and
-/// `word_embeddings` (bool); None: float32.
+/// `word_embeddings` (bool), `attention` (`"int8"`, or `"float32"` when absent); None:
+/// float32.
 fn quantization_from_py(quantization: Option<&Bound<'_, PyDict>>) -> PyResult<Quantization> {
     let Some(dict) = quantization else {
         return Ok(Quantization::default());
@@ -42,7 +43,25 @@ fn quantization_from_py(quantization: Option<&Bound<'_, PyDict>>) -> PyResult<Qu
             outliers.push((key.extract::<String>()?, value.extract::<usize>()?));
         }
     }
-    Ok(Quantization::with_word_embeddings(modules, word_embeddings)?.with_outliers(outliers)?)
+    let attention = match dict.get_item("attention")? {
+        Some(value) => match value.extract::<String>()?.as_str() {
+            "int8" => true,
+            "float32" => false,
+            other => {
+                return Err(Error::config(
+                    "quantization_config",
+                    format!("attention must be 'int8' or 'float32', got {other:?}"),
+                )
+                .into())
+            }
+        },
+        None => false,
+    };
+    Ok(
+        Quantization::with_word_embeddings(modules, word_embeddings)?
+            .with_outliers(outliers)?
+            .with_attention(attention),
+    )
 }
 
 /// The tensors the encoder needs: `{HF name: shape}`; with `quantization`
