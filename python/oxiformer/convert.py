@@ -14,6 +14,7 @@ from oxiformer._files import umask
 from oxiformer._types import PathLike
 from oxiformer.config import read_config_json
 from oxiformer.errors import ConfigError
+from oxiformer.families import decoder_family
 from oxiformer.pretrained import model_dir
 from oxiformer.weights import find_weights, has_pooler, read_tensors
 
@@ -24,20 +25,39 @@ if TYPE_CHECKING:
 __all__ = ["convert", "model_kind"]
 
 
+#: Model kinds ``convert`` does not write: how to name one, and the class that loads it
+#: (int8 at load).
+_NOT_CONVERTED = {
+    "encoder-decoder": ("an encoder-decoder", "oxiformer.EncoderDecoder"),
+    "masked-lm": ("a masked-LM", "oxiformer.MaskedLM"),
+}
+
+
 def model_kind(directory: Path) -> str:
-    """``sentence-encoder``, ``sequence-classifier`` or ``token-classifier``: from
-    ``modules.json``, else config.json's ``architectures``, else the weights (a classifier
-    with a pooler classifies sequences, one without classifies tokens)."""
+    """``sentence-encoder``, ``sequence-classifier``, ``token-classifier``, ``masked-lm`` or
+    ``encoder-decoder``: from ``modules.json``, else config.json (``encoder`` and ``decoder``
+    sections; ``architectures``), else the weights (a masked-LM head; a classifier with a
+    pooler classifies sequences, one without classifies tokens)."""
     if (directory / "modules.json").is_file():
         return "sentence-encoder"
-    architectures = [str(a) for a in read_config_json(directory).get("architectures") or []]
+    config = read_config_json(directory)
+    family = decoder_family()
+    sections = (family["encoder_prefix"], family["decoder_prefix"])
+    if all(isinstance(config.get(name.rstrip(".")), dict) for name in sections):
+        return "encoder-decoder"
+    architectures = [str(a) for a in config.get("architectures") or []]
     if any(a.endswith("ForTokenClassification") for a in architectures):
         return "token-classifier"
     if any(a.endswith("ForSequenceClassification") for a in architectures):
         return "sequence-classifier"
+    if any(a.endswith("ForMaskedLM") for a in architectures):
+        return "masked-lm"
     tensors = read_tensors(find_weights(directory))
     if "classifier.weight" in tensors:
         return "sequence-classifier" if has_pooler(tensors) else "token-classifier"
+    head = family["lm_head"]["decoder"].split(".")[0] + "."
+    if any(name.startswith(head) for name in tensors):
+        return "masked-lm"
     return "sentence-encoder"
 
 
@@ -73,6 +93,15 @@ def convert(
             "to replace the files of the same name in it"
         )
     kind = model_kind(directory)
+    if kind in _NOT_CONVERTED:
+        article, loader = _NOT_CONVERTED[kind]
+        command = "oxiformer quantize" if dtype == "int8" else "oxiformer convert"
+        at_load = ', dtype="int8"), which quantizes at load' if dtype == "int8" else ")"
+        raise ConfigError(
+            f"{directory}: {article} model; {command} writes sentence encoders and classifiers "
+            f"only (saving this one would drop its head). Load it with "
+            f"{loader}.from_pretrained(directory{at_load}"
+        )
     model: SentenceEncoder | SequenceClassifier | TokenClassifier
     if kind == "token-classifier":
         model = TokenClassifier.from_pretrained(directory, dtype=dtype)
