@@ -140,11 +140,11 @@ def atomic_write(path: PathLike, text: bool = False) -> Iterator[IO[Any]]:
     """
     path = Path(path)
     existed = path.exists()
+    out: IO[Any] | None = None
     try:
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:
         raise _write_error(path, err, existed) from err
-    out: IO[Any] | None = None
     try:
         out = os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")
         with out:
