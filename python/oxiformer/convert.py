@@ -20,7 +20,10 @@ from oxiformer.weights import find_weights, has_pooler, read_tensors
 
 if TYPE_CHECKING:
     from oxiformer.classifiers import SequenceClassifier, TokenClassifier
+    from oxiformer.masked_lm import MaskedLM
     from oxiformer.sentence import SentenceEncoder
+
+    _Saved = SentenceEncoder | SequenceClassifier | TokenClassifier | MaskedLM
 
 __all__ = ["convert", "model_kind"]
 
@@ -29,7 +32,6 @@ __all__ = ["convert", "model_kind"]
 #: (int8 at load).
 _NOT_CONVERTED = {
     "encoder-decoder": ("an encoder-decoder", "oxiformer.EncoderDecoder"),
-    "masked-lm": ("a masked-LM", "oxiformer.MaskedLM"),
 }
 
 
@@ -74,6 +76,7 @@ def convert(
     temporary file); its other files are left alone.
     """
     from oxiformer.classifiers import SequenceClassifier, TokenClassifier
+    from oxiformer.masked_lm import MaskedLM
     from oxiformer.sentence import SentenceEncoder
 
     directory = model_dir(source)
@@ -98,12 +101,14 @@ def convert(
         command = "oxiformer quantize" if dtype == "int8" else "oxiformer convert"
         at_load = ', dtype="int8"), which quantizes at load' if dtype == "int8" else ")"
         raise ConfigError(
-            f"{directory}: {article} model; {command} writes sentence encoders and classifiers "
-            f"only (saving this one would drop its head). Load it with "
+            f"{directory}: {article} model; {command} writes sentence encoders, classifiers "
+            f"and masked LMs only (saving this one would drop its decoder). Load it with "
             f"{loader}.from_pretrained(directory{at_load}"
         )
-    model: SentenceEncoder | SequenceClassifier | TokenClassifier
-    if kind == "token-classifier":
+    model: _Saved
+    if kind == "masked-lm":
+        model = MaskedLM.from_pretrained(directory, dtype=dtype)
+    elif kind == "token-classifier":
         model = TokenClassifier.from_pretrained(directory, dtype=dtype)
     elif kind == "sequence-classifier":
         model = SequenceClassifier.from_pretrained(directory, dtype=dtype)
@@ -114,7 +119,7 @@ def convert(
     return kind, _save_whole(model, out)
 
 
-def _save_whole(model: SentenceEncoder | SequenceClassifier | TokenClassifier, out: Path) -> Path:
+def _save_whole(model: _Saved, out: Path) -> Path:
     """Save into a new directory beside ``out``, then rename it to ``out`` (new or empty)."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,14 +16,24 @@ import numpy as np
 import numpy.typing as npt
 
 from oxiformer import _core
-from oxiformer.errors import WeightsError
+from oxiformer.errors import ConfigError, WeightsError
 from oxiformer.quantize import max_activation_bits, quantize_weight
 from oxiformer.weights import select_encoder_tensors
 
-__all__ = ["default_lm_head_bits", "quantize_lm_head", "select_lm_head_tensors"]
+__all__ = [
+    "LM_HEAD_BITS",
+    "default_lm_head_bits",
+    "quantize_lm_head",
+    "select_lm_head_tensors",
+    "stored_lm_head_bits",
+]
 
 #: Activation bits of the head's int8 layers, as the encoder's (capped by the input width).
 _DEFAULT_BITS = 8
+#: The head's dense layers that can be int8 (keys of the family table's ``lm_head``).
+_LAYERS = ("transform", "decoder")
+#: The ``quantization_config`` entry of a saved int8 head.
+LM_HEAD_BITS = "lm_head_activation_bits"
 
 
 def select_lm_head_tensors(
@@ -33,19 +43,28 @@ def select_lm_head_tensors(
     word_embeddings: npt.NDArray[Any] | None,
     source: str,
     tie_word_embeddings: bool = True,
-) -> dict[str, npt.NDArray[np.float32]]:
-    """The head's tensors by the core's names, float32, checked like the encoder's.
+    bits: Mapping[str, int] | None = None,
+) -> dict[str, npt.NDArray[Any]]:
+    """The head's tensors by the core's names, checked like the encoder's: float32, or, for
+    the layers in ``bits`` (a stored int8 head), int8 weights with a ``weight_scale``.
 
     ``tensors``: the checkpoint's, base prefix stripped; ``names``: the table's ``lm_head``
     entry; ``word_embeddings``: the word embeddings, which are the decoder matrix when
     ``tie_word_embeddings`` is true (as in HF, whatever the checkpoint stores under the
-    matrix's name); else the checkpoint's matrix.
+    matrix's name); else the checkpoint's matrix (always so for an int8 one).
     """
-    expected = _core.lm_head_tensors(config)
+    expected = _core.lm_head_tensors(config, dict(bits) if bits else None)
     decoder_weight, decoder_bias = f"{names['decoder']}.weight", f"{names['decoder']}.bias"
     found = {name: tensors[name] for name in expected if name in tensors}
     if names["bias"] in tensors:  # the parameter HF ties the decoder's bias to
         found[decoder_bias] = tensors[names["bias"]]
+    int8 = [f"{names[layer]}.weight" for layer in bits or {}]
+    if tie_word_embeddings and decoder_weight in int8:
+        raise ConfigError(
+            f"{source}: the LM head's decoder matrix is stored in int8 "
+            "(quantization_config's lm_head_activation_bits), so it cannot be tied to the word "
+            "embeddings: tie_word_embeddings must be false"
+        )
     if tie_word_embeddings and word_embeddings is not None:
         # HF ties the matrix to the word embeddings after loading: they win over a stored copy.
         found[decoder_weight] = word_embeddings
@@ -54,7 +73,28 @@ def select_lm_head_tensors(
             f"{source}: missing tensor '{decoder_weight}' (the LM head's decoder matrix; "
             "tie_word_embeddings is false)"
         )
-    return select_encoder_tensors(found, expected, source)
+    return select_encoder_tensors(found, expected, source, int8=int8)
+
+
+def stored_lm_head_bits(quantization_config: Any, source: str) -> dict[str, int] | None:
+    """The activation bits of an int8 model's stored int8 LM head
+    (``quantization_config["lm_head_activation_bits"]``, written by ``save_pretrained``), or
+    None (a float head)."""
+    if not isinstance(quantization_config, Mapping):
+        return None
+    bits = quantization_config.get(LM_HEAD_BITS)
+    if bits is None:
+        return None
+    where = f"{source}: quantization_config's {LM_HEAD_BITS!r}"
+    limit = _core.MAX_ACTIVATION_BITS
+    if not isinstance(bits, Mapping) or not bits:
+        raise ConfigError(f"{where} must be a non-empty object {{layer: bits}}")
+    for layer, count in bits.items():
+        if layer not in _LAYERS:
+            raise ConfigError(f"{where}: unknown layer {layer!r} (the head has {_LAYERS})")
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= limit:
+            raise ConfigError(f"{where}[{layer!r}] must be an integer from 1 to {limit}")
+    return {layer: int(bits[layer]) for layer in _LAYERS if layer in bits}
 
 
 def default_lm_head_bits(config: _core.EncoderConfig) -> dict[str, int]:

@@ -6,8 +6,9 @@ the top tokens run in NumPy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,12 +17,20 @@ import numpy.typing as npt
 from oxiformer import _core
 from oxiformer._types import FloatArray, PathLike
 from oxiformer.config import config_path, read_config_json
-from oxiformer.errors import ConfigError, InputError
+from oxiformer.errors import ConfigError, InputError, WeightsError
 from oxiformer.families import encoder_family
-from oxiformer.lm_head import default_lm_head_bits, quantize_lm_head, select_lm_head_tensors
+from oxiformer.lm_head import (
+    LM_HEAD_BITS,
+    default_lm_head_bits,
+    quantize_lm_head,
+    select_lm_head_tensors,
+    stored_lm_head_bits,
+)
 from oxiformer.model import Encoder
 from oxiformer.pretrained import model_dir
+from oxiformer.saving import save_model
 from oxiformer.tokenizer import Tokenizer
+from oxiformer.weight_files import file_stamp
 from oxiformer.weights import find_weights, read_tensors, release_pages
 
 __all__ = ["MaskedLM", "MaskedLMOutput"]
@@ -36,51 +45,80 @@ class MaskedLMOutput:
 class MaskedLM:
     """HF ``BertForMaskedLM``: the encoder, then the LM head on every token."""
 
-    def __init__(self, encoder: Encoder, head: _core.LmHead, tokenizer: Tokenizer | None) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        head: _core.LmHead,
+        tokenizer: Tokenizer | None,
+        head_source: _HeadSource | None = None,
+    ) -> None:
         self.encoder = encoder
         self.head = head
         self.tokenizer = tokenizer
+        self._head_source = head_source
 
     @classmethod
     def from_pretrained(cls, path: PathLike, *, dtype: str | None = None) -> MaskedLM:
         """Load a model directory with a masked-LM head (``cls.predictions.*``);
-        ``dtype="int8"`` quantizes the encoder and the head's two dense layers at load."""
+        ``dtype="int8"`` quantizes the encoder and the head's two dense layers at load (a
+        model saved in int8 loads as it is)."""
         directory = model_dir(path)
         raw = read_config_json(directory)
         config_source = str(config_path(directory))
         config = _core.EncoderConfig(raw, config_source)
-        family = encoder_family(raw)
-        names = family["lm_head"]
-        if names is None:
-            raise ConfigError(f"{config_source}: {family['name']} has no masked-LM head")
         weights_path = find_weights(directory)
-        source = str(weights_path)
-        prefix = family["base_prefix"]
-        tensors = {
-            name.removeprefix(prefix): array for name, array in read_tensors(weights_path).items()
-        }
-        word = tensors.get(f"{family['embeddings']['word']}.weight")
-        tie = bool(raw.get("tie_word_embeddings", True))
-        head_tensors = select_lm_head_tensors(tensors, names, config, word, source, tie)
-        bits = None
-        if dtype == "int8":
-            bits = default_lm_head_bits(config)
-            head_tensors = quantize_lm_head(head_tensors, names, bits)
+        head_source = _HeadSource(raw, str(weights_path), dtype, config_source)
+        stored = read_tensors(weights_path)
+        head_tensors, bits = head_source.tensors(config, stored)
         encoder = Encoder.from_tensors(
             config,
-            tensors,
-            source=source,
+            head_source.strip(stored),
+            source=head_source.source,
             config_source=config_source,
             dtype=dtype,
             quantization_config=raw.get("quantization_config"),
         )
-        encoder.release_tensors()
+        encoder.release_tensors(head_source.stamp)
         head = _core.LmHead(config, head_tensors, bits, release_pages)
         has_tokenizer = (directory / "tokenizer.json").is_file() or (
             directory / "vocab.txt"
         ).is_file()
         tokenizer = Tokenizer.from_pretrained(directory) if has_tokenizer else None
-        return cls(encoder, head, tokenizer)
+        return cls(encoder, head, tokenizer, head_source)
+
+    def save_pretrained(self, directory: PathLike) -> Path:
+        """Write the oxiformer format (config.json, tokenizer files, weights.npz): the
+        encoder's tensors and the head's (its decoder matrix written out, untied; an int8
+        model's head in int8, its bits in ``quantization_config``); ``from_pretrained`` loads
+        it back identically."""
+        if self._head_source is None:
+            raise ConfigError("this MaskedLM was built from parts: it has no head tensors to save")
+        tensors = self.encoder.state_dict()
+        stamp = file_stamp(self._head_source.source)
+        head, bits = self._head_source.tensors(
+            self.encoder.core_config, read_tensors(self._head_source.source)
+        )
+        if file_stamp(self._head_source.source) != stamp or stamp != self._head_source.stamp:
+            raise WeightsError(
+                f"{self._head_source.source}: the weights file changed since this model was "
+                "loaded, so its head cannot be read again; load the model again"
+            )
+        tensors.update(head)
+        config = dict(self.encoder.config)
+        config["tie_word_embeddings"] = False
+        if bits is not None:
+            config["quantization_config"] = {
+                **config["quantization_config"],
+                LM_HEAD_BITS: bits,
+            }
+        return save_model(
+            directory,
+            config=config,
+            tensors=tensors,
+            source=self.encoder.source,
+            tokenizer=self.tokenizer,
+            architecture="BertForMaskedLM",
+        )
 
     def __call__(
         self,
@@ -160,3 +198,42 @@ class MaskedLM:
 
     def __repr__(self) -> str:
         return f"MaskedLM({self.encoder!r})"
+
+
+class _HeadSource:
+    """Where a loaded head's tensors come from, to read them again for ``save_pretrained``
+    (the core keeps its own copy): the raw ``config.json``, the weights file (and its stamp
+    at load) and the ``dtype`` asked for."""
+
+    def __init__(
+        self, raw: Mapping[str, Any], source: str, dtype: str | None, config_source: str
+    ) -> None:
+        self.raw, self.source, self.dtype = raw, source, dtype
+        family = encoder_family(dict(raw))
+        names = family["lm_head"]
+        if names is None:
+            raise ConfigError(f"{config_source}: {family['name']} has no masked-LM head")
+        self.names: Mapping[str, str] = names
+        self.prefix: str = family["base_prefix"]
+        self.word: str = f"{family['embeddings']['word']}.weight"
+        self.stamp = file_stamp(source)
+
+    def strip(self, tensors: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+        """``tensors`` without the base prefix (``bert.``)."""
+        return {name.removeprefix(self.prefix): array for name, array in tensors.items()}
+
+    def tensors(
+        self, config: _core.EncoderConfig, stored: Mapping[str, npt.NDArray[Any]]
+    ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, int] | None]:
+        """The head's tensors by the core's names and its int8 layers' bits (None: float):
+        as stored (an int8 model saved with its head), or quantized now for ``dtype="int8"``."""
+        tensors = self.strip(stored)
+        quantization = self.raw.get("quantization_config")
+        bits = stored_lm_head_bits(quantization, self.source)
+        tie = bool(self.raw.get("tie_word_embeddings", True))
+        word = tensors.get(self.word)
+        head = select_lm_head_tensors(tensors, self.names, config, word, self.source, tie, bits)
+        if bits is None and self.dtype == "int8":
+            bits = default_lm_head_bits(config)
+            head = quantize_lm_head(head, self.names, bits)
+        return head, bits
