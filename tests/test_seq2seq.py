@@ -222,6 +222,59 @@ def test_int8_decoder_and_lm_head(
     assert equal
 
 
+@pytest.mark.parametrize("dtype", [None, "int8"])
+def test_convert_and_quantize_write_an_encoder_decoder_that_loads_back_identically(
+    model: oxiformer.EncoderDecoder,
+    golden: dict[str, npt.NDArray[Any]],
+    dtype: str | None,
+    tmp_path: Path,
+) -> None:
+    """``oxiformer convert`` / ``quantize`` write HF's layout (``encoder.*``,
+    ``decoder.bert.*``, ``decoder.cls.*``); an int8 model in int8 with both quantization
+    entries. The saved model gives the same bits as the source loaded with the same ``dtype``
+    (teacher-forced logits, beam search), and so does a model saved from the saved one."""
+    from oxiformer.convert import convert
+
+    kind, saved = convert(BERT2BERT, tmp_path / "saved", dtype=dtype)
+    assert kind == "encoder-decoder"
+    source = (
+        model if dtype is None else oxiformer.EncoderDecoder.from_pretrained(BERT2BERT, dtype=dtype)
+    )
+    reloaded = oxiformer.EncoderDecoder.from_pretrained(saved)
+    assert reloaded.dtype == (dtype or "float32")
+    stored = read_tensors(saved / "weights.npz")
+    int8 = np.int8 if dtype else np.float32
+    assert stored["decoder.cls.predictions.decoder.weight"].dtype == int8
+    assert stored["decoder.bert.encoder.layer.0.crossattention.self.query.weight"].dtype == int8
+    assert stored["encoder.encoder.layer.0.attention.self.query.weight"].dtype == int8
+    config = json.loads((saved / "config.json").read_text())
+    assert ("quantization_config" in config["decoder"]) == bool(dtype)
+    assert ("quantization_config" in config["encoder"]) == bool(dtype)
+    inputs = (golden["input_ids"], golden["attention_mask"])
+    for candidate in (
+        reloaded,
+        oxiformer.EncoderDecoder.from_pretrained(reloaded.save_pretrained(tmp_path / "again")),
+    ):
+        for ids in ("greedy_ids", "beam4_ids"):
+            logits = candidate(*inputs, decoder_input_ids=golden[ids]).logits
+            expected = source(*inputs, decoder_input_ids=golden[ids]).logits
+            assert logits.tobytes() == expected.tobytes()
+        beams = candidate.generate(*inputs, max_new_tokens=12, num_beams=4)
+        assert np.array_equal(beams, source.generate(*inputs, max_new_tokens=12, num_beams=4))
+    if dtype:
+        with pytest.raises(oxiformer.ConfigError, match="quantized to int8"):
+            oxiformer.EncoderDecoder.from_pretrained(saved, dtype="float32")
+        for bad, message in (
+            ({"activation_bits": {}}, "non-empty 'activation_bits'"),
+            ({"activation_bits": {"pooler.dense": 8}}, "unknown module"),
+            ({"activation_bits": {"output.dense": 0}}, "must be 1 to"),
+        ):
+            config["decoder"]["quantization_config"] = bad
+            (saved / "config.json").write_text(json.dumps(config))
+            with pytest.raises(oxiformer.ConfigError, match=message):
+                oxiformer.EncoderDecoder.from_pretrained(saved)
+
+
 def test_bad_inputs_raise_typed_errors(
     model: oxiformer.EncoderDecoder, golden: dict[str, npt.NDArray[Any]], tmp_path: Path
 ) -> None:

@@ -22,17 +22,11 @@ if TYPE_CHECKING:
     from oxiformer.classifiers import SequenceClassifier, TokenClassifier
     from oxiformer.masked_lm import MaskedLM
     from oxiformer.sentence import SentenceEncoder
+    from oxiformer.seq2seq import EncoderDecoder
 
-    _Saved = SentenceEncoder | SequenceClassifier | TokenClassifier | MaskedLM
+    _Saved = SentenceEncoder | SequenceClassifier | TokenClassifier | MaskedLM | EncoderDecoder
 
 __all__ = ["convert", "model_kind"]
-
-
-#: Model kinds ``convert`` does not write: how to name one, and the class that loads it
-#: (int8 at load).
-_NOT_CONVERTED = {
-    "encoder-decoder": ("an encoder-decoder", "oxiformer.EncoderDecoder"),
-}
 
 
 def model_kind(directory: Path) -> str:
@@ -78,6 +72,7 @@ def convert(
     from oxiformer.classifiers import SequenceClassifier, TokenClassifier
     from oxiformer.masked_lm import MaskedLM
     from oxiformer.sentence import SentenceEncoder
+    from oxiformer.seq2seq import EncoderDecoder
 
     directory = model_dir(source)
     out = checked_path("destination", destination)
@@ -96,17 +91,10 @@ def convert(
             "to replace the files of the same name in it"
         )
     kind = model_kind(directory)
-    if kind in _NOT_CONVERTED:
-        article, loader = _NOT_CONVERTED[kind]
-        command = "oxiformer quantize" if dtype == "int8" else "oxiformer convert"
-        at_load = ', dtype="int8"), which quantizes at load' if dtype == "int8" else ")"
-        raise ConfigError(
-            f"{directory}: {article} model; {command} writes sentence encoders, classifiers "
-            f"and masked LMs only (saving this one would drop its decoder). Load it with "
-            f"{loader}.from_pretrained(directory{at_load}"
-        )
     model: _Saved
-    if kind == "masked-lm":
+    if kind == "encoder-decoder":
+        model = EncoderDecoder.from_pretrained(directory, dtype=dtype)
+    elif kind == "masked-lm":
         model = MaskedLM.from_pretrained(directory, dtype=dtype)
     elif kind == "token-classifier":
         model = TokenClassifier.from_pretrained(directory, dtype=dtype)

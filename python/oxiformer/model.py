@@ -147,6 +147,8 @@ class Encoder:
         self._tensors = tensors
         self._quantized_at_load = False
         self._source_stamp: tuple[Any, ...] | None = None
+        # The names of `source` start with this (an encoder-decoder's `encoder.`).
+        self._source_prefix = ""
 
     @classmethod
     def from_pretrained(
@@ -262,13 +264,14 @@ class Encoder:
             encoder._tensors = {name: owned(array) for name, array in selected.items()}
         return encoder
 
-    def release_tensors(self, stamp: tuple[Any, ...] | None = None) -> None:
+    def release_tensors(self, stamp: tuple[Any, ...] | None = None, prefix: str = "") -> None:
         """Drop the Python copy of the tensors when ``source`` holds them (``state_dict``
-        reads them again from there, if ``file_stamp(source)`` still equals ``stamp``, taken
-        before loading); tensors quantized at load are kept."""
+        reads them again from there, under ``prefix``, if ``file_stamp(source)`` still equals
+        ``stamp``, taken before loading); tensors quantized at load are kept."""
         if not self._quantized_at_load:
             self._tensors = None
             self._source_stamp = stamp
+            self._source_prefix = prefix
 
     def quantize(
         self,
@@ -315,9 +318,11 @@ class Encoder:
         quantization = self.config.get("quantization_config")
         expected = _core.expected_tensors(self.core_config, self.has_pooler, quantization)
         int8_names = quantized_weight_names(int(self.config["num_hidden_layers"]), quantization)
-        return select_encoder_tensors(
-            read_tensors(self.source), expected, self.source, int8=int8_names
-        )
+        stored: Mapping[str, npt.NDArray[Any]] = read_tensors(self.source)
+        prefix = self._source_prefix
+        if prefix:
+            stored = {n[len(prefix) :]: a for n, a in stored.items() if n.startswith(prefix)}
+        return select_encoder_tensors(stored, expected, self.source, int8=int8_names)
 
     @property
     def core_config(self) -> _core.EncoderConfig:

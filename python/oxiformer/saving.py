@@ -20,7 +20,7 @@ from oxiformer.errors import ConfigError
 from oxiformer.tokenizer import Tokenizer
 from oxiformer.weights import save_npz
 
-__all__ = ["save_model"]
+__all__ = ["hf_config", "save_files", "save_model"]
 
 #: Our canonical activation names -> names Hugging Face also reads.
 _HF_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}
@@ -40,6 +40,28 @@ def save_model(
     plus ``extra_config``, e.g. ``id2label``), the tokenizer's files and ``weights.npz``
     (``tensors`` by HF name). ``source``: the weights file the model was loaded from, whose
     directory is refused as the destination."""
+    written: dict[str, Any] = {"model_type": "bert", "architectures": [architecture]}
+    written.update(extra_config or {})
+    written.update(hf_config(config))
+    return save_files(directory, written, tensors, source, tokenizer)
+
+
+def hf_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """An encoder's normalized configuration in HF field names (BERT's)."""
+    return {**config, "hidden_act": _HF_ACTIVATION.get(config["hidden_act"], "gelu")}
+
+
+def save_files(
+    directory: PathLike,
+    config: Mapping[str, Any],
+    tensors: Mapping[str, npt.NDArray[Any]],
+    source: str,
+    tokenizer: Tokenizer | None,
+    extra_files: Mapping[str, str] | None = None,
+) -> Path:
+    """Write ``directory``: ``weights.npz`` (``tensors``), ``config.json`` (``config``), the
+    tokenizer's files and ``extra_files`` (``{name: text}``). ``source``: the weights file the
+    model was loaded from, whose directory is refused as the destination."""
     out = checked_path("directory", directory)
     source_path = Path(source)
     source_dir = source_path.parent if source_path.exists() else None
@@ -52,14 +74,12 @@ def save_model(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"{out}: cannot create the output directory ({err})") from err
-    written: dict[str, Any] = {"model_type": "bert", "architectures": [architecture]}
-    written.update(extra_config or {})
-    written.update(config)
-    written["hidden_act"] = _HF_ACTIVATION.get(config["hidden_act"], "gelu")
     # Every file goes through a temporary file and a rename: a failure leaves each file
     # either as it was or complete.
     save_npz(out / "weights.npz", tensors)
-    write_text(out / "config.json", json.dumps(written, indent=2, sort_keys=True) + "\n")
+    write_text(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+    for name, text in (extra_files or {}).items():
+        write_text(out / name, text)
     if tokenizer is not None:
         tokenizer.save(out)
     return out

@@ -20,7 +20,11 @@ import numpy.typing as npt
 from oxiformer import _core
 from oxiformer._types import FloatArray, IntArray, PathLike
 from oxiformer.config import config_path, read_config_json
-from oxiformer.decoder_quantize import default_decoder_bits, quantize_decoder_tensors
+from oxiformer.decoder_quantize import (
+    DECODER_QUANTIZABLE,
+    default_decoder_bits,
+    quantize_decoder_tensors,
+)
 from oxiformer.errors import ConfigError, InputError, WeightsError
 from oxiformer.families import decoder_family, family_named
 from oxiformer.generation import (
@@ -34,7 +38,9 @@ from oxiformer.generation import (
 from oxiformer.lm_head import select_lm_head_tensors
 from oxiformer.model import Encoder, _as_ids
 from oxiformer.pretrained import model_dir
+from oxiformer.saving import save_files
 from oxiformer.tokenizer import Tokenizer
+from oxiformer.weight_files import file_stamp
 from oxiformer.weights import find_weights, read_tensors, release_pages, select_encoder_tensors
 
 __all__ = ["EncoderDecoder", "Seq2SeqLMOutput"]
@@ -59,11 +65,13 @@ class EncoderDecoder:
         decoder: _core.Decoder,
         settings: GenerationSettings,
         tokenizer: Tokenizer | None = None,
+        origin: _Origin | None = None,
     ) -> None:
         self.encoder = encoder
         self.decoder = decoder
         self.settings = settings
         self.tokenizer = tokenizer
+        self._origin = origin
 
     @classmethod
     def from_pretrained(cls, path: PathLike, *, dtype: str | None = None) -> EncoderDecoder:
@@ -90,7 +98,8 @@ class EncoderDecoder:
         encoder_config = _core.EncoderConfig(encoder_raw, f"{source_config} (encoder)")
         decoder_config = _core.DecoderConfig(decoder_raw, f"{source_config} (decoder)")
         weights_path = find_weights(directory)
-        source = str(weights_path)
+        origin = _Origin(raw, str(weights_path), dtype, directory / "generation_config.json")
+        source = origin.source
         tensors = read_tensors(weights_path)
         prefix = family["encoder_prefix"]
         encoder = Encoder.from_tensors(
@@ -99,14 +108,11 @@ class EncoderDecoder:
             source=source,
             config_source=f"{source_config} (encoder)",
             dtype=dtype,
+            quantization_config=encoder_raw.get("quantization_config"),
         )
-        encoder.release_tensors()
+        encoder.release_tensors(origin.stamp, prefix)
         memory_size = encoder.hidden_size
-        selected = _decoder_tensors(tensors, decoder_config, memory_size, source)
-        bits = None
-        if dtype == "int8":
-            bits = default_decoder_bits(decoder_config)
-            selected = quantize_decoder_tensors(selected, decoder_config, memory_size, bits)
+        selected, bits = origin.decoder_weights(tensors, decoder_config, memory_size)
         decoder = _core.Decoder(decoder_config, selected, memory_size, bits, release_pages)
         settings = _settings(directory, raw, decoder_raw, source_config)
         if settings.ignored:
@@ -117,7 +123,50 @@ class EncoderDecoder:
             )
         has_tokenizer = any((directory / n).is_file() for n in ("tokenizer.json", "vocab.txt"))
         tokenizer = Tokenizer.from_pretrained(directory) if has_tokenizer else None
-        return cls(encoder, decoder, settings, tokenizer)
+        return cls(encoder, decoder, settings, tokenizer, origin)
+
+    def save_pretrained(self, directory: PathLike) -> Path:
+        """Write the model to ``directory`` as HF's ``EncoderDecoderModel`` lays it out
+        (config.json with ``encoder`` and ``decoder`` sections, ``weights.npz`` with
+        ``encoder.*``, ``decoder.bert.*`` and ``decoder.cls.*``), with its tokenizer and
+        ``generation_config.json``. An int8 model is written in int8: the encoder's
+        ``quantization_config`` in the encoder section, the decoder's (``activation_bits`` of
+        its int8 modules) in the decoder section, whose LM head matrix is then written out
+        (``tie_word_embeddings`` false). ``from_pretrained`` loads it back identically."""
+        origin = self._origin
+        if origin is None:
+            raise ConfigError("this EncoderDecoder was built from parts: it has nothing to save")
+        family = decoder_family()
+        tensors = {
+            family["encoder_prefix"] + name: array
+            for name, array in self.encoder.state_dict().items()
+        }
+        if file_stamp(origin.source) != origin.stamp:
+            raise WeightsError(
+                f"{origin.source}: the weights file changed since this model was loaded, so "
+                "its decoder cannot be read again; load the model again"
+            )
+        decoder_raw = dict(origin.raw[family["decoder_prefix"].rstrip(".")])
+        config = _core.DecoderConfig(decoder_raw, f"{origin.source} (decoder)")
+        stored = read_tensors(origin.source)
+        selected, bits = origin.decoder_weights(stored, config, self.encoder.hidden_size)
+        tensors.update({_stored_decoder_name(name): array for name, array in selected.items()})
+        encoder_raw = dict(origin.raw[family["encoder_prefix"].rstrip(".")])
+        quantization = self.encoder.config.get("quantization_config")
+        if quantization is not None:
+            encoder_raw["quantization_config"] = quantization
+        if bits is not None:
+            decoder_raw[_QUANTIZATION] = {"quant_method": "oxiformer", "activation_bits": bits}
+            decoder_raw["tie_word_embeddings"] = False
+        written = {
+            **origin.raw,
+            family["encoder_prefix"].rstrip("."): encoder_raw,
+            family["decoder_prefix"].rstrip("."): decoder_raw,
+        }
+        extra = {}
+        if origin.generation_config is not None:
+            extra["generation_config.json"] = origin.generation_config
+        return save_files(directory, written, tensors, origin.source, self.tokenizer, extra)
 
     @property
     def dtype(self) -> str:
@@ -261,14 +310,86 @@ class EncoderDecoder:
         return f"EncoderDecoder(encoder={self.encoder!r}, dtype={self.dtype!r})"
 
 
+#: The decoder section's entry of an int8 model saved by ``save_pretrained``.
+_QUANTIZATION = "quantization_config"
+
+
+class _Origin:
+    """Where a loaded model comes from, to read the decoder's tensors again for
+    ``save_pretrained`` (the core keeps its own copy): the raw ``config.json``, the weights file
+    (and its stamp at load), the ``dtype`` asked for and ``generation_config.json``'s text."""
+
+    def __init__(
+        self, raw: Mapping[str, Any], source: str, dtype: str | None, generation: Path
+    ) -> None:
+        self.raw, self.source, self.dtype = raw, source, dtype
+        self.stamp = file_stamp(source)
+        self.generation_config: str | None = None
+        if generation.is_file():
+            try:
+                self.generation_config = generation.read_text(encoding="utf-8")
+            except (OSError, UnicodeError) as err:
+                raise ConfigError(f"{generation}: cannot read ({err})") from err
+
+    def decoder_weights(
+        self,
+        tensors: Mapping[str, npt.NDArray[Any]],
+        config: _core.DecoderConfig,
+        memory_size: int,
+    ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, int] | None]:
+        """The decoder's tensors by the core's names and its int8 modules' bits (None: float):
+        as stored (an int8 model saved so), or quantized now for ``dtype="int8"``."""
+        section = self.raw.get(decoder_family()["decoder_prefix"].rstrip("."), {})
+        stored = _stored_decoder_bits(section.get(_QUANTIZATION), self.source)
+        if stored is not None and self.dtype == "float32":
+            raise ConfigError(
+                f"{self.source}: this model's decoder is quantized to int8; load it with "
+                "dtype='int8' or dtype=None"
+            )
+        selected = _decoder_tensors(tensors, config, memory_size, self.source, stored)
+        if stored is None and self.dtype == "int8":
+            bits = default_decoder_bits(config)
+            return quantize_decoder_tensors(selected, config, memory_size, bits), bits
+        return selected, stored
+
+
+def _stored_decoder_bits(value: Any, source: str) -> dict[str, int] | None:
+    """The ``activation_bits`` of a saved int8 decoder's ``quantization_config``, checked."""
+    if value is None:
+        return None
+    where = f"{source}: the decoder's {_QUANTIZATION}"
+    bits = value.get("activation_bits") if isinstance(value, Mapping) else None
+    if not isinstance(bits, Mapping) or not bits:
+        raise ConfigError(f"{where} must have a non-empty 'activation_bits' {{module: bits}}")
+    limit = _core.MAX_ACTIVATION_BITS
+    for module, count in bits.items():
+        if module not in DECODER_QUANTIZABLE:
+            raise ConfigError(f"{where}: unknown module {module!r}")
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= limit:
+            raise ConfigError(f"{where}: activation_bits[{module!r}] must be 1 to {limit}")
+    return {module: int(bits[module]) for module in DECODER_QUANTIZABLE if module in bits}
+
+
+def _stored_decoder_name(name: str) -> str:
+    """A decoder tensor's name in the checkpoint, from the core's."""
+    family = decoder_family()
+    if name.startswith(family["encoder_projection"] + "."):
+        return name
+    head = name.startswith(family["lm_head"]["decoder"].split(".")[0] + ".")
+    prefix: str = family["decoder_prefix"] + ("" if head else family["body_prefix"])
+    return prefix + name
+
+
 def _decoder_tensors(
     tensors: Mapping[str, npt.NDArray[Any]],
     decoder_config: _core.DecoderConfig,
     memory_size: int,
     source: str,
+    bits: Mapping[str, int] | None = None,
 ) -> dict[str, npt.NDArray[Any]]:
     """The decoder's tensors under the core's names (``decoder.bert.`` and ``decoder.``
-    stripped), checked; the LM head's tie and bias resolved."""
+    stripped), checked; the LM head's tie and bias resolved. ``bits``: the int8 modules of a
+    saved int8 decoder (their weights int8 with a ``weight_scale``)."""
     family = decoder_family()
     prefix, body = family["decoder_prefix"], family["body_prefix"]
     projection = family["encoder_projection"] + "."
@@ -285,12 +406,18 @@ def _decoder_tensors(
             f"('{prefix}{body}encoder.layer.N.{cross}.*' and the rest of "
             f"'{cross.split('.')[0]}'): it cannot attend to the encoder's output"
         )
-    expected = _core.decoder_tensors(decoder_config, memory_size)
+    expected = _core.decoder_tensors(decoder_config, memory_size, dict(bits) if bits else None)
     tie = decoder_config.tie_word_embeddings
     word = named.get(f"{family_named(family['body'])['embeddings']['word']}.weight")
-    head = select_lm_head_tensors(named, family["lm_head"], decoder_config.model, word, source, tie)
+    names = family["lm_head"]
+    head_bits = {layer: bits[names[layer]] for layer in ("transform", "decoder")} if bits else {}
+    head_bits = {layer: count for layer, count in head_bits.items() if count}
+    head = select_lm_head_tensors(
+        named, names, decoder_config.model, word, source, tie, head_bits or None
+    )
     body_expected = {name: shape for name, shape in expected.items() if name not in head}
-    selected = select_encoder_tensors(named, body_expected, source)
+    int8 = [name.removesuffix("_scale") for name in body_expected if name.endswith("_scale")]
+    selected = select_encoder_tensors(named, body_expected, source, int8=int8)
     selected.update(head)
     return selected
 
