@@ -166,3 +166,8 @@ def test_convert_and_quantize_write_a_masked_lm_that_loads_back_identically(
         (saved / "config.json").write_text(json.dumps(config))
         with pytest.raises(oxiformer.ConfigError, match="tie_word_embeddings must be false"):
             oxiformer.MaskedLM.from_pretrained(saved)
+        config["tie_word_embeddings"] = False
+        config["quantization_config"]["lm_head_activation_bits"] = {"head": 8}
+        (saved / "config.json").write_text(json.dumps(config))
+        with pytest.raises(oxiformer.ConfigError, match="unknown module 'head'"):
+            oxiformer.MaskedLM.from_pretrained(saved)

@@ -265,9 +265,9 @@ def test_convert_and_quantize_write_an_encoder_decoder_that_loads_back_identical
         with pytest.raises(oxiformer.ConfigError, match="quantized to int8"):
             oxiformer.EncoderDecoder.from_pretrained(saved, dtype="float32")
         for bad, message in (
-            ({"activation_bits": {}}, "non-empty 'activation_bits'"),
-            ({"activation_bits": {"pooler.dense": 8}}, "unknown module"),
-            ({"activation_bits": {"output.dense": 0}}, "must be 1 to"),
+            ({"activation_bits": {}}, "'activation_bits' must be a non-empty object"),
+            ({"activation_bits": {"pooler.dense": 8}}, "unknown module 'pooler.dense'"),
+            ({"activation_bits": {"output.dense": 0}}, "must be an integer from 1 to"),
         ):
             config["decoder"]["quantization_config"] = bad
             (saved / "config.json").write_text(json.dumps(config))

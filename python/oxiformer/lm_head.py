@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from oxiformer import _core
 from oxiformer.errors import ConfigError, WeightsError
-from oxiformer.quantize import max_activation_bits, quantize_weight
+from oxiformer.quantize import checked_bits, max_activation_bits, quantize_weight
 from oxiformer.weights import select_encoder_tensors
 
 __all__ = [
@@ -85,16 +85,7 @@ def stored_lm_head_bits(quantization_config: Any, source: str) -> dict[str, int]
     bits = quantization_config.get(LM_HEAD_BITS)
     if bits is None:
         return None
-    where = f"{source}: quantization_config's {LM_HEAD_BITS!r}"
-    limit = _core.MAX_ACTIVATION_BITS
-    if not isinstance(bits, Mapping) or not bits:
-        raise ConfigError(f"{where} must be a non-empty object {{layer: bits}}")
-    for layer, count in bits.items():
-        if layer not in _LAYERS:
-            raise ConfigError(f"{where}: unknown layer {layer!r} (the head has {_LAYERS})")
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= limit:
-            raise ConfigError(f"{where}[{layer!r}] must be an integer from 1 to {limit}")
-    return {layer: int(bits[layer]) for layer in _LAYERS if layer in bits}
+    return checked_bits(bits, _LAYERS, f"{source}: quantization_config's {LM_HEAD_BITS!r}")
 
 
 def default_lm_head_bits(config: _core.EncoderConfig) -> dict[str, int]:

@@ -33,7 +33,7 @@ quantized model is recognised at load.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,7 @@ __all__ = [
     "FORMAT",
     "QUANTIZABLE",
     "calibrate",
+    "checked_bits",
     "default_activation_bits",
     "max_activation_bits",
     "parse_quantization_config",
@@ -300,6 +301,20 @@ def parse_quantization_config(value: Any, source: str) -> dict[str, Any]:
         name: outliers.get(name, 0) for name in QUANTIZABLE if name in bits
     }
     return canonical
+
+
+def checked_bits(bits: Any, allowed: Sequence[str], where: str) -> dict[str, int]:
+    """``bits`` (``{module: activation bits}`` read from a config), checked: a non-empty
+    object of modules in ``allowed``, each 1 to ``MAX_ACTIVATION_BITS``; in ``allowed``'s
+    order. ``where`` starts the errors."""
+    if not isinstance(bits, Mapping) or not bits:
+        raise ConfigError(f"{where} must be a non-empty object {{module: bits}}")
+    for module, count in bits.items():
+        if module not in allowed:
+            raise ConfigError(f"{where}: unknown module {module!r} (known: {', '.join(allowed)})")
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= _MAX_BITS:
+            raise ConfigError(f"{where}[{module!r}] must be an integer from 1 to {_MAX_BITS}")
+    return {module: int(bits[module]) for module in allowed if module in bits}
 
 
 def _check_layer(where: str, key: str, name: str) -> None:

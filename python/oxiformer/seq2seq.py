@@ -38,6 +38,7 @@ from oxiformer.generation import (
 from oxiformer.lm_head import select_lm_head_tensors
 from oxiformer.model import Encoder, _as_ids
 from oxiformer.pretrained import model_dir
+from oxiformer.quantize import checked_bits
 from oxiformer.saving import save_files
 from oxiformer.tokenizer import Tokenizer
 from oxiformer.weight_files import file_stamp
@@ -357,17 +358,9 @@ def _stored_decoder_bits(value: Any, source: str) -> dict[str, int] | None:
     """The ``activation_bits`` of a saved int8 decoder's ``quantization_config``, checked."""
     if value is None:
         return None
-    where = f"{source}: the decoder's {_QUANTIZATION}"
     bits = value.get("activation_bits") if isinstance(value, Mapping) else None
-    if not isinstance(bits, Mapping) or not bits:
-        raise ConfigError(f"{where} must have a non-empty 'activation_bits' {{module: bits}}")
-    limit = _core.MAX_ACTIVATION_BITS
-    for module, count in bits.items():
-        if module not in DECODER_QUANTIZABLE:
-            raise ConfigError(f"{where}: unknown module {module!r}")
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= limit:
-            raise ConfigError(f"{where}: activation_bits[{module!r}] must be 1 to {limit}")
-    return {module: int(bits[module]) for module in DECODER_QUANTIZABLE if module in bits}
+    where = f"{source}: the decoder's {_QUANTIZATION}'s 'activation_bits'"
+    return checked_bits(bits, DECODER_QUANTIZABLE, where)
 
 
 def _stored_decoder_name(name: str) -> str:
