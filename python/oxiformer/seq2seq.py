@@ -399,12 +399,14 @@ def _decoder_tensors(
             f"('{prefix}{body}encoder.layer.N.{cross}.*' and the rest of "
             f"'{cross.split('.')[0]}'): it cannot attend to the encoder's output"
         )
-    expected = _core.decoder_tensors(decoder_config, memory_size, dict(bits) if bits else None)
+    bits = dict(bits or {})
+    expected = _core.decoder_tensors(decoder_config, memory_size, bits or None)
     tie = decoder_config.tie_word_embeddings
     word = named.get(f"{family_named(family['body'])['embeddings']['word']}.weight")
     names = family["lm_head"]
-    head_bits = {layer: bits[names[layer]] for layer in ("transform", "decoder")} if bits else {}
-    head_bits = {layer: count for layer, count in head_bits.items() if count}
+    head_bits = {
+        layer: bits[names[layer]] for layer in ("transform", "decoder") if names[layer] in bits
+    }
     head = select_lm_head_tensors(
         named, names, decoder_config.model, word, source, tie, head_bits or None
     )
