@@ -275,6 +275,49 @@ def test_convert_and_quantize_write_an_encoder_decoder_that_loads_back_identical
                 oxiformer.EncoderDecoder.from_pretrained(saved)
 
 
+def test_a_projected_encoder_decoder_saves_and_loads_back_identically(tmp_path: Path) -> None:
+    """An encoder wider than the decoder (``enc_to_dec_proj``, random weights): the saved
+    model, fp32 and int8, keeps the projection and gives the same bits."""
+    from oxiformer import _core
+    from oxiformer.convert import convert
+
+    config = json.loads((BERT2BERT / "config.json").read_text())
+    config["encoder"].update(hidden_size=48, num_attention_heads=3, intermediate_size=96)
+    rng = np.random.default_rng(0)
+
+    def random(expected: dict[str, tuple[int, ...]]) -> dict[str, npt.NDArray[np.float32]]:
+        return {
+            name: (1.0 * name.endswith("LayerNorm.weight") + rng.normal(0, 0.2, shape)).astype(
+                np.float32
+            )
+            for name, shape in expected.items()
+        }
+
+    encoder = random(_core.expected_tensors(_core.EncoderConfig(config["encoder"], "e")))
+    decoder = random(_core.decoder_tensors(_core.DecoderConfig(config["decoder"], "d"), 48))
+    assert {"enc_to_dec_proj.weight", "enc_to_dec_proj.bias"} <= set(decoder)
+    weights = {f"encoder.{name}": array for name, array in encoder.items()}
+    for name, array in decoder.items():
+        if name.startswith("enc_to_dec_proj."):
+            weights[name] = array
+        elif name.startswith("cls."):
+            weights[f"decoder.{name}"] = array
+        else:
+            weights[f"decoder.bert.{name}"] = array
+    source = _copy(tmp_path, weights, config)
+    ids = np.array([[101, 7592, 2088, 102], [101, 2088, 102, 0]])
+    mask = (ids != 0).astype(np.int64)
+    targets = np.array([[101, 2023, 2003], [101, 1037, 3231]])
+    for dtype in (None, "int8"):
+        expected = oxiformer.EncoderDecoder.from_pretrained(source, dtype=dtype)
+        _, saved = convert(source, tmp_path / f"saved-{dtype}", dtype=dtype)
+        assert "enc_to_dec_proj.weight" in read_tensors(saved / "weights.npz")
+        reloaded = oxiformer.EncoderDecoder.from_pretrained(saved)
+        assert reloaded.dtype == (dtype or "float32")
+        logits = reloaded(ids, mask, decoder_input_ids=targets).logits
+        assert logits.tobytes() == expected(ids, mask, decoder_input_ids=targets).logits.tobytes()
+
+
 def test_bad_inputs_raise_typed_errors(
     model: oxiformer.EncoderDecoder, golden: dict[str, npt.NDArray[Any]], tmp_path: Path
 ) -> None:
