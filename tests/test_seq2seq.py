@@ -318,6 +318,42 @@ def test_a_projected_encoder_decoder_saves_and_loads_back_identically(tmp_path: 
         assert logits.tobytes() == expected(ids, mask, decoder_input_ids=targets).logits.tobytes()
 
 
+def test_tie_encoder_decoder_reads_the_shared_modules_from_the_encoder(
+    golden: dict[str, npt.NDArray[Any]], tmp_path: Path
+) -> None:
+    """With ``tie_encoder_decoder`` the decoder's embeddings, self-attention and feed-forward
+    are the encoder's (HF ties them after loading): a checkpoint that leaves them out loads,
+    and gives the bits of one that stores the encoder's values under the decoder's names. The
+    saved copy stores them and is untied."""
+    stored = dict(read_tensors(BERT2BERT / "weights.npz"))
+    config = json.loads((BERT2BERT / "config.json").read_text())
+    explicit = dict(stored)
+    for name in stored:
+        inner = name.removeprefix("decoder.bert.")
+        if name.startswith("decoder.bert.") and f"encoder.{inner}" in stored:
+            explicit[name] = stored[f"encoder.{inner}"]
+    untied = oxiformer.EncoderDecoder.from_pretrained(
+        _copy(tmp_path / "explicit", explicit, config)
+    )
+    tied_config = {**config, "tie_encoder_decoder": True}
+    left_out = {n: a for n, a in stored.items() if explicit[n] is a or "crossattention" in n}
+    assert len(left_out) < len(stored)  # the shared decoder modules are really missing
+    tied = oxiformer.EncoderDecoder.from_pretrained(_copy(tmp_path / "tied", left_out, tied_config))
+    inputs = (golden["input_ids"], golden["attention_mask"])
+    expected = untied(*inputs, decoder_input_ids=golden["greedy_ids"]).logits
+    assert tied(*inputs, decoder_input_ids=golden["greedy_ids"]).logits.tobytes() == (
+        expected.tobytes()
+    )
+    saved = tied.save_pretrained(tmp_path / "saved")
+    assert json.loads((saved / "config.json").read_text())["tie_encoder_decoder"] is False
+    again = oxiformer.EncoderDecoder.from_pretrained(saved)
+    assert again(*inputs, decoder_input_ids=golden["greedy_ids"]).logits.tobytes() == (
+        expected.tobytes()
+    )
+    with pytest.raises(oxiformer.WeightsError, match="missing tensor"):
+        oxiformer.EncoderDecoder.from_pretrained(_copy(tmp_path / "untied", left_out, config))
+
+
 def test_bad_inputs_raise_typed_errors(
     model: oxiformer.EncoderDecoder, golden: dict[str, npt.NDArray[Any]], tmp_path: Path
 ) -> None:

@@ -161,6 +161,9 @@ class EncoderDecoder:
             decoder_raw["tie_word_embeddings"] = False
         written = {
             **origin.raw,
+            # The decoder's tensors are all written out (an int8 decoder's quantized apart from
+            # the encoder), so they are no longer tied to the encoder's.
+            _TIE_ENCODER_DECODER: False,
             family["encoder_prefix"].rstrip("."): encoder_raw,
             family["decoder_prefix"].rstrip("."): decoder_raw,
         }
@@ -313,6 +316,8 @@ class EncoderDecoder:
 
 #: The decoder section's entry of an int8 model saved by ``save_pretrained``.
 _QUANTIZATION = "quantization_config"
+#: HF's flag for a decoder whose shared modules are the encoder's.
+_TIE_ENCODER_DECODER = "tie_encoder_decoder"
 
 
 class _Origin:
@@ -347,7 +352,8 @@ class _Origin:
                 f"{self.source}: this model's decoder is quantized to int8; load it with "
                 "dtype='int8' or dtype=None"
             )
-        selected = _decoder_tensors(tensors, config, memory_size, self.source, stored)
+        tie = bool(self.raw.get(_TIE_ENCODER_DECODER, False))
+        selected = _decoder_tensors(tensors, config, memory_size, self.source, stored, tie)
         if stored is None and self.dtype == "int8":
             bits = default_decoder_bits(config)
             return quantize_decoder_tensors(selected, config, memory_size, bits), bits
@@ -379,10 +385,14 @@ def _decoder_tensors(
     memory_size: int,
     source: str,
     bits: Mapping[str, int] | None = None,
+    tie_encoder_decoder: bool = False,
 ) -> dict[str, npt.NDArray[Any]]:
     """The decoder's tensors under the core's names (``decoder.bert.`` and ``decoder.``
     stripped), checked; the LM head's tie and bias resolved. ``bits``: the int8 modules of a
-    saved int8 decoder (their weights int8 with a ``weight_scale``)."""
+    saved int8 decoder (their weights int8 with a ``weight_scale``). With
+    ``tie_encoder_decoder`` (HF's ``EncoderDecoderConfig`` flag), every module the decoder's
+    body shares with the encoder (embeddings, self-attention, feed-forward) is the encoder's,
+    as HF ties them after loading, whatever the checkpoint stores under the decoder's names."""
     family = decoder_family()
     prefix, body = family["decoder_prefix"], family["body_prefix"]
     projection = family["encoder_projection"] + "."
@@ -392,6 +402,13 @@ def _decoder_tensors(
             named[name[len(prefix) :].removeprefix(body)] = array
         elif name.startswith(projection):
             named[name] = array
+    if tie_encoder_decoder:
+        shared = family["encoder_prefix"]
+        head = family["lm_head"]["decoder"].split(".")[0] + "."
+        for name, array in tensors.items():
+            inner = name[len(shared) :]
+            if name.startswith(shared) and not inner.startswith((head, projection)):
+                named[inner] = array
     cross = family["cross_attention"]["query"]
     if not any(f".{cross}." in name for name in named):
         raise WeightsError(
