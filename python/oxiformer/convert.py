@@ -14,7 +14,7 @@ from oxiformer._files import umask
 from oxiformer._types import PathLike
 from oxiformer.config import read_config_json
 from oxiformer.errors import ConfigError
-from oxiformer.families import decoder_family
+from oxiformer.families import encoder_decoder_sections, lm_head_prefix
 from oxiformer.pretrained import model_dir
 from oxiformer.weights import find_weights, has_pooler, read_tensors
 
@@ -37,9 +37,7 @@ def model_kind(directory: Path) -> str:
     if (directory / "modules.json").is_file():
         return "sentence-encoder"
     config = read_config_json(directory)
-    family = decoder_family()
-    sections = (family["encoder_prefix"], family["decoder_prefix"])
-    if all(isinstance(config.get(name.rstrip(".")), dict) for name in sections):
+    if encoder_decoder_sections(config) is not None:
         return "encoder-decoder"
     architectures = [str(a) for a in config.get("architectures") or []]
     if any(a.endswith("ForTokenClassification") for a in architectures):
@@ -51,8 +49,7 @@ def model_kind(directory: Path) -> str:
     tensors = read_tensors(find_weights(directory))
     if "classifier.weight" in tensors:
         return "sequence-classifier" if has_pooler(tensors) else "token-classifier"
-    head = family["lm_head"]["decoder"].split(".")[0] + "."
-    if any(name.startswith(head) for name in tensors):
+    if any(name.startswith(lm_head_prefix()) for name in tensors):
         return "masked-lm"
     return "sentence-encoder"
 

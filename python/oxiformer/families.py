@@ -18,9 +18,12 @@ __all__ = [
     "base_prefixes",
     "canonical_tensor_name",
     "decoder_family",
+    "encoder_decoder_keys",
+    "encoder_decoder_sections",
     "encoder_family",
     "encoder_namespaces",
     "family_named",
+    "lm_head_prefix",
     "table",
 ]
 
@@ -55,6 +58,30 @@ def decoder_family() -> dict[str, Any]:
     """The BERT decoder, and how ``EncoderDecoderModel`` nests it beside its encoder."""
     decoder: dict[str, Any] = table()["decoders"][0]
     return decoder
+
+
+def lm_head_prefix() -> str:
+    """What the LM head's tensor names start with (``"cls."``)."""
+    decoder_matrix: str = decoder_family()["lm_head"]["decoder"]
+    return decoder_matrix.split(".")[0] + "."
+
+
+def encoder_decoder_keys() -> tuple[str, str]:
+    """The keys of an ``EncoderDecoderModel`` config's encoder and decoder sections
+    (``"encoder"``, ``"decoder"``: its tensor prefixes without the dot)."""
+    family = decoder_family()
+    return family["encoder_prefix"].rstrip("."), family["decoder_prefix"].rstrip(".")
+
+
+def encoder_decoder_sections(
+    raw_config: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The encoder and decoder sections of an ``EncoderDecoderModel`` config, or None when
+    it does not have both."""
+    encoder, decoder = (raw_config.get(key) for key in encoder_decoder_keys())
+    if isinstance(encoder, dict) and isinstance(decoder, dict):
+        return encoder, decoder
+    return None
 
 
 @lru_cache(maxsize=1)

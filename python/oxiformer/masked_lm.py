@@ -17,7 +17,7 @@ import numpy.typing as npt
 from oxiformer import _core
 from oxiformer._types import FloatArray, PathLike
 from oxiformer.config import config_path, read_config_json
-from oxiformer.errors import ConfigError, InputError, WeightsError
+from oxiformer.errors import ConfigError, InputError
 from oxiformer.families import encoder_family
 from oxiformer.lm_head import (
     LM_HEAD_BITS,
@@ -30,7 +30,7 @@ from oxiformer.model import Encoder
 from oxiformer.pretrained import model_dir
 from oxiformer.saving import save_model
 from oxiformer.tokenizer import Tokenizer
-from oxiformer.weight_files import file_stamp
+from oxiformer.weight_files import check_unchanged, file_stamp
 from oxiformer.weights import find_weights, read_tensors, release_pages
 
 __all__ = ["MaskedLM", "MaskedLMOutput"]
@@ -94,15 +94,11 @@ class MaskedLM:
         if self._head_source is None:
             raise ConfigError("this MaskedLM was built from parts: it has no head tensors to save")
         tensors = self.encoder.state_dict()
-        stamp = file_stamp(self._head_source.source)
-        head, bits = self._head_source.tensors(
-            self.encoder.core_config, read_tensors(self._head_source.source)
-        )
-        if file_stamp(self._head_source.source) != stamp or stamp != self._head_source.stamp:
-            raise WeightsError(
-                f"{self._head_source.source}: the weights file changed since this model was "
-                "loaded, so its head cannot be read again; load the model again"
-            )
+        source = self._head_source
+        check_unchanged(source.source, source.stamp, "its LM head")
+        head, bits = source.tensors(self.encoder.core_config, read_tensors(source.source))
+        # Again after reading: the head's arrays were read from the file meanwhile.
+        check_unchanged(source.source, source.stamp, "its LM head")
         tensors.update(head)
         config = dict(self.encoder.config)
         config["tie_word_embeddings"] = False

@@ -29,7 +29,7 @@ from oxiformer.quantize import (
     quantized_weight_names,
 )
 from oxiformer.quantize import quantization_config as make_quantization_config
-from oxiformer.weight_files import file_stamp
+from oxiformer.weight_files import check_unchanged, file_stamp
 from oxiformer.weights import (
     find_weights,
     has_pooler,
@@ -310,11 +310,7 @@ class Encoder:
         an int8 model's quantized weights are int8 with a float32 ``weight_scale``."""
         if self._tensors is not None:
             return dict(self._tensors)
-        if self._source_stamp is None or file_stamp(self.source) != self._source_stamp:
-            raise WeightsError(
-                f"{self.source}: the weights file changed (or is gone) since this model was "
-                "loaded, so its tensors cannot be read again; load the model again"
-            )
+        check_unchanged(self.source, self._source_stamp, "its tensors")
         quantization = self.config.get("quantization_config")
         expected = _core.expected_tensors(self.core_config, self.has_pooler, quantization)
         int8_names = quantized_weight_names(int(self.config["num_hidden_layers"]), quantization)

@@ -20,7 +20,7 @@ from oxiformer.errors import ConfigError
 from oxiformer.tokenizer import Tokenizer
 from oxiformer.weights import save_npz
 
-__all__ = ["hf_config", "save_files", "save_model"]
+__all__ = ["save_files", "save_model"]
 
 #: Our canonical activation names -> names Hugging Face also reads.
 _HF_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}
@@ -42,13 +42,9 @@ def save_model(
     directory is refused as the destination."""
     written: dict[str, Any] = {"model_type": "bert", "architectures": [architecture]}
     written.update(extra_config or {})
-    written.update(hf_config(config))
+    written.update(config)
+    written["hidden_act"] = _HF_ACTIVATION.get(config["hidden_act"], "gelu")
     return save_files(directory, written, tensors, source, tokenizer)
-
-
-def hf_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """An encoder's normalized configuration in HF field names (BERT's)."""
-    return {**config, "hidden_act": _HF_ACTIVATION.get(config["hidden_act"], "gelu")}
 
 
 def save_files(

@@ -26,7 +26,13 @@ from oxiformer.decoder_quantize import (
     quantize_decoder_tensors,
 )
 from oxiformer.errors import ConfigError, InputError, WeightsError
-from oxiformer.families import decoder_family, family_named
+from oxiformer.families import (
+    decoder_family,
+    encoder_decoder_keys,
+    encoder_decoder_sections,
+    family_named,
+    lm_head_prefix,
+)
 from oxiformer.generation import (
     EarlyStopping,
     GenerationSettings,
@@ -41,7 +47,7 @@ from oxiformer.pretrained import model_dir
 from oxiformer.quantize import checked_bits
 from oxiformer.saving import save_files
 from oxiformer.tokenizer import Tokenizer
-from oxiformer.weight_files import file_stamp
+from oxiformer.weight_files import check_unchanged, file_stamp
 from oxiformer.weights import find_weights, read_tensors, release_pages, select_encoder_tensors
 
 __all__ = ["EncoderDecoder", "Seq2SeqLMOutput"]
@@ -84,22 +90,20 @@ class EncoderDecoder:
         source_config = str(config_path(directory))
         raw = read_config_json(directory)
         family = decoder_family()
-        sections = [
-            raw.get(name.rstrip("."))
-            for name in (family["encoder_prefix"], family["decoder_prefix"])
-        ]
-        encoder_raw, decoder_raw = sections
-        if not isinstance(encoder_raw, dict) or not isinstance(decoder_raw, dict):
+        sections = encoder_decoder_sections(raw)
+        if sections is None:
             raise ConfigError(
                 f"{source_config}: not an encoder-decoder configuration (needs 'encoder' and "
                 f"'decoder' sections, model_type {family['encoder_decoder_type']!r})"
             )
         if dtype not in (None, "float32", "int8"):
             raise ConfigError(f"dtype must be 'float32' or 'int8', got {dtype!r}")
+        encoder_raw, decoder_raw = sections
         encoder_config = _core.EncoderConfig(encoder_raw, f"{source_config} (encoder)")
         decoder_config = _core.DecoderConfig(decoder_raw, f"{source_config} (decoder)")
         weights_path = find_weights(directory)
-        origin = _Origin(raw, str(weights_path), dtype, directory / "generation_config.json")
+        generation = directory / "generation_config.json"
+        origin = _Origin(raw, sections, str(weights_path), dtype, generation)
         source = origin.source
         tensors = read_tensors(weights_path)
         prefix = family["encoder_prefix"]
@@ -142,17 +146,13 @@ class EncoderDecoder:
             family["encoder_prefix"] + name: array
             for name, array in self.encoder.state_dict().items()
         }
-        if file_stamp(origin.source) != origin.stamp:
-            raise WeightsError(
-                f"{origin.source}: the weights file changed since this model was loaded, so "
-                "its decoder cannot be read again; load the model again"
-            )
-        decoder_raw = dict(origin.raw[family["decoder_prefix"].rstrip(".")])
+        check_unchanged(origin.source, origin.stamp, "its decoder")
+        encoder_key, decoder_key = encoder_decoder_keys()
+        encoder_raw, decoder_raw = dict(origin.encoder_raw), dict(origin.decoder_raw)
         config = _core.DecoderConfig(decoder_raw, f"{origin.source} (decoder)")
         stored = read_tensors(origin.source)
         selected, bits = origin.decoder_weights(stored, config, self.encoder.hidden_size)
         tensors.update({_stored_decoder_name(name): array for name, array in selected.items()})
-        encoder_raw = dict(origin.raw[family["encoder_prefix"].rstrip(".")])
         quantization = self.encoder.config.get("quantization_config")
         if quantization is not None:
             encoder_raw["quantization_config"] = quantization
@@ -164,8 +164,8 @@ class EncoderDecoder:
             # The decoder's tensors are all written out (an int8 decoder's quantized apart from
             # the encoder), so they are no longer tied to the encoder's.
             _TIE_ENCODER_DECODER: False,
-            family["encoder_prefix"].rstrip("."): encoder_raw,
-            family["decoder_prefix"].rstrip("."): decoder_raw,
+            encoder_key: encoder_raw,
+            decoder_key: decoder_raw,
         }
         extra = {}
         if origin.generation_config is not None:
@@ -326,9 +326,15 @@ class _Origin:
     (and its stamp at load), the ``dtype`` asked for and ``generation_config.json``'s text."""
 
     def __init__(
-        self, raw: Mapping[str, Any], source: str, dtype: str | None, generation: Path
+        self,
+        raw: Mapping[str, Any],
+        sections: tuple[dict[str, Any], dict[str, Any]],
+        source: str,
+        dtype: str | None,
+        generation: Path,
     ) -> None:
         self.raw, self.source, self.dtype = raw, source, dtype
+        self.encoder_raw, self.decoder_raw = sections
         self.stamp = file_stamp(source)
         self.generation_config: str | None = None
         if generation.is_file():
@@ -345,8 +351,7 @@ class _Origin:
     ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, int] | None]:
         """The decoder's tensors by the core's names and its int8 modules' bits (None: float):
         as stored (an int8 model saved so), or quantized now for ``dtype="int8"``."""
-        section = self.raw.get(decoder_family()["decoder_prefix"].rstrip("."), {})
-        stored = _stored_decoder_bits(section.get(_QUANTIZATION), self.source)
+        stored = _stored_decoder_bits(self.decoder_raw.get(_QUANTIZATION), self.source)
         if stored is not None and self.dtype == "float32":
             raise ConfigError(
                 f"{self.source}: this model's decoder is quantized to int8; load it with "
@@ -374,7 +379,7 @@ def _stored_decoder_name(name: str) -> str:
     family = decoder_family()
     if name.startswith(family["encoder_projection"] + "."):
         return name
-    head = name.startswith(family["lm_head"]["decoder"].split(".")[0] + ".")
+    head = name.startswith(lm_head_prefix())
     prefix: str = family["decoder_prefix"] + ("" if head else family["body_prefix"])
     return prefix + name
 
@@ -404,10 +409,10 @@ def _decoder_tensors(
             named[name] = array
     if tie_encoder_decoder:
         shared = family["encoder_prefix"]
-        head = family["lm_head"]["decoder"].split(".")[0] + "."
+        not_shared = (lm_head_prefix(), projection)
         for name, array in tensors.items():
             inner = name[len(shared) :]
-            if name.startswith(shared) and not inner.startswith((head, projection)):
+            if name.startswith(shared) and not inner.startswith(not_shared):
                 named[inner] = array
     cross = family["cross_attention"]["query"]
     if not any(f".{cross}." in name for name in named):

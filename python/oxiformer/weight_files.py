@@ -29,7 +29,14 @@ from oxiformer._files import check_regular, open_regular
 from oxiformer._types import PathLike
 from oxiformer.errors import WeightsError
 
-__all__ = ["MAX_SAFETENSORS_HEADER", "TensorFile", "TensorSpec", "file_stamp", "read_tensors"]
+__all__ = [
+    "MAX_SAFETENSORS_HEADER",
+    "TensorFile",
+    "TensorSpec",
+    "check_unchanged",
+    "file_stamp",
+    "read_tensors",
+]
 
 
 #: Largest safetensors header accepted (the safetensors crate's own limit).
@@ -144,6 +151,17 @@ def file_stamp(path: PathLike) -> tuple[Any, ...]:
             continue
         stamps.append((str(file), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns))
     return tuple(stamps)
+
+
+def check_unchanged(path: PathLike, stamp: tuple[Any, ...] | None, what: str) -> None:
+    """Raise a :class:`WeightsError` unless ``path`` still has the ``stamp`` it had when a
+    model was loaded from it (None: never loaded), so that ``what`` (``"its tensors"``) can be
+    read from it again."""
+    if stamp is None or file_stamp(path) != stamp:
+        raise WeightsError(
+            f"{path}: the weights file changed (or is gone) since this model was loaded, so "
+            f"{what} cannot be read again; load the model again"
+        )
 
 
 # ---- .npy headers ------------------------------------------------------------------------------
