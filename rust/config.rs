@@ -28,6 +28,7 @@ impl Activation {
             Activation::GeluErf => "gelu",
             Activation::GeluTanh => "gelu_tanh",
             Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
         }
     }
 
@@ -38,6 +39,7 @@ impl Activation {
                 Some(Activation::GeluTanh)
             }
             "relu" => Some(Activation::Relu),
+            "tanh" => Some(Activation::Tanh),
             _ => None,
         }
     }
@@ -145,7 +147,7 @@ impl EncoderConfig {
                 source_name,
                 format!(
                     "unsupported 'hidden_act' {hidden_act_name:?} \
-                     (supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu)"
+                     (supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, tanh)"
                 ),
             )
         })?;

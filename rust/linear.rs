@@ -44,20 +44,26 @@ impl Linear {
             weight.extend(tensors.take(&format!("{prefix}.weight"), &shape)?);
             bias.extend(tensors.take(&format!("{prefix}.bias"), &[part_out_features])?);
         }
+        Ok(Self::new(&weight, bias, in_features))
+    }
+
+    /// From `weight (out, in)` row-major and `bias (out)`: `out` is the bias's length, and
+    /// `weight` holds `out * in_features` values (the caller checked).
+    pub fn new(weight: &[f32], bias: Vec<f32>, in_features: usize) -> Self {
         let out_features = bias.len();
-        let mut weight_t = vec![0.0f32; weight.len()];
+        let mut weight_t = vec![0.0f32; out_features * in_features];
         for (row, values) in weight.chunks_exact(in_features.max(1)).enumerate() {
             for (col, &value) in values.iter().enumerate() {
                 weight_t[col * out_features + row] = value;
             }
         }
         let weight_panels = pack_panels(&weight_t, in_features, out_features);
-        Ok(Linear {
+        Linear {
             weight_panels,
             bias,
             in_features,
             out_features,
-        })
+        }
     }
 
     pub fn in_features(&self) -> usize {

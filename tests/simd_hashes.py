@@ -5,7 +5,8 @@ picks (see ``test_simd.py``): every path must give the same bits.
 
 prints one JSON object: ``paths`` (``oxiformer.simd_info()``) and ``hashes`` (sha256 of the
 float32 outputs, C order): tiny-bert's ``last_hidden_state`` on its golden inputs in fp32 and
-int8, and with ``--minilm`` MiniLM's sentence embeddings of a few texts in fp32 and int8.
+int8, its classifiers' logits, and with ``--minilm`` MiniLM's sentence embeddings of a few
+texts in fp32 and int8.
 """
 
 from __future__ import annotations
@@ -45,6 +46,23 @@ def tiny_bert_hash(fixtures: Path, dtype: str | None) -> str:
     return sha256(output.last_hidden_state)
 
 
+def classifier_hashes(fixtures: Path) -> dict[str, str]:
+    """The logits of tiny-bert's sequence classifier (pooler, head) in fp32 and int8, and of
+    its token classifier, on the golden inputs: the heads run after the encoder."""
+    import oxiformer
+
+    golden = np.load(fixtures / TINY_BERT / "golden.npz")
+    inputs = {name: golden[name] for name in ("attention_mask", "token_type_ids")}
+    hashes = {}
+    for dtype in (None, "int8"):
+        model = oxiformer.SequenceClassifier.from_pretrained(fixtures / TINY_BERT, dtype=dtype)
+        logits = model(golden["input_ids"], **inputs).logits
+        hashes[f"tiny-bert seqcls logits {dtype or 'fp32'}"] = sha256(logits)
+    tagger = oxiformer.TokenClassifier.from_pretrained(fixtures / "tiny-bert" / "tokcls")
+    hashes["tiny-bert tokcls logits fp32"] = sha256(tagger(golden["input_ids"], **inputs).logits)
+    return hashes
+
+
 def main() -> None:
     import oxiformer
 
@@ -52,6 +70,7 @@ def main() -> None:
     hashes = {
         "tiny-bert fp32": tiny_bert_hash(fixtures, None),
         "tiny-bert int8": tiny_bert_hash(fixtures, "int8"),
+        **classifier_hashes(fixtures),
     }
     if "--minilm" in sys.argv:
         model = oxiformer.SentenceEncoder.from_pretrained()

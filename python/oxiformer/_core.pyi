@@ -17,6 +17,7 @@ __all__ = [
     "DecoderConfig",
     "DecoderMemory",
     "DecoderState",
+    "Dense",
     "EncodeOptions",
     "Encoder",
     "EncoderConfig",
@@ -101,6 +102,21 @@ def canonical_tensor_name(name: str) -> str: ...
 def lm_head_tensors(
     config: EncoderConfig, bits: Mapping[str, int] | None = None
 ) -> dict[str, tuple[int, ...]]: ...
+
+@final
+class Dense:
+    def __new__(
+        cls,
+        weight: npt.NDArray[np.float32],
+        bias: npt.NDArray[np.float32],
+        activation: str | None = None,
+        name: str = "dense",
+    ) -> Self: ...
+    @property
+    def in_features(self) -> int: ...
+    @property
+    def out_features(self) -> int: ...
+    def forward(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
 
 @final
 class LmHead:

@@ -1,31 +1,27 @@
-"""Classifier heads run in NumPy, named by the family table (``oxiformer.families``).
+"""Classifier heads, named by the family table (``oxiformer.families``).
 
 ``BertForSequenceClassification`` classifies the pooler's output with one linear layer;
 ``ElectraClassificationHead`` takes the first token through a dense layer, GELU and an output
 projection (``DistilBertForSequenceClassification``: ``pre_classifier``, ReLU,
-``classifier``); every family's token classifier is one linear layer on each token.
+``classifier``); every family's token classifier is one linear layer on each token. The layers
+run in Rust (``_core.Dense``, the encoder's GEMM), so logits are the same bits on every CPU
+and thread count, as the encoder's outputs are (NumPy's BLAS differs between CPUs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from oxiformer import reference
+from oxiformer import _core
 from oxiformer._types import FloatArray
 from oxiformer.errors import WeightsError
 
 __all__ = ["ClassifierHead"]
-
-
-_ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
-    "gelu": reference.gelu,
-    "relu": reference.relu,
-}
 
 
 def _tensor(
@@ -58,6 +54,17 @@ class ClassifierHead:
     activation: str | None = None
     pooled: bool = False
     """Whether the head reads the pooler's output (else the first token, or every token)."""
+    layers: tuple[_core.Dense, ...] = field(init=False, repr=False, compare=False)
+    """The dense layer (if any), then the output projection."""
+
+    def __post_init__(self) -> None:
+        layers = []
+        if self.dense_weight is not None and self.dense_bias is not None:
+            name = self.dense_name or "dense"
+            dense = _core.Dense(self.dense_weight, self.dense_bias, self.activation, name)
+            layers.append(dense)
+        layers.append(_core.Dense(self.weight, self.bias, None, self.out_name))
+        object.__setattr__(self, "layers", tuple(layers))
 
     @classmethod
     def load(
@@ -104,10 +111,11 @@ class ClassifierHead:
 
     def __call__(self, features: FloatArray) -> FloatArray:
         """Logits of ``features`` (..., hidden)."""
-        x = features
-        if self.dense_weight is not None and self.dense_bias is not None and self.activation:
-            x = _ACTIVATIONS[self.activation](x @ self.dense_weight.T + self.dense_bias)
-        logits: FloatArray = (x @ self.weight.T + self.bias).astype(np.float32)
+        shape = features.shape[:-1]
+        x = np.ascontiguousarray(features, dtype=np.float32).reshape(-1, features.shape[-1])
+        for layer in self.layers:
+            x = layer.forward(x)
+        logits: FloatArray = x.reshape(*shape, self.num_labels)
         return logits
 
     def tensors(self) -> dict[str, FloatArray]:

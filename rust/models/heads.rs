@@ -41,9 +41,12 @@ impl Pooler {
             })
             .collect();
         let mut pooled = vec![0.0; spans.len() * self.dense.out_features()];
-        self.dense
-            .forward(&first_tokens, spans.len(), &mut pooled, None);
-        pooled.iter_mut().for_each(|value| *value = value.tanh());
+        self.dense.forward(
+            &first_tokens,
+            spans.len(),
+            &mut pooled,
+            Some(Activation::Tanh),
+        );
         pooled
     }
 }

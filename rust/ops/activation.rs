@@ -13,6 +13,8 @@ pub enum Activation {
     /// The tanh approximation of GELU.
     GeluTanh,
     Relu,
+    /// tanh ([`vecmath::tanh`]): BERT's pooler, sentence-transformers' Dense default.
+    Tanh,
 }
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -56,6 +58,16 @@ dispatch! {
 }
 
 dispatch! {
+    fn tanh_rows(x: &mut [f32], bias: &[f32]) {
+        for row in x.chunks_exact_mut(bias.len()) {
+            for (value, &b) in row.iter_mut().zip(bias) {
+                *value = vecmath::tanh(*value + b);
+            }
+        }
+    }
+}
+
+dispatch! {
     fn relu_rows(x: &mut [f32], bias: &[f32]) {
         for row in x.chunks_exact_mut(bias.len()) {
             for (value, &b) in row.iter_mut().zip(bias) {
@@ -74,6 +86,7 @@ pub(crate) fn activate(values: &mut [f32], activation: Activation) {
         Activation::GeluErf => values.iter_mut().for_each(|v| *v = gelu_erf(*v)),
         Activation::GeluTanh => values.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
         Activation::Relu => values.iter_mut().for_each(|v| *v = relu(*v)),
+        Activation::Tanh => values.iter_mut().for_each(|v| *v = vecmath::tanh(*v)),
     }
 }
 
@@ -86,6 +99,7 @@ pub fn apply_activation(x: &mut [f32], bias: &[f32], activation: Activation) {
         Activation::GeluErf => gelu_erf_rows,
         Activation::GeluTanh => gelu_tanh_rows,
         Activation::Relu => relu_rows,
+        Activation::Tanh => tanh_rows,
     };
     let rows_per_task = super::rows_per_task(x.len() / cols, cols);
     x.par_chunks_mut(rows_per_task * cols)
@@ -112,22 +126,27 @@ mod tests {
 
     #[test]
     fn activations_match_their_definitions() {
-        let mut worst = [0.0f64; 3];
+        let mut worst = [0.0f64; 4];
         for i in -800..=800 {
             let x = i as f64 / 100.0;
             let erf_gelu = 0.5 * x * (1.0 + naive_erf(x / 2f64.sqrt()));
             let tanh_gelu = 0.5
                 * x
                 * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh());
-            let got = [gelu_erf(x as f32), gelu_tanh(x as f32), relu(x as f32)];
-            let want = [erf_gelu, tanh_gelu, x.max(0.0)];
-            for k in 0..3 {
+            let got = [
+                gelu_erf(x as f32),
+                gelu_tanh(x as f32),
+                relu(x as f32),
+                vecmath::tanh(x as f32),
+            ];
+            let want = [erf_gelu, tanh_gelu, x.max(0.0), x.tanh()];
+            for k in 0..4 {
                 worst[k] = worst[k].max((f64::from(got[k]) - want[k]).abs());
             }
         }
         println!(
-            "gelu_erf {:e}, gelu_tanh {:e}, relu {:e}",
-            worst[0], worst[1], worst[2]
+            "gelu_erf {:e}, gelu_tanh {:e}, relu {:e}, tanh {:e}",
+            worst[0], worst[1], worst[2], worst[3]
         );
         assert!(worst.iter().all(|&d| d < 2e-6), "{worst:?}");
     }

@@ -600,7 +600,12 @@ mod tests {
                 Epilogue::Overwrite,
                 Epilogue::Accumulate,
                 Epilogue::Bias(&bias, Some(Activation::Relu)),
+                Epilogue::Bias(&bias, Some(Activation::Tanh)),
             ] {
+                let activation = |x: f64| match epilogue {
+                    Epilogue::Bias(_, Some(Activation::Tanh)) => x.tanh(),
+                    _ => x.max(0.0),
+                };
                 let mut out = vec![0.5f32; m * n];
                 matmul_with(portable, &a, &packed, &mut out, (m, k, n), epilogue);
                 for i in 0..m {
@@ -609,7 +614,7 @@ mod tests {
                         let want = match epilogue {
                             Epilogue::Overwrite => dot,
                             Epilogue::Accumulate => 0.5 + dot,
-                            Epilogue::Bias(..) => (dot + f64::from(bias[j])).max(0.0),
+                            Epilogue::Bias(..) => activation(dot + f64::from(bias[j])),
                         };
                         let diff = (out[i * n + j] - want as f32).abs();
                         worst = worst.max(diff / (1.0 + want.abs() as f32));
@@ -655,6 +660,7 @@ mod tests {
                 Epilogue::Bias(&bias, Some(Activation::GeluErf)),
                 Epilogue::Bias(&bias, Some(Activation::GeluTanh)),
                 Epilogue::Bias(&bias, Some(Activation::Relu)),
+                Epilogue::Bias(&bias, Some(Activation::Tanh)),
             ] {
                 let mut want = filled(m * n, 3, 7);
                 matmul_with(portable, &a, &packed, &mut want, (m, k, n), epilogue);
@@ -725,7 +731,12 @@ mod tests {
         let b = filled(k * n, 11, 59);
         let bias: Vec<f32> = (0..n).map(|j| j as f32 / 10.0 - 2.0).collect();
         let packed = pack_panels(&b, k, n);
-        for activation in [Activation::GeluErf, Activation::GeluTanh, Activation::Relu] {
+        for activation in [
+            Activation::GeluErf,
+            Activation::GeluTanh,
+            Activation::Relu,
+            Activation::Tanh,
+        ] {
             let mut fused = vec![0.0f32; m * n];
             let epilogue = Epilogue::Bias(&bias, Some(activation));
             matmul(&a, &packed, &mut fused, m, k, n, epilogue);

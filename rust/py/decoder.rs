@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::config::PyDecoderConfig;
-use super::model::{contiguous, tensor_map};
+use super::model::{c_order, contiguous, tensor_map};
 use crate::error::Error;
 use crate::models::decoder::{Decoder, DecoderState, Memory};
 use crate::models::decoder_int8::{quantizable, DecoderQuantization};
@@ -124,9 +124,7 @@ impl PyDecoder {
             ))
             .into());
         }
-        let hidden = encoder_hidden
-            .as_slice()
-            .map_err(|_| Error::input("the encoder output must be C-contiguous"))?;
+        let hidden = c_order(&encoder_hidden, "the encoder output")?;
         let mask = contiguous(&attention_mask, "attention_mask")?;
         let decoder = Arc::clone(&self.inner);
         let memory = py.detach(|| decoder.memory(hidden, mask, shape[0], shape[1]))?;

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::config::PyEncoderConfig;
-use super::model::tensor_map;
+use super::model::{c_order, tensor_map};
 use crate::error::Error;
 use crate::models::families::BERT_LM_HEAD;
 use crate::models::heads::{LmHead, LmHeadBits};
@@ -95,9 +95,7 @@ impl PyLmHead {
             ))
             .into());
         }
-        let values = hidden
-            .as_slice()
-            .map_err(|_| Error::input("hidden states must be C-contiguous"))?;
+        let values = c_order(&hidden, "hidden states")?;
         let head = Arc::clone(&self.inner);
         let logits =
             py.detach(|| threads::run(|| head.forward(values, rows, &mut Scratch::default())))?;

@@ -12,6 +12,7 @@ use crate::threads;
 
 mod config;
 mod decoder;
+mod dense;
 mod encoding;
 mod families;
 mod heads;
@@ -98,6 +99,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     model::register(module)?;
     families::register(module)?;
     decoder::register(module)?;
+    dense::register(module)?;
     heads::register(module)?;
     tokenizer::register(module)?;
     Ok(())

@@ -261,7 +261,7 @@ pub(crate) fn tensor_map(
 
 /// An array's values in row-major order (copied: the encoder owns its weights).
 fn array_values<T: numpy::Element + Copy>(array: &PyReadonlyArrayDyn<'_, T>) -> Vec<T> {
-    match array.as_slice() {
+    match c_order(array, "") {
         Ok(slice) => slice.to_vec(),
         Err(_) => array.as_array().iter().copied().collect(),
     }
@@ -272,9 +272,20 @@ pub(crate) fn contiguous<'a, D: numpy::ndarray::Dimension>(
     array: &'a PyReadonlyArray<'_, i64, D>,
     name: &str,
 ) -> Result<&'a [i64], Error> {
-    array
-        .as_slice()
-        .map_err(|_| Error::input(format!("{name} must be C-contiguous")))
+    c_order(array, name)
+}
+
+/// The values of `array` in row-major order, borrowed: a C-contiguous array only. (`as_slice`
+/// alone also takes a Fortran-ordered one, whose memory is in column-major order.)
+pub(crate) fn c_order<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
+    array: &'a PyReadonlyArray<'_, T, D>,
+    name: &str,
+) -> Result<&'a [T], Error> {
+    let error = || Error::input(format!("{name} must be C-contiguous"));
+    if !array.is_c_contiguous() {
+        return Err(error());
+    }
+    array.as_slice().map_err(|_| error())
 }
 
 /// The sequence lengths of a packed batch (`lengths (S,)`), each at least 0.

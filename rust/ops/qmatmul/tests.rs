@@ -320,6 +320,7 @@ fn every_path_gives_the_portable_bits() {
             Some(Activation::GeluErf),
             Some(Activation::GeluTanh),
             Some(Activation::Relu),
+            Some(Activation::Tanh),
         ] {
             let epilogue = Epilogue {
                 scales: &scales,
