@@ -1,16 +1,17 @@
 """``SentenceEncoder``: sentence-transformers' ``encode`` without PyTorch.
 
 The pipeline comes from the model directory as sentence-transformers reads it:
-``modules.json`` (Transformer, then Pooling from ``1_Pooling/config.json``, then
-``2_Normalize`` when listed), the maximum length from ``sentence_bert_config.json``. The
-tokenizer files decide the lowercasing (``do_lower_case`` there is not used).
+``modules.json`` (Transformer, then Pooling from ``1_Pooling/config.json``, then any
+``Dense`` modules (``oxiformer.st_dense``), then ``Normalize`` when listed), the maximum
+length from ``sentence_bert_config.json``. The tokenizer files decide the lowercasing
+(``do_lower_case`` there is not used).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -25,6 +26,7 @@ from oxiformer.pooling import Pooling, normalize, pool_packed
 from oxiformer.pretrained import model_dir
 from oxiformer.quantize import DEFAULT_ATTENTION
 from oxiformer.saving import save_model
+from oxiformer.st_dense import DENSE_TYPE, DenseModule
 from oxiformer.tokenizer import Tokenizer
 
 __all__ = ["SentenceEncoder"]
@@ -40,26 +42,38 @@ def _read_json(path: Path) -> Any:
     return read_json(path, ConfigError)
 
 
-def _pipeline(directory: Path) -> tuple[Pooling, bool]:
-    """(pooling, normalize) from ``modules.json``; a plain HF model gets mean pooling."""
+#: The modules after the Transformer, in the order sentence-transformers allows them here.
+_ORDER = {_POOLING: 0, DENSE_TYPE: 1, _NORMALIZE: 2}
+
+
+def _pipeline(directory: Path) -> tuple[Pooling, list[DenseModule], bool]:
+    """(pooling, dense modules, normalize) from ``modules.json``; a plain HF model gets mean
+    pooling."""
     modules_path = directory / "modules.json"
     if not (modules_path.exists() or modules_path.is_symlink()):
-        return Pooling(), False
+        return Pooling(), [], False
     modules = _read_json(modules_path)
     if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
         raise ConfigError(f"{modules_path}: expected a list of modules")
     types = [str(module.get("type", "")) for module in modules]
-    unknown = [t for t in types if t not in (_TRANSFORMER, _POOLING, _NORMALIZE)]
-    if unknown or not types or types[0] != _TRANSFORMER:
+    rest = types[1:]
+    ordered = all(t in _ORDER for t in rest) and [_ORDER[t] for t in rest] == sorted(
+        _ORDER[t] for t in rest
+    )
+    once = rest.count(_POOLING) <= 1 and rest.count(_NORMALIZE) <= 1
+    if not types or types[0] != _TRANSFORMER or not ordered or not once:
         raise ConfigError(
-            f"{modules_path}: unsupported pipeline {types} "
-            "(supported: Transformer, then Pooling, then optionally Normalize)"
+            f"{modules_path}: unsupported pipeline {types} (supported: Transformer, then "
+            "Pooling, then any Dense modules, then optionally Normalize)"
         )
-    pooling = Pooling()
+    pooling, dense = Pooling(), []
     for module in modules:
+        where = directory / str(module.get("path", ""))
         if module.get("type") == _POOLING:
-            pooling = Pooling.from_config(directory / str(module.get("path", "")) / "config.json")
-    return pooling, _NORMALIZE in types
+            pooling = Pooling.from_config(where / "config.json")
+        elif module.get("type") == DENSE_TYPE:
+            dense.append(DenseModule.load(where))
+    return pooling, dense, _NORMALIZE in types
 
 
 class SentenceEncoder:
@@ -72,11 +86,22 @@ class SentenceEncoder:
         pooling: Pooling | None = None,
         normalize: bool = False,
         max_seq_length: int | None = None,
+        dense: Sequence[DenseModule] = (),
     ) -> None:
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.pooling = pooling or Pooling()
         self.normalize = normalize
+        self.dense = tuple(dense)
+        width = encoder.hidden_size * len(self.pooling.modes)
+        for index, module in enumerate(self.dense):
+            if module.in_features != width:
+                where = f"{module.source}: " if module.source else ""
+                raise ConfigError(
+                    f"{where}Dense module {index} takes {module.in_features} features, but "
+                    f"the embedding before it has {width}"
+                )
+            width = module.out_features
         limit = int(encoder.config["max_position_embeddings"])
         self.max_seq_length = min(max_seq_length or tokenizer.model_max_length or limit, limit)
 
@@ -88,7 +113,7 @@ class SentenceEncoder:
         model all-MiniLM-L6-v2 (or ``$OXIFORMER_MODEL``). ``dtype="int8"`` quantizes a float
         model at load (see :mod:`oxiformer.quantize`)."""
         directory = model_dir(path)
-        pooling, normalize_output = _pipeline(directory)
+        pooling, dense, normalize_output = _pipeline(directory)
         max_seq_length = None
         st_config = directory / "sentence_bert_config.json"
         if st_config.exists() or st_config.is_symlink():
@@ -104,7 +129,7 @@ class SentenceEncoder:
             max_seq_length = value
         encoder = Encoder.from_pretrained(directory, with_pooler=False, dtype=dtype)
         tokenizer = Tokenizer.from_pretrained(directory)
-        return cls(encoder, tokenizer, pooling, normalize_output, max_seq_length)
+        return cls(encoder, tokenizer, pooling, normalize_output, max_seq_length, dense)
 
     def quantize(
         self,
@@ -120,11 +145,14 @@ class SentenceEncoder:
             self.pooling,
             self.normalize,
             self.max_seq_length,
+            self.dense,
         )
 
     @property
     def dimension(self) -> int:
         """Size of a sentence embedding."""
+        if self.dense:
+            return self.dense[-1].out_features
         return self.encoder.hidden_size * len(self.pooling.modes)
 
     @overload
@@ -203,6 +231,8 @@ class SentenceEncoder:
                     results[index] = tokens.copy()
                 continue
             embeddings = pool_packed(self.pooling, hidden.last_hidden_state, lengths)
+            for module in self.dense:
+                embeddings = module(embeddings)
             if self.normalize or normalize_embeddings:
                 embeddings = normalize(embeddings)
             for row, index in enumerate(indices):
@@ -232,9 +262,17 @@ class SentenceEncoder:
         (out / "1_Pooling").mkdir(exist_ok=True)
         pooling_config = self.pooling.to_config(self.encoder.hidden_size)
         write_text(out / "1_Pooling" / "config.json", json.dumps(pooling_config, indent=2))
+        for module in self.dense:
+            index = len(modules)
+            modules.append(
+                {"idx": index, "name": str(index), "path": f"{index}_Dense", "type": DENSE_TYPE}
+            )
+            module.save(out / f"{index}_Dense")
         if self.normalize:
-            modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": _NORMALIZE})
-            (out / "2_Normalize").mkdir(exist_ok=True)
+            index = len(modules)
+            path = f"{index}_Normalize"
+            modules.append({"idx": index, "name": str(index), "path": path, "type": _NORMALIZE})
+            (out / path).mkdir(exist_ok=True)
         write_text(out / "modules.json", json.dumps(modules, indent=2))
         st_config = {"max_seq_length": self.max_seq_length}
         write_text(out / "sentence_bert_config.json", json.dumps(st_config, indent=2))
