@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import resource
 import signal
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +134,27 @@ def ctrl_c_reaches_python() -> None:
     """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell starts background
     jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def write_safetensors(
+    path: Path, header: dict[str, Any], data: bytes, header_size: int | None = None
+) -> None:
+    """A safetensors file with exactly this header (which may lie) and data section."""
+    header_bytes = json.dumps(header).encode()
+    size = len(header_bytes) if header_size is None else header_size
+    path.write_bytes(struct.pack("<Q", size) + header_bytes + data)
+
+
+def to_safetensors(path: Path, tensors: dict[str, npt.NDArray[Any]]) -> None:
+    """An honest float32 safetensors file."""
+    header, chunks, offset = {}, [], 0
+    for name, array in tensors.items():
+        raw = np.ascontiguousarray(array, dtype="<f4").tobytes()
+        header[name] = {
+            "dtype": "F32",
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
+        chunks.append(raw)
+        offset += len(raw)
+    write_safetensors(path, header, b"".join(chunks))

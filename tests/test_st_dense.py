@@ -10,32 +10,15 @@ embedding itself being what the MiniLM parity tests check against sentence-trans
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import oxiformer
 import pytest
+from helpers import to_safetensors
 
 TEXTS = ["A man is eating food.", "Ein Mann isst etwas.", "一个男人在吃东西。", ""]
 TANH = "torch.nn.modules.activation.Tanh"
-
-
-def safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
-    header: dict[str, Any] = {}
-    chunks, offset = [], 0
-    for name, array in tensors.items():
-        raw = np.ascontiguousarray(array, dtype="<f4").tobytes()
-        header[name] = {
-            "dtype": "F32",
-            "shape": list(array.shape),
-            "data_offsets": [offset, offset + len(raw)],
-        }
-        chunks.append(raw)
-        offset += len(raw)
-    encoded = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + b"".join(chunks))
 
 
 def dense_dir(path: Path, weight: np.ndarray, bias: np.ndarray | None, activation: str) -> None:
@@ -50,7 +33,7 @@ def dense_dir(path: Path, weight: np.ndarray, bias: np.ndarray | None, activatio
     tensors = {"linear.weight": weight}
     if bias is not None:
         tensors["linear.bias"] = bias
-    safetensors(path / "model.safetensors", tensors)
+    to_safetensors(path / "model.safetensors", tensors)
 
 
 def random_layer(out: int, inp: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -194,12 +177,12 @@ def test_bad_dense_modules_name_the_file(minilm_dir: Path, tmp_path: Path) -> No
             (dense / "model.safetensors").unlink()
             (dense / "pytorch_model.bin").write_bytes(b"PK\x03\x04")
         elif case == "shape":
-            safetensors(
+            to_safetensors(
                 dense / "model.safetensors", {"linear.weight": weight[:, :300], "linear.bias": bias}
             )
         elif case == "width":
             config["in_features"] = 300
-            safetensors(
+            to_safetensors(
                 dense / "model.safetensors", {"linear.weight": weight[:, :300], "linear.bias": bias}
             )
         elif case == "order":
@@ -207,7 +190,7 @@ def test_bad_dense_modules_name_the_file(minilm_dir: Path, tmp_path: Path) -> No
             modules[1], modules[2] = modules[2], modules[1]
             (model / "modules.json").write_text(json.dumps(modules))
         else:
-            safetensors(
+            to_safetensors(
                 dense / "model.safetensors",
                 {"linear.weight": weight, "linear.bias": bias, "x": bias},
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import struct
 import zipfile
 from pathlib import Path
@@ -11,7 +10,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from helpers import TINY_BERT_SEQCLS, max_abs_diff, require_fixtures
+from helpers import (
+    TINY_BERT_SEQCLS,
+    max_abs_diff,
+    require_fixtures,
+    to_safetensors,
+    write_safetensors,
+)
 from oxiformer import WeightsError, _core
 from oxiformer.weights import (
     find_weights,
@@ -50,30 +55,6 @@ def tiny_tensors(prefix: str = "") -> Tensors:
 
 def select(tensors: Tensors, source: str = "model-file.bin") -> dict[str, npt.NDArray[np.float32]]:
     return select_encoder_tensors(tensors, EXPECTED, source)
-
-
-def write_safetensors(
-    path: Path, header: dict[str, Any], data: bytes, header_size: int | None = None
-) -> None:
-    """A safetensors file with exactly this header (which may lie) and data section."""
-    header_bytes = json.dumps(header).encode()
-    size = len(header_bytes) if header_size is None else header_size
-    path.write_bytes(struct.pack("<Q", size) + header_bytes + data)
-
-
-def to_safetensors(path: Path, tensors: Tensors) -> None:
-    """An honest float32 safetensors file."""
-    header, chunks, offset = {}, [], 0
-    for name, array in tensors.items():
-        raw = np.ascontiguousarray(array, dtype="<f4").tobytes()
-        header[name] = {
-            "dtype": "F32",
-            "shape": list(array.shape),
-            "data_offsets": [offset, offset + len(raw)],
-        }
-        chunks.append(raw)
-        offset += len(raw)
-    write_safetensors(path, header, b"".join(chunks))
 
 
 def assert_weights_error(call: Any, *fragments: str) -> str:
