@@ -205,3 +205,18 @@ def test_bad_dense_modules_name_the_file(minilm_dir: Path, tmp_path: Path) -> No
     assert "2_Dense: Dense module 0 takes 300 features" in cases["width"]
     assert "unsupported pipeline" in cases["order"]
     assert "unexpected tensor(s) x" in cases["extra"]
+
+
+def test_ray_ships_the_dense_weights(minilm_dir: Path, tmp_path: Path) -> None:
+    """The Ray engine sends a model's files to its workers, large ones only when needed: a
+    Dense module's weights (over 1 MiB here) are needed."""
+    from oxiformer.ray import _load, model_files
+
+    weight, bias = random_layer(768, 384, 6)
+    source = st_model(tmp_path, minilm_dir, [(weight, bias, TANH)])
+    files = model_files(source)
+    assert (source / "2_Dense" / "model.safetensors").stat().st_size > 1 << 20
+    assert "2_Dense/model.safetensors" in files and "2_Dense/config.json" in files
+    worker = _load(files, None)
+    original = oxiformer.SentenceEncoder.from_pretrained(source)
+    assert worker.encode(TEXTS).tobytes() == original.encode(TEXTS).tobytes()

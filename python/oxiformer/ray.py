@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from oxiformer import _shards
+from oxiformer._files import read_json
 from oxiformer._optional import require
-from oxiformer.errors import OxiformerError
+from oxiformer.errors import ConfigError, OxiformerError
 from oxiformer.weights import find_weights
 
 if TYPE_CHECKING:
@@ -56,17 +57,34 @@ _SMALL_FILE = 1 << 20
 
 def model_files(directory: str | Path) -> dict[str, bytes]:
     """The files a model directory needs, by relative path: its small files (configs,
-    tokenizer) and its weights; other large files (other frameworks' weights) are left out."""
+    tokenizer), its weights, and the files of the sentence-transformers modules after the
+    Transformer (a Dense module's weights); other large files (other frameworks' weights)
+    are left out."""
     directory = Path(directory)
     weights = find_weights(directory)
+    modules = [directory / part for part in _module_paths(directory)]
     files = {}
     for path in sorted(directory.rglob("*")):
         relative = path.relative_to(directory)
         if not path.is_file() or relative.parts[0].startswith("."):
             continue
-        if path.stat().st_size <= _SMALL_FILE or path == weights or weights in path.parents:
+        needed = path == weights or weights in path.parents
+        needed = needed or any(module in path.parents for module in modules)
+        if needed or path.stat().st_size <= _SMALL_FILE:
             files[relative.as_posix()] = path.read_bytes()
     return files
+
+
+def _module_paths(directory: Path) -> list[str]:
+    """The directories ``modules.json`` lists (not the Transformer's, the model's root)."""
+    listing = directory / "modules.json"
+    if not listing.is_file():
+        return []
+    modules = read_json(listing, ConfigError)
+    if not isinstance(modules, list):
+        return []
+    paths = (module.get("path") for module in modules if isinstance(module, dict))
+    return [path for path in paths if isinstance(path, str) and path.strip("./")]
 
 
 def _load(files: Mapping[str, bytes], dtype: str | None) -> SentenceEncoder:
