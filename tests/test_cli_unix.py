@@ -125,6 +125,9 @@ def test_threads_after_the_command(tiny: oxiformer.SentenceEncoder) -> None:
 
 def test_classify_needs_a_classifier_model() -> None:
     one_error_line(run("classify", "x"), "classify needs a sequence-classification model")
+    # The default model is a sentence encoder: the generative commands need their own.
+    one_error_line(run("fill-mask", "a [MASK]"), "fill-mask needs a masked-LM model")
+    one_error_line(run("generate", "x"), "generate needs an encoder-decoder model")
 
 
 def test_json_commands_refuse_numpy_outputs(tmp_path: Path) -> None:

@@ -109,6 +109,11 @@ def test_fill_mask_rejects_bad_arguments(model: oxiformer.MaskedLM, tmp_path: Pa
     shutil.copy(MLM / "config.json", tmp_path / "broken")
     with pytest.raises(oxiformer.WeightsError, match=r"cls\.predictions\.decoder\.bias"):
         oxiformer.MaskedLM.from_pretrained(tmp_path / "broken")
+    # A checkpoint without any head (a base model) says so, rather than list its tensors.
+    base = {k: v for k, v in stored.items() if not k.startswith("cls.")}
+    np.savez(tmp_path / "broken" / "weights.npz", **base)
+    with pytest.raises(oxiformer.WeightsError, match=r"no masked-LM head \(no 'cls\.predictions"):
+        oxiformer.MaskedLM.from_pretrained(tmp_path / "broken")
 
 
 def test_int8_masked_lm_keeps_the_top_token(model: oxiformer.MaskedLM) -> None:

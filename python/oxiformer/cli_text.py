@@ -19,11 +19,20 @@ def _early_stopping(value: str) -> bool | str:
     return choices[value.lower()]
 
 
+def _require_model(args: argparse.Namespace, command: str, kind: str) -> None:
+    """The default model is a sentence encoder: these commands need their own."""
+    from oxiformer.errors import InputError
+
+    if args.model is None:
+        raise InputError(f"{command} needs {kind}: give its directory with --model DIR")
+
+
 def _generate(args: argparse.Namespace) -> None:
     from oxiformer._textio import read_texts, refuse_numpy_output, write_json_lines
     from oxiformer.cli import _dtype
     from oxiformer.seq2seq import EncoderDecoder
 
+    _require_model(args, "generate", "an encoder-decoder model (EncoderDecoderModel)")
     refuse_numpy_output("generate", args.output)
     texts = read_texts(args.texts, args.file)
     model = EncoderDecoder.from_pretrained(args.model, dtype=_dtype(args))
@@ -45,6 +54,7 @@ def _fill_mask(args: argparse.Namespace) -> None:
     from oxiformer.cli import _dtype
     from oxiformer.masked_lm import MaskedLM
 
+    _require_model(args, "fill-mask", "a masked-LM model (BertForMaskedLM)")
     refuse_numpy_output("fill-mask", args.output)
     texts = read_texts(args.texts, args.file)
     model = MaskedLM.from_pretrained(args.model, dtype=_dtype(args))

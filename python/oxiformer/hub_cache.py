@@ -98,9 +98,12 @@ def cached_snapshot(model_id: str) -> Path | None:
 def not_found_hint(model_id: str) -> str:
     """What the error for a missing ``model_id`` adds: where it was looked for, how to get it."""
     root = cache_dir()
-    looked = " or ".join(_repo_folder(candidate) for candidate in candidates(model_id))
+    ids = candidates(model_id)
+    looked = " or ".join(_repo_folder(candidate) for candidate in ids)
+    # A bare name: the hub wants the organisation too, sentence-transformers' one is a guess.
+    download = model_id if len(ids) == 1 else f"{ids[-1]}, or the model's org/name"
     return (
         f"; not in the Hugging Face cache either (no {looked} under {root}). oxiformer reads "
-        f"models offline: download it once (huggingface-cli download {model_id}) or pass a "
+        f"models offline: download it once (huggingface-cli download {download}) or pass a "
         "model directory"
     )

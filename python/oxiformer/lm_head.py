@@ -58,6 +58,12 @@ def select_lm_head_tensors(
     found = {name: tensors[name] for name in expected if name in tensors}
     if names["bias"] in tensors:  # the parameter HF ties the decoder's bias to
         found[decoder_bias] = tensors[names["bias"]]
+    if not found:
+        prefix = names["decoder"].rsplit(".", 1)[0]
+        raise WeightsError(
+            f"{source}: no masked-LM head (no '{prefix}.*' tensors): this checkpoint is not a "
+            "BertForMaskedLM (a base model or a sentence encoder has no LM head)"
+        )
     int8 = [f"{names[layer]}.weight" for layer in bits or {}]
     if tie_word_embeddings and decoder_weight in int8:
         raise ConfigError(
