@@ -159,6 +159,18 @@ def test_int8_is_bitwise_equal_on_1_and_2_threads(int8: Encoder) -> None:
         np.testing.assert_array_equal(one, two)
 
 
+def test_int8_batches_run_in_chunks_with_the_same_bits(int8: Encoder) -> None:
+    """An int8 model runs a batch in chunks of whole sequences (at most INT8_CHUNK_TOKENS
+    tokens, so that its activations stay in cache): each sequence gets the bits it gets alone."""
+    lengths = np.array([200, 3, 250, 120, 90, 256, 1, 77])  # 997 tokens: three chunks
+    ids = np.random.default_rng(5).integers(1000, 30000, size=int(lengths.sum()))
+    batch = int8.encode_packed(ids, lengths).split()
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    for start, n, part in zip(starts, lengths, batch):
+        alone = int8.encode_packed(ids[start : start + n], np.array([n])).split()[0]
+        assert alone.tobytes() == part.tobytes(), n
+
+
 def test_int8_packed_equals_padded(int8: Encoder) -> None:
     rng = np.random.default_rng(11)
     lengths = [5, 31, 17, 2]
