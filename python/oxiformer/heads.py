@@ -20,23 +20,9 @@ import numpy.typing as npt
 from oxiformer import _core
 from oxiformer._types import FloatArray
 from oxiformer.errors import WeightsError
+from oxiformer.weights import float_tensor
 
 __all__ = ["ClassifierHead"]
-
-
-def _tensor(
-    tensors: Mapping[str, npt.NDArray[Any]], name: str, shape: tuple[int, ...], source: str
-) -> FloatArray:
-    array = tensors.get(name)
-    if array is None:
-        raise WeightsError(f"{source}: missing tensor '{name}' (expected {shape})")
-    if tuple(array.shape) != shape:
-        raise WeightsError(f"{source}: tensor '{name}' has shape {array.shape}, expected {shape}")
-    if array.dtype.kind != "f" or not np.isfinite(array).all():
-        raise WeightsError(f"{source}: tensor '{name}' must be finite floating point")
-    # A copy, always: the head must not stay a view of a memory-mapped file, which may be
-    # rewritten (NaN logits) or truncated (SIGBUS) under a running model.
-    return np.array(array, dtype=np.float32, order="C", copy=True)
 
 
 @dataclass(frozen=True)
@@ -88,15 +74,16 @@ class ClassifierHead:
         labels = int(weight.shape[0]) if weight.ndim == 2 else 0
         head: dict[str, Any] = {
             "out_name": out,
-            "weight": _tensor(tensors, f"{out}.weight", (labels, hidden), source),
-            "bias": _tensor(tensors, f"{out}.bias", (labels,), source),
+            "weight": float_tensor(tensors, f"{out}.weight", (labels, hidden), source),
+            "bias": float_tensor(tensors, f"{out}.bias", (labels,), source),
             "pooled": spec["kind"] == "pooled",
         }
         if spec["kind"] == "first_token":
             dense = spec["dense"]
             head["dense_name"] = dense
-            head["dense_weight"] = _tensor(tensors, f"{dense}.weight", (hidden, hidden), source)
-            head["dense_bias"] = _tensor(tensors, f"{dense}.bias", (hidden,), source)
+            square = (hidden, hidden)
+            head["dense_weight"] = float_tensor(tensors, f"{dense}.weight", square, source)
+            head["dense_bias"] = float_tensor(tensors, f"{dense}.bias", (hidden,), source)
             head["activation"] = spec["activation"]
         return cls(**head)
 

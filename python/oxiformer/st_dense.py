@@ -23,6 +23,7 @@ from oxiformer._files import atomic_write, read_json, write_text
 from oxiformer._types import FloatArray
 from oxiformer.errors import ConfigError, WeightsError
 from oxiformer.weight_files import read_tensors
+from oxiformer.weights import float_tensor
 
 __all__ = ["DENSE_TYPE", "DenseModule"]
 
@@ -118,19 +119,8 @@ class DenseModule:
         extra = sorted(set(tensors) - set(expected))
         if extra:
             raise WeightsError(f"{weights}: unexpected tensor(s) {', '.join(extra)}")
-        values = {}
-        for key, shape in expected.items():
-            if key not in tensors:
-                raise WeightsError(f"{weights}: missing tensor '{key}' (expected {shape})")
-            array = tensors[key]
-            if tuple(array.shape) != shape or array.dtype.kind != "f":
-                raise WeightsError(
-                    f"{weights}: tensor '{key}' is {array.dtype} {tuple(array.shape)}, "
-                    f"expected float {shape}"
-                )
-            values[key] = np.array(array, dtype=np.float32, order="C", copy=True)
-            if not np.isfinite(values[key]).all():
-                raise WeightsError(f"{weights}: tensor '{key}' must be finite")
+        where = str(weights)
+        values = {key: float_tensor(tensors, key, shape, where) for key, shape in expected.items()}
         weight, bias_values = values["linear.weight"], values.get("linear.bias")
         return cls(weight, bias_values, ACTIVATIONS[name], str(directory))
 

@@ -36,6 +36,7 @@ from oxiformer.weight_files import TensorFile, read_tensors
 
 __all__ = [
     "find_weights",
+    "float_tensor",
     "has_pooler",
     "owned",
     "read_tensors",
@@ -83,6 +84,23 @@ def save_npz(path: PathLike, tensors: Mapping[str, npt.ArrayLike]) -> None:
         for name, array in arrays.items():
             with zf.open(name + ".npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, array, allow_pickle=False)
+
+
+def float_tensor(
+    tensors: Mapping[str, npt.NDArray[Any]], name: str, shape: tuple[int, ...], source: str
+) -> npt.NDArray[np.float32]:
+    """``tensors[name]``, checked (present, of ``shape``, finite floating point) and copied to
+    a C-ordered float32 array owned by the caller; ``source`` starts the errors."""
+    array = tensors.get(name)
+    if array is None:
+        raise WeightsError(f"{source}: missing tensor '{name}' (expected {shape})")
+    if tuple(array.shape) != shape:
+        raise WeightsError(f"{source}: tensor '{name}' has shape {array.shape}, expected {shape}")
+    if array.dtype.kind != "f" or not np.isfinite(array).all():
+        raise WeightsError(f"{source}: tensor '{name}' must be finite floating point")
+    # A copy, always: a head must not stay a view of a memory-mapped file, which may be
+    # rewritten (NaN logits) or truncated (SIGBUS) under a running model.
+    return np.array(array, dtype=np.float32, order="C", copy=True)
 
 
 def owned(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
