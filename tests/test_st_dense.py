@@ -16,6 +16,7 @@ import numpy as np
 import oxiformer
 import pytest
 from helpers import to_safetensors
+from torch_writer import write_checkpoint
 
 TEXTS = ["A man is eating food.", "Ein Mann isst etwas.", "一个男人在吃东西。", ""]
 TANH = "torch.nn.modules.activation.Tanh"
@@ -141,6 +142,19 @@ def test_two_dense_modules_and_no_bias(
     assert got.shape == (len(TEXTS), 64) and diff < 1e-5
 
 
+def test_dense_weights_from_pytorch_model_bin(minilm_dir: Path, tmp_path: Path) -> None:
+    weight, bias = random_layer(48, 384, 6)
+    source = st_model(tmp_path / "a", minilm_dir, [(weight, bias, TANH)])
+    pickled = st_model(tmp_path / "b", minilm_dir, [(weight, bias, TANH)])
+    (pickled / "2_Dense" / "model.safetensors").unlink()
+    write_checkpoint(
+        pickled / "2_Dense" / "pytorch_model.bin", {"linear.weight": weight, "linear.bias": bias}
+    )
+    want = oxiformer.SentenceEncoder.from_pretrained(source).encode(TEXTS)
+    got = oxiformer.SentenceEncoder.from_pretrained(pickled).encode(TEXTS)
+    assert got.tobytes() == want.tobytes()
+
+
 def test_save_pretrained_keeps_the_dense_module(minilm_dir: Path, tmp_path: Path) -> None:
     weight, bias = random_layer(128, 384, 4)
     source = st_model(tmp_path / "a", minilm_dir, [(weight, bias, TANH)])
@@ -167,7 +181,7 @@ def test_save_pretrained_keeps_the_dense_module(minilm_dir: Path, tmp_path: Path
 def test_bad_dense_modules_name_the_file(minilm_dir: Path, tmp_path: Path) -> None:
     weight, bias = random_layer(32, 384, 5)
     cases = {}
-    for case in ("activation", "pickle", "shape", "width", "order", "extra"):
+    for case in ("activation", "pickle", "none", "shape", "width", "order", "extra"):
         model = st_model(tmp_path / case, minilm_dir, [(weight, bias, TANH)])
         dense = model / "2_Dense"
         config = json.loads((dense / "config.json").read_text())
@@ -176,6 +190,8 @@ def test_bad_dense_modules_name_the_file(minilm_dir: Path, tmp_path: Path) -> No
         elif case == "pickle":
             (dense / "model.safetensors").unlink()
             (dense / "pytorch_model.bin").write_bytes(b"PK\x03\x04")
+        elif case == "none":
+            (dense / "model.safetensors").unlink()
         elif case == "shape":
             to_safetensors(
                 dense / "model.safetensors", {"linear.weight": weight[:, :300], "linear.bias": bias}
@@ -201,6 +217,7 @@ def test_bad_dense_modules_name_the_file(minilm_dir: Path, tmp_path: Path) -> No
         print(case, "->", cases[case])
     assert "ConfigError" in cases["activation"] and "Sigmoid" in cases["activation"]
     assert "pytorch_model.bin" in cases["pickle"] and "WeightsError" in cases["pickle"]
+    assert "no weights (model.safetensors or pytorch_model.bin)" in cases["none"]
     assert "linear.weight" in cases["shape"] and "2_Dense" in cases["shape"]
     assert "2_Dense: Dense module 0 takes 300 features" in cases["width"]
     assert "unsupported pipeline" in cases["order"]

@@ -359,7 +359,7 @@ def test_truncated_safetensors(tmp_path: Path) -> None:
 
 def test_missing_and_unknown_files(tmp_path: Path) -> None:
     assert_weights_error(lambda: read_tensors(tmp_path / "nothing.npz"), "nothing.npz", "no such")
-    other = tmp_path / "weights.bin"
+    other = tmp_path / "weights.h5"
     other.write_bytes(b"\0" * 16)
     assert_weights_error(lambda: read_tensors(other), str(other), "unknown weights format")
 

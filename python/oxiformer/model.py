@@ -1,8 +1,8 @@
 """Model API over the Rust encoder.
 
 ``Encoder`` is HF ``BertModel`` without PyTorch: load an HF model directory
-(``config.json`` + ``model.safetensors``) or an oxiformer one (``config.json`` +
-``weights.npz``), call it on id arrays, get numpy arrays back.
+(``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``) or an oxiformer one
+(``config.json`` + ``weights.npz``), call it on id arrays, get numpy arrays back.
 """
 
 from __future__ import annotations
@@ -154,8 +154,8 @@ class Encoder:
     def from_pretrained(
         cls, path: PathLike, *, with_pooler: bool | None = None, dtype: str | None = None
     ) -> Encoder:
-        """Load a model directory: ``config.json`` plus ``weights.npz``, ``model.safetensors``
-        or a ``weights/`` directory of ``.npy`` files.
+        """Load a model directory: ``config.json`` plus ``weights.npz``, ``model.safetensors``,
+        a ``weights/`` directory of ``.npy`` files or ``pytorch_model.bin``.
 
         ``with_pooler``: keep the pooler (``None``: when the checkpoint has one).
         ``dtype``: ``"int8"`` quantizes a float model at load (the same result as loading

@@ -84,8 +84,9 @@ class EncoderDecoder:
     def from_pretrained(cls, path: PathLike, *, dtype: str | None = None) -> EncoderDecoder:
         """Load an ``EncoderDecoderModel`` directory: ``config.json`` with ``encoder`` and
         ``decoder`` sections, tensors ``encoder.*``, ``decoder.bert.*`` and ``decoder.cls.*``
-        (``model.safetensors``, ``weights.npz`` or ``weights/``). ``dtype="int8"``: the
-        encoder, the decoder and its LM head in int8 (quantized at load)."""
+        (``model.safetensors``, ``weights.npz``, ``weights/`` or ``pytorch_model.bin``).
+        ``dtype="int8"``: the encoder, the decoder and its LM head in int8 (quantized at
+        load)."""
         directory = model_dir(path)
         source_config = str(config_path(directory))
         raw = read_config_json(directory)

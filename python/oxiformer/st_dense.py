@@ -3,9 +3,10 @@ sentence embedding (LaBSE, distiluse-base-multilingual-cased, ...), after ``Pool
 before ``Normalize``.
 
 Its directory (``2_Dense/``) holds ``config.json`` (``in_features``, ``out_features``,
-``bias``, ``activation_function`` as a PyTorch class path) and ``model.safetensors`` with
-``linear.weight`` ``(out, in)`` and ``linear.bias``. The layer runs on the encoder's GEMM
-(``_core.Dense``): the same bits on every CPU, as the rest of the pipeline.
+``bias``, ``activation_function`` as a PyTorch class path) and ``model.safetensors`` (or
+``pytorch_model.bin``) with ``linear.weight`` ``(out, in)`` and ``linear.bias``. The layer
+runs on the encoder's GEMM (``_core.Dense``): the same bits on every CPU, as the rest of the
+pipeline.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ ACTIVATIONS: dict[str, str | None] = {
 _TORCH_NAMES = {value: key for key, value in ACTIVATIONS.items()}
 
 _WEIGHTS = "model.safetensors"
+_TORCH_WEIGHTS = "pytorch_model.bin"
 
 
 def _count(config: dict[str, Any], key: str, source: Path) -> int:
@@ -78,7 +80,8 @@ class DenseModule:
 
     @classmethod
     def load(cls, directory: Path) -> DenseModule:
-        """The module saved in ``directory`` (``config.json`` and ``model.safetensors``)."""
+        """The module saved in ``directory`` (``config.json`` and ``model.safetensors`` or
+        ``pytorch_model.bin``)."""
         source = directory / "config.json"
         config = read_json(source, ConfigError)
         if not isinstance(config, dict):
@@ -102,16 +105,10 @@ class DenseModule:
                 )
         weights = directory / _WEIGHTS
         if not (weights.exists() or weights.is_symlink()):
-            pickled = directory / "pytorch_model.bin"
-            found = (
-                "only pytorch_model.bin, a PyTorch pickle oxiformer does not read"
-                if pickled.exists()
-                else "no weights"
-            )
-            raise WeightsError(
-                f"{weights}: missing ({found}); the model's repository usually offers "
-                f"{_WEIGHTS} for this module"
-            )
+            pickled = directory / _TORCH_WEIGHTS
+            if not (pickled.exists() or pickled.is_symlink()):
+                raise WeightsError(f"{directory}: no weights ({_WEIGHTS} or {_TORCH_WEIGHTS})")
+            weights = pickled
         tensors = read_tensors(weights)
         expected: dict[str, tuple[int, ...]] = {"linear.weight": (outputs, inputs)}
         if bias:

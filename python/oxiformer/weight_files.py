@@ -1,14 +1,15 @@
 """Weight files read lazily: every header first, data only for the tensors looked up.
 
-:func:`read_tensors` opens an ``.npz`` archive, a directory of ``.npy`` files or an HF
-``model.safetensors`` and returns a :class:`TensorFile`, a read-only mapping ``{stored name:
-array}``. Opening reads and checks the headers only: names, dtypes (no Python objects, so no
-pickle is ever loaded), shapes, and that the bytes each header declares are in the file. An
-array is read (an ``.npz`` member decompressed) or memory-mapped (``.npy``, safetensors) when
-it is looked up, so an unused member costs nothing, and a header that declares more data than
-the file holds is a :class:`WeightsError` before anything is allocated. Only regular files are
-opened (``oxiformer._files``): a FIFO or a device in place of a weight file is refused.
-"""
+:func:`read_tensors` opens an ``.npz`` archive, a directory of ``.npy`` files, an HF
+``model.safetensors`` or a PyTorch ``pytorch_model.bin`` and returns a :class:`TensorFile`, a
+read-only mapping ``{stored name: array}``. Opening reads and checks the headers only: names,
+dtypes (no Python objects: no pickle is loaded, except a PyTorch checkpoint's, by an unpickler
+that knows tensors only), shapes, and that the bytes each header declares are in the file. An
+array is read (an ``.npz`` member decompressed) or memory-mapped (``.npy``, safetensors,
+PyTorch) when it is looked up, so an unused member costs nothing, and a header that declares
+more data than the file holds is a :class:`WeightsError` before anything is allocated. Only
+regular files are opened (``oxiformer._files``): a FIFO or a device in place of a weight file
+is refused."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import numpy.typing as npt
 from oxiformer._files import check_regular, open_regular
 from oxiformer._types import PathLike
 from oxiformer.errors import WeightsError
+from oxiformer.torch_checkpoint import TORCH_SUFFIXES, open_checkpoint
 
 __all__ = [
     "MAX_SAFETENSORS_HEADER",
@@ -118,20 +120,25 @@ def read_tensors(path: PathLike) -> TensorFile:
     """The tensors of a weights file, by stored name (headers read and checked, data not yet).
 
     ``path`` is a ``.npz`` archive (read without pickles), a directory of ``.npy`` files
-    (memory-mapped; the name is the file stem) or a ``.safetensors`` file (memory-mapped;
-    F16 and BF16 upcast to float32, other dtypes returned as stored).
+    (memory-mapped; the name is the file stem), a ``.safetensors`` file (memory-mapped;
+    F16 and BF16 upcast to float32, other dtypes returned as stored) or a PyTorch checkpoint
+    (``.bin``, ``.pt``, ``.pth``: :mod:`oxiformer.torch_checkpoint`, the same).
     """
     path = Path(path)
     if path.is_dir():
         return _open_npy_dir(path)
-    if path.suffix not in (".npz", ".safetensors"):
+    if path.suffix not in (".npz", ".safetensors", *TORCH_SUFFIXES):
         check_regular(path, WeightsError)
         raise WeightsError(
-            f"{path}: unknown weights format (expected .npz, .safetensors or a directory of .npy)"
+            f"{path}: unknown weights format (expected .npz, .safetensors, a PyTorch "
+            "checkpoint (.bin, .pt, .pth) or a directory of .npy)"
         )
     try:
         if path.suffix == ".npz":
             return _open_npz(path)
+        if path.suffix in TORCH_SUFFIXES:
+            specs, load = open_checkpoint(path)
+            return TensorFile(path, {name: TensorSpec(*spec) for name, spec in specs.items()}, load)
         return _open_safetensors(path)
     except OSError as err:
         raise WeightsError(f"{path}: cannot read weights ({err})") from err

@@ -1,7 +1,9 @@
-"""Weights from NumPy files: ``.npz``, a directory of ``.npy``, or an HF ``model.safetensors``.
+"""Weights from NumPy files: ``.npz``, a directory of ``.npy``, an HF ``model.safetensors`` or
+a PyTorch ``pytorch_model.bin``.
 
 Only numpy is needed: safetensors files are parsed by hand (an 8-byte little-endian header
-length, a JSON header, then the data section) and memory-mapped, as are ``.npy`` files.
+length, a JSON header, then the data section) and memory-mapped, as are ``.npy`` files and
+the storages of PyTorch checkpoints (``torch_checkpoint.py``).
 Every error names the file, and the tensor when there is one.
 
 Reading (:func:`read_tensors`, in ``weight_files.py``) returns the tensors as stored, under
@@ -47,25 +49,37 @@ __all__ = [
 
 
 #: File names :func:`find_weights` looks for, most preferred first.
-WEIGHT_CANDIDATES = ("weights.npz", "model.safetensors", "weights/")
+WEIGHT_CANDIDATES = ("weights.npz", "model.safetensors", "weights/", "pytorch_model.bin")
+
+#: The index files of sharded Hugging Face checkpoints (not read).
+_SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 
 def find_weights(model_dir: PathLike) -> Path:
-    """The weights of a model directory: ``weights.npz``, ``model.safetensors`` or ``weights/``.
+    """The weights of a model directory: ``weights.npz``, ``model.safetensors``, ``weights/``
+    or ``pytorch_model.bin``, the first found in that order.
 
     A candidate that exists but is not a regular file (a FIFO, a device) is an error, not
     skipped."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise WeightsError(f"{model_dir}: no such model directory")
-    npz, safetensors, npy_dir = (model_dir / name for name in WEIGHT_CANDIDATES)
-    for candidate in (npz, safetensors):
-        if candidate.exists() or candidate.is_symlink():
+    for name in WEIGHT_CANDIDATES:
+        candidate = model_dir / name
+        if name.endswith("/"):
+            if candidate.is_dir():
+                return candidate
+        elif candidate.exists() or candidate.is_symlink():
             check_regular(candidate, WeightsError)
             return candidate
-    if npy_dir.is_dir():
-        return npy_dir
-    raise WeightsError(f"{model_dir}: no weights found (looked for {', '.join(WEIGHT_CANDIDATES)})")
+    looked = ", ".join(WEIGHT_CANDIDATES)
+    for index in _SHARD_INDEXES:
+        if (model_dir / index).exists():
+            raise WeightsError(
+                f"{model_dir}: weights sharded over several files ({index}), which oxiformer "
+                f"does not read; looked for one file: {looked}"
+            )
+    raise WeightsError(f"{model_dir}: no weights found (looked for {looked})")
 
 
 def save_npz(path: PathLike, tensors: Mapping[str, npt.ArrayLike]) -> None:

@@ -1,0 +1,263 @@
+"""PyTorch checkpoints (pytorch_model.bin) read without torch.
+
+Three files torch itself wrote (``tests/data/torch/``, from candle's tests) pin the format; the
+writer in ``torch_writer.py`` is checked byte for byte against them before it makes the rest.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import oxiformer
+import oxiformer.cli
+import pytest
+from helpers import FIXTURES, load_golden, max_abs_diff, require_fixtures
+from oxiformer.weights import find_weights, read_tensors
+from torch_writer import Storage, View, pickle_bytes, views_of, write_checkpoint
+
+TORCH_FILES = Path(__file__).parent / "data" / "torch"
+EIGHT = np.arange(1, 9, dtype=np.int64).reshape(2, 4)
+
+
+def test_reads_the_files_torch_wrote() -> None:
+    plain = read_tensors(TORCH_FILES / "test.pt")
+    assert list(plain) == ["test"] and plain.spec("test").dtype == np.int64
+    np.testing.assert_array_equal(plain["test"], EIGHT)
+    # A Fortran-ordered tensor (strides 1, 2, 6): its values in C order, in a copy of its own.
+    fortran = read_tensors(TORCH_FILES / "fortran_tensor_3d.pth")["tensor_fortran"]
+    np.testing.assert_array_equal(fortran, np.arange(1, 25).reshape(2, 3, 4))
+    assert fortran.flags.c_contiguous and fortran.flags.owndata
+    with pytest.raises(oxiformer.WeightsError, match="under 'model_state_dict'"):
+        read_tensors(TORCH_FILES / "test_with_key.pt")
+
+
+def test_the_test_writer_writes_what_torch_writes() -> None:
+    for name, top in (("test", None), ("test_with_key", lambda s: {"model_state_dict": s})):
+        with zipfile.ZipFile(TORCH_FILES / f"{name}.pt") as archive:
+            real = archive.read(f"{name}/data.pkl")
+        assert pickle_bytes(views_of({"test": EIGHT}), top) == real
+
+
+@pytest.fixture(scope="module")
+def minilm_tensors(minilm_dir: Path) -> dict[str, np.ndarray]:
+    tensors = read_tensors(minilm_dir / "model.safetensors")
+    return {name: np.array(tensors[name]) for name in tensors}
+
+
+def with_metadata(state: collections.OrderedDict) -> collections.OrderedDict:
+    """The state dict as ``nn.Module.state_dict()`` returns it: with a ``_metadata``
+    attribute, which torch.save pickles too (a BUILD of the OrderedDict)."""
+    state._metadata = collections.OrderedDict([("", {"version": 1}), ("bert", {"version": 1})])
+    return state
+
+
+def bin_model(
+    root: Path, source: Path, views: dict[str, View | np.ndarray], top: Any = None
+) -> Path:
+    """``source``'s files with its weights replaced by a ``pytorch_model.bin``."""
+    root.mkdir(parents=True)
+    for item in source.iterdir():
+        if item.name not in ("model.safetensors", "weights.npz"):
+            (root / item.name).symlink_to(item)
+    write_checkpoint(root / "pytorch_model.bin", views, top=top)
+    return root
+
+
+def test_minilm_from_one_shared_storage_matches_sentence_transformers(
+    minilm_dir: Path, minilm_tensors: dict[str, np.ndarray], minilm_golden: dict, tmp_path: Path
+) -> None:
+    # Every tensor a view at its offset into one storage, as torch saves tied weights.
+    flat = np.concatenate([array.reshape(-1) for array in minilm_tensors.values()])
+    storage, views, offset = Storage(flat), {}, 0
+    for name, array in minilm_tensors.items():
+        strides = tuple(s // array.itemsize for s in array.strides)
+        views[name] = View(storage, offset, array.shape, strides)
+        offset += array.size
+    model_dir = bin_model(tmp_path / "minilm", minilm_dir, views)
+    assert find_weights(model_dir).name == "pytorch_model.bin"
+    texts = json.loads((FIXTURES / "minilm" / "texts.json").read_text(encoding="utf-8"))
+    embeddings = oxiformer.SentenceEncoder.from_pretrained(model_dir).encode(texts)
+    diff = max_abs_diff("sentence_embedding", embeddings, minilm_golden["sentence_embedding"])
+    assert diff <= 1e-5
+    same = oxiformer.SentenceEncoder.from_pretrained(minilm_dir).encode(texts)
+    assert embeddings.tobytes() == same.tobytes()
+
+
+def test_classifier_from_pytorch_model_bin_matches_golden(tmp_path: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
+    source = FIXTURES / "tiny-bert" / "seqcls"
+    tensors = read_tensors(source / "model.safetensors")
+    views: dict[str, View | np.ndarray] = {name: np.array(tensors[name]) for name in tensors}
+    # One weight stored transposed (as after `.t()`): strides (1, rows) over its storage.
+    weight = np.array(tensors["classifier.weight"])
+    views["classifier.weight"] = View(Storage(weight.T.reshape(-1)), 0, weight.shape, (1, 3))
+    model_dir = bin_model(tmp_path / "seqcls", source, views, with_metadata)
+    golden = load_golden(source / "golden.npz")
+    inputs = {key: golden[key] for key in ("input_ids", "attention_mask", "token_type_ids")}
+    logits = oxiformer.SequenceClassifier.from_pretrained(model_dir)(**inputs).logits
+    assert max_abs_diff("seqcls logits from pytorch_model.bin", logits, golden["logits"]) <= 1e-5
+    same = oxiformer.SequenceClassifier.from_pretrained(source)(**inputs).logits
+    assert logits.tobytes() == same.tobytes()
+
+
+def test_dtypes_byte_orders_and_views(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((3, 5)).astype(np.float32)
+    bf16 = (values.view(np.uint32) >> 16).astype(np.uint16)
+    tensors: dict[str, View | np.ndarray] = {
+        "f32": values,
+        "f64": values.astype(np.float64),
+        "f16": values.astype(np.float16),
+        "bf16": View(Storage(bf16.reshape(-1), "BFloat16Storage"), 0, (3, 5), (5, 1)),
+        "i64": np.arange(6, dtype=np.int64).reshape(2, 3),
+        "u8": np.arange(4, dtype=np.uint8),
+        "mask": np.array([True, False]),
+        "empty": np.zeros((0, 4), np.float32),
+        "scalar": np.array(2.5, np.float32),
+    }
+    want = {
+        "f32": values,
+        "f64": values.astype(np.float64),
+        "f16": values.astype(np.float16).astype(np.float32),
+        "bf16": (bf16.astype(np.uint32) << 16).view(np.float32),
+        "i64": tensors["i64"],
+        "u8": tensors["u8"],
+        "mask": tensors["mask"],
+        "empty": tensors["empty"],
+        "scalar": tensors["scalar"],
+    }
+    for order in ("little", "big", None):
+        path = tmp_path / f"{order}.pt"
+        write_checkpoint(path, tensors, byteorder=order)
+        loaded = read_tensors(path)
+        for name, expected in want.items():
+            array = loaded[name]
+            assert loaded.spec(name).dtype == array.dtype == expected.dtype.newbyteorder("=")
+            assert array.shape == expected.shape == loaded.spec(name).shape
+            np.testing.assert_array_equal(array, expected, err_msg=f"{name} ({order})")
+
+
+def test_hostile_pickles_are_refused_before_they_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    command = f"touch {marker}".encode()
+    hostile = {
+        "os.system": b"\x80\x02cos\nsystem\nX"
+        + len(command).to_bytes(4, "little")
+        + command
+        + b"\x85R.",
+        "builtins.eval": b"\x80\x02cbuiltins\neval\nX\x03\x00\x00\x001+1\x85R.",
+        "a model class": b"\x80\x02ctransformers.models.bert\nBertModel\n)R.",
+    }
+    for label, data in hostile.items():
+        path = tmp_path / "evil.bin"
+        write_checkpoint(path, {"x": EIGHT}, data=data)
+        with pytest.raises(oxiformer.WeightsError) as caught:
+            read_tensors(path)
+        print(label, "->", caught.value)
+        assert "does not load" in str(caught.value) and "evil.bin" in str(caught.value)
+    assert not marker.exists()
+
+
+def write_member(path: Path, name: str, data: bytes, folder: str = "archive") -> None:
+    """``path`` (a checkpoint) with member ``name`` replaced by ``data`` (None: dropped)."""
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    members[f"{folder}/{name}"] = data
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, content in members.items():
+            if content is not None:
+                archive.writestr(member, content)
+
+
+def test_broken_checkpoints_name_the_file_and_the_problem(tmp_path: Path) -> None:
+    def case(label: str) -> Path:
+        path = tmp_path / f"{label}.bin"
+        write_checkpoint(path, {"weight": np.ones((2, 3), np.float32)})
+        return path
+
+    errors = {}
+    short = case("short")
+    write_member(short, "data/0", b"\0" * 20)
+    errors["short"] = short
+    missing = case("missing")
+    write_member(missing, "data/0", None)  # type: ignore[arg-type]
+    errors["missing"] = missing
+    past = tmp_path / "past.bin"
+    write_checkpoint(past, {"weight": View(Storage(np.ones(6, np.float32)), 2, (2, 3), (3, 1))})
+    errors["past"] = past
+    complex_kind = tmp_path / "complex.bin"
+    write_checkpoint(
+        complex_kind,
+        {"z": View(Storage(np.ones(4, np.float32), "ComplexFloatStorage"), 0, (2,), (1,))},
+    )
+    errors["complex"] = complex_kind
+    listed = tmp_path / "list.bin"
+    write_checkpoint(listed, {"weight": np.ones(3, np.float32)}, top=lambda s: list(s.values()))
+    errors["list"] = listed
+    order = case("order")
+    write_member(order, "byteorder", b"middle")
+    errors["order"] = order
+    legacy = tmp_path / "legacy.bin"
+    legacy.write_bytes(pickle.dumps(0x1950A86A20F9469CFC6C, 2) + pickle.dumps(1001, 2))
+    errors["legacy"] = legacy
+    script = tmp_path / "script.pt"
+    with zipfile.ZipFile(script, "w") as archive:
+        archive.writestr("m/constants.pkl", b"")
+        archive.writestr("m/code/__torch__.py", b"")
+    errors["script"] = script
+    text = tmp_path / "text.bin"
+    text.write_text("not a checkpoint")
+    errors["text"] = text
+    truncated = case("truncated")
+    truncated.write_bytes(truncated.read_bytes()[:-30])
+    errors["truncated"] = truncated
+    messages = {}
+    for label, path in errors.items():
+        with pytest.raises(oxiformer.WeightsError) as caught:
+            tensors = read_tensors(path)
+            for name in tensors:
+                tensors[name]
+        messages[label] = str(caught.value)
+        print(label, "->", messages[label])
+        assert str(path) in messages[label]
+    assert "holds 20 bytes" in messages["short"] and "need 24" in messages["short"]
+    assert "storage '0' is missing" in messages["missing"]
+    assert "reaches element 7 of a storage of 6" in messages["past"]
+    assert "torch.ComplexFloatStorage" in messages["complex"]
+    assert "holds a list, not a dict" in messages["list"]
+    assert "unknown byte order 'middle'" in messages["order"]
+    assert "legacy format" in messages["legacy"]
+    assert "TorchScript" in messages["script"]
+    assert "not a PyTorch checkpoint" in messages["text"]
+    assert "truncated or corrupt" in messages["truncated"]
+
+
+def test_safetensors_wins_and_shards_are_named(tmp_path: Path) -> None:
+    both = tmp_path / "both"
+    both.mkdir()
+    (both / "model.safetensors").write_bytes(b"")
+    write_checkpoint(both / "pytorch_model.bin", {"x": EIGHT})
+    assert find_weights(both).name == "model.safetensors"
+    sharded = tmp_path / "sharded"
+    sharded.mkdir()
+    (sharded / "pytorch_model.bin.index.json").write_text("{}")
+    with pytest.raises(oxiformer.WeightsError, match="sharded over several files"):
+        find_weights(sharded)
+
+
+def test_convert_writes_safetensors_from_a_pytorch_checkpoint(
+    minilm_dir: Path, minilm_tensors: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    source = bin_model(tmp_path / "bin", minilm_dir, dict(minilm_tensors))
+    out = tmp_path / "out"
+    oxiformer.cli.main(["convert", str(source), str(out)])
+    converted = read_tensors(find_weights(out))
+    assert find_weights(out).suffix != ".bin"
+    for name in ("embeddings.word_embeddings.weight", "encoder.layer.5.output.dense.bias"):
+        np.testing.assert_array_equal(converted[name], minilm_tensors[name])
