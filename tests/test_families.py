@@ -78,6 +78,28 @@ def test_config_translation_is_idempotent() -> None:
     assert to_bert_fields(electra) == electra
 
 
+@pytest.mark.parametrize("model_type", ["roberta", "xlm-roberta", "mpnet", "modernbert"])
+def test_other_architectures_are_refused_by_name(
+    model_type: str, minilm_dir: Path, tmp_path: Path
+) -> None:
+    # RoBERTa keeps BERT's tensor names: loaded as BERT, it would run with the wrong
+    # positions. Every model class says what the model is instead.
+    for item in minilm_dir.iterdir():
+        if item.name != "config.json":
+            (tmp_path / item.name).symlink_to(item)
+    config = json.loads((minilm_dir / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": model_type}))
+    for cls in (oxiformer.Encoder, oxiformer.SentenceEncoder, oxiformer.SequenceClassifier):
+        with pytest.raises(oxiformer.ConfigError) as caught:
+            cls.from_pretrained(tmp_path)
+        message = str(caught.value)
+        assert f"model_type '{model_type}' is an architecture oxiformer does not run" in message
+        assert "bert, distilbert, electra" in message and "config.json" in message
+    # A model_type nobody knows still loads as BERT (custom names of BERT checkpoints).
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "my-bert"}))
+    assert oxiformer.Encoder.from_pretrained(tmp_path).config["hidden_size"] == 384
+
+
 def test_electra_encoder_matches_golden() -> None:
     require_fixtures("tiny-electra")
     golden = load_golden(ELECTRA / "golden.npz")

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::families::{
     family_of, ConfigValue, DecoderFamily, Family, LayerNames, LmHeadNames, SequenceHead, BERT,
-    BERT_DECODER, BERT_LAYER, FAMILIES,
+    BERT_DECODER, BERT_LAYER, FAMILIES, OTHER_ARCHITECTURES,
 };
 use crate::error::{Error, Result};
 
@@ -14,7 +14,22 @@ use crate::error::{Error, Result};
 /// configurations come back unchanged. A field already under its BERT name is kept (a
 /// configuration oxiformer saved), so translating twice changes nothing.
 pub fn canonical_config(config: &Map<String, Value>, source: &str) -> Result<Map<String, Value>> {
-    let family = family_of(config.get("model_type").and_then(Value::as_str));
+    let model_type = config.get("model_type").and_then(Value::as_str);
+    if let Some(other) = model_type.filter(|name| OTHER_ARCHITECTURES.contains(name)) {
+        let supported: Vec<&str> = FAMILIES
+            .iter()
+            .flat_map(|family| family.model_types.iter().copied())
+            .collect();
+        return Err(Error::config(
+            source,
+            format!(
+                "model_type '{other}' is an architecture oxiformer does not run (it runs \
+                 model_type {}, and BERT encoder-decoders)",
+                supported.join(", ")
+            ),
+        ));
+    }
+    let family = family_of(model_type);
     let present = |name: &str| config.get(name).filter(|value| !value.is_null());
     let mut out = config.clone();
     for field in family.config_fields {
@@ -278,6 +293,18 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("'sinusoidal_pos_embds' must be true or false")));
+        let roberta = object(json!({"model_type": "roberta", "hidden_size": 8}));
+        let err = canonical_config(&roberta, "c.json")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("model_type 'roberta' is an architecture oxiformer does not run")
+                && err.contains("bert, distilbert, electra"),
+            "{err}"
+        );
+        let custom = object(json!({"model_type": "my-bert", "hidden_size": 8}));
+        assert_eq!(canonical_config(&custom, "c")?, custom);
         Ok(())
     }
 

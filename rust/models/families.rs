@@ -289,6 +289,66 @@ pub const ELECTRA: Family = Family {
 /// The encoder families, BERT first (the fallback for an unknown `model_type`).
 pub const FAMILIES: [Family; 3] = [BERT, DISTILBERT, ELECTRA];
 
+/// `model_type`s of Hugging Face architectures oxiformer does not run. An unknown
+/// `model_type` loads as BERT, but these are known to differ: some keep BERT's tensor names
+/// and compute otherwise (RoBERTa and XLM-R count positions from the padding index, so
+/// loading them as BERT would run and return wrong numbers), the others would fail on a
+/// list of missing tensors instead of their name.
+pub const OTHER_ARCHITECTURES: &[&str] = &[
+    // RoBERTa and its kin: BERT's names, positions offset by the padding index
+    "roberta",
+    "xlm-roberta",
+    "xlm-roberta-xl",
+    "camembert",
+    "data2vec-text",
+    "ibert",
+    "xmod",
+    "roberta-prelayernorm",
+    "longformer",
+    "luke",
+    // other attention, positions or embeddings
+    "big_bird",
+    "nezha",
+    "roformer",
+    "mpnet",
+    "deberta",
+    "deberta-v2",
+    "albert",
+    "mobilebert",
+    "squeezebert",
+    "funnel",
+    "convbert",
+    "rembert",
+    "canine",
+    "megatron-bert",
+    "ernie",
+    "ernie_m",
+    "layoutlm",
+    "layoutlmv2",
+    "layoutlmv3",
+    "markuplm",
+    "lilt",
+    "tapas",
+    "esm",
+    "nystromformer",
+    "yoso",
+    "mra",
+    "modernbert",
+    "nomic_bert",
+    "xlnet",
+    "xlm",
+    "flaubert",
+    // decoders and other encoder-decoders
+    "gpt2",
+    "llama",
+    "t5",
+    "mt5",
+    "bart",
+    "mbart",
+    "marian",
+    "pegasus",
+];
+
 /// A BERT decoder (`BertLMHeadModel` with `is_decoder` and `add_cross_attention`), and how
 /// `EncoderDecoderModel` nests it beside its encoder.
 #[derive(Debug, Clone, Copy, PartialEq)]
