@@ -1,7 +1,8 @@
 """PyTorch checkpoints (pytorch_model.bin) read without torch.
 
-Three files torch itself wrote (``tests/data/torch/``, from candle's tests) pin the format; the
-writer in ``torch_writer.py`` is checked byte for byte against them before it makes the rest.
+Files torch itself wrote pin both formats (``tests/data/torch/``: the zip format from candle's
+tests, the legacy one from Pickle.jl's; see its README). The writers in ``torch_writer.py`` are
+checked byte for byte against them before they make the rest.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import oxiformer.cli
 import pytest
 from helpers import FIXTURES, load_golden, max_abs_diff, require_fixtures
 from oxiformer.weights import find_weights, read_tensors
-from torch_writer import Storage, View, pickle_bytes, views_of, write_checkpoint
+from torch_writer import (
+    Storage,
+    View,
+    pickle_bytes,
+    views_of,
+    write_checkpoint,
+    write_legacy_checkpoint,
+)
 
 TORCH_FILES = Path(__file__).parent / "data" / "torch"
 EIGHT = np.arange(1, 9, dtype=np.int64).reshape(2, 4)
@@ -44,28 +52,71 @@ def test_the_test_writer_writes_what_torch_writes() -> None:
         assert pickle_bytes(views_of({"test": EIGHT}), top) == real
 
 
+def test_reads_the_legacy_files_torch_wrote(tmp_path: Path) -> None:
+    legacy = TORCH_FILES / "legacy"
+    # An nn.Linear(5, 3) state dict (with torch's _metadata): weights drawn from
+    # U(-1/sqrt(5), 1/sqrt(5)); rewritten by the test writer, the same bytes.
+    linear = read_tensors(legacy / "linear_state.bin")
+    weight, bias = np.array(linear["weight"]), np.array(linear["bias"])
+    assert weight.shape == (3, 5) and bias.shape == (3,) and weight.dtype == np.float32
+    assert np.abs(weight).max() <= 5**-0.5 and np.abs(bias).max() <= 5**-0.5
+    assert len(np.unique(weight)) == 15
+    copy = tmp_path / "linear_state.bin"
+    write_legacy_checkpoint(
+        copy,
+        {"weight": weight, "bias": bias},
+        keys=["46702432", "40056784"],
+        long_size=4,  # the saving system's C long (Windows)
+        top=lambda state: with_metadata(state, {"": {"version": 1}}),
+    )
+    assert copy.read_bytes() == (legacy / "linear_state.bin").read_bytes()
+    # Views of one storage: a reshape, a slice, strides, an offset with strides.
+    views = {name: read_tensors(legacy / f"{name}.bin") for name in ("reshape", "slice")}
+    flat = np.array(views["reshape"]["weight0"]).reshape(-1)
+    np.testing.assert_array_equal(views["reshape"]["weight1"], flat)
+    flat = np.array(views["slice"]["weight0"]).reshape(-1)
+    np.testing.assert_array_equal(views["slice"]["weight1"], flat[7:9])
+    strided = read_tensors(legacy / "strides.bin")
+    flat = np.array(strided["weight0"]).reshape(-1)
+    np.testing.assert_array_equal(strided["weight1"], flat[5:6])
+    np.testing.assert_array_equal(strided["weight2"], flat[0:1])
+    offset = read_tensors(legacy / "offset-strides.bin")
+    flat = np.array(offset["weight0"]).reshape(-1)
+    want = np.lib.stride_tricks.as_strided(flat[137:], (4, 5), (48 * 4, 3 * 4))
+    np.testing.assert_array_equal(offset["weight1"], want)
+    booleans = read_tensors(legacy / "bool.bin")
+    assert booleans["b"].dtype == np.bool_ and booleans["b"].shape == (3, 3)
+
+
 @pytest.fixture(scope="module")
 def minilm_tensors(minilm_dir: Path) -> dict[str, np.ndarray]:
     tensors = read_tensors(minilm_dir / "model.safetensors")
     return {name: np.array(tensors[name]) for name in tensors}
 
 
-def with_metadata(state: collections.OrderedDict) -> collections.OrderedDict:
+def with_metadata(
+    state: collections.OrderedDict, metadata: dict[str, Any] | None = None
+) -> collections.OrderedDict:
     """The state dict as ``nn.Module.state_dict()`` returns it: with a ``_metadata``
     attribute, which torch.save pickles too (a BUILD of the OrderedDict)."""
-    state._metadata = collections.OrderedDict([("", {"version": 1}), ("bert", {"version": 1})])
+    metadata = metadata or {"": {"version": 1}, "bert": {"version": 1}}
+    state._metadata = collections.OrderedDict(metadata)
     return state
 
 
 def bin_model(
-    root: Path, source: Path, views: dict[str, View | np.ndarray], top: Any = None
+    root: Path,
+    source: Path,
+    views: dict[str, View | np.ndarray],
+    top: Any = None,
+    write: Any = write_checkpoint,
 ) -> Path:
     """``source``'s files with its weights replaced by a ``pytorch_model.bin``."""
     root.mkdir(parents=True)
     for item in source.iterdir():
         if item.name not in ("model.safetensors", "weights.npz"):
             (root / item.name).symlink_to(item)
-    write_checkpoint(root / "pytorch_model.bin", views, top=top)
+    write(root / "pytorch_model.bin", views, top=top)
     return root
 
 
@@ -87,6 +138,18 @@ def test_minilm_from_one_shared_storage_matches_sentence_transformers(
     assert diff <= 1e-5
     same = oxiformer.SentenceEncoder.from_pretrained(minilm_dir).encode(texts)
     assert embeddings.tobytes() == same.tobytes()
+
+
+def test_minilm_from_a_legacy_checkpoint(
+    minilm_dir: Path, minilm_tensors: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    views = dict(minilm_tensors)
+    write = write_legacy_checkpoint
+    model_dir = bin_model(tmp_path / "legacy", minilm_dir, views, with_metadata, write)
+    texts = ["a legacy checkpoint", "saved by torch 1.5"]
+    got = oxiformer.SentenceEncoder.from_pretrained(model_dir).encode(texts)
+    want = oxiformer.SentenceEncoder.from_pretrained(minilm_dir).encode(texts)
+    assert got.tobytes() == want.tobytes()
 
 
 def test_classifier_from_pytorch_model_bin_matches_golden(tmp_path: Path) -> None:
@@ -206,6 +269,18 @@ def test_broken_checkpoints_name_the_file_and_the_problem(tmp_path: Path) -> Non
     legacy = tmp_path / "legacy.bin"
     legacy.write_bytes(pickle.dumps(0x1950A86A20F9469CFC6C, 2) + pickle.dumps(1001, 2))
     errors["legacy"] = legacy
+    whole = tmp_path / "whole.bin"
+    write_legacy_checkpoint(whole, {"weight": np.ones((2, 3), np.float32)})
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(whole.read_bytes()[:-4])
+    errors["cut"] = cut
+    count = tmp_path / "count.bin"
+    data = whole.read_bytes()
+    count.write_bytes(data[:-32] + (5).to_bytes(8, "little") + data[-24:])
+    errors["count"] = count
+    protocol = tmp_path / "protocol.bin"
+    protocol.write_bytes(data.replace(pickle.dumps(1001, 2), pickle.dumps(1002, 2), 1))
+    errors["protocol"] = protocol
     script = tmp_path / "script.pt"
     with zipfile.ZipFile(script, "w") as archive:
         archive.writestr("m/constants.pkl", b"")
@@ -232,7 +307,10 @@ def test_broken_checkpoints_name_the_file_and_the_problem(tmp_path: Path) -> Non
     assert "torch.ComplexFloatStorage" in messages["complex"]
     assert "holds a list, not a dict" in messages["list"]
     assert "unknown byte order 'middle'" in messages["order"]
-    assert "legacy format" in messages["legacy"]
+    assert "ends inside a pickle (truncated?)" in messages["legacy"]
+    assert "storage '0' runs past the end of the file" in messages["cut"]
+    assert "records 5 elements, the object 6" in messages["count"]
+    assert "protocol 1002, not 1001" in messages["protocol"]
     assert "TorchScript" in messages["script"]
     assert "not a PyTorch checkpoint" in messages["text"]
     assert "truncated or corrupt" in messages["truncated"]

@@ -85,14 +85,15 @@ class _Tensor:
 
 
 class _Pickler(pickle.Pickler):
-    def __init__(self, file: Any, torch: types.ModuleType) -> None:
+    def __init__(self, file: Any, torch: types.ModuleType, legacy: bool) -> None:
         super().__init__(file, protocol=2)
-        self.torch = torch
+        self.torch, self.legacy = torch, legacy
 
     def persistent_id(self, obj: Any) -> Any:
         if isinstance(obj, Storage):
             storage_class = getattr(self.torch, obj.kind)
-            return ("storage", storage_class, obj.key, "cpu", obj.data.size)
+            pid = ("storage", storage_class, obj.key, "cpu", obj.data.size)
+            return (*pid, None) if self.legacy else pid  # legacy: no view of another storage
         return None
 
 
@@ -113,9 +114,9 @@ def views_of(tensors: dict[str, View | npt.NDArray[Any]]) -> dict[str, View]:
     return views
 
 
-def pickle_bytes(views: dict[str, View], top: Any = None) -> bytes:
+def pickle_bytes(views: dict[str, View], top: Any = None, legacy: bool = False) -> bytes:
     """The ``data.pkl`` torch.save writes for ``OrderedDict(views)``, or for ``top(that
-    dict)``, a structure around it."""
+    dict)``, a structure around it; ``legacy``: the object's pickle of the legacy format."""
     torch, utils = _fake_torch()
     saved = {name: sys.modules.get(name) for name in ("torch", "torch._utils")}
     sys.modules["torch"], sys.modules["torch._utils"] = torch, utils
@@ -124,7 +125,7 @@ def pickle_bytes(views: dict[str, View], top: Any = None) -> bytes:
             (name, _Tensor(view, utils._rebuild_tensor_v2)) for name, view in views.items()
         )
         buffer = io.BytesIO()
-        _Pickler(buffer, torch).dump(state if top is None else top(state))
+        _Pickler(buffer, torch, legacy).dump(state if top is None else top(state))
         return buffer.getvalue()
     finally:
         for name, module in saved.items():
@@ -156,3 +157,39 @@ def write_checkpoint(
             raw = storage.data.astype(storage.data.dtype.newbyteorder(order))
             archive.writestr(f"{folder}/data/{key}", raw.tobytes())
         archive.writestr(f"{folder}/version", "3\n")
+
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+def write_legacy_checkpoint(
+    path: Path,
+    tensors: dict[str, View | npt.NDArray[Any]],
+    *,
+    keys: list[str] | None = None,
+    long_size: int = 8,
+    top: Any = None,
+) -> None:
+    """``torch.save(OrderedDict(tensors), path, _use_new_zipfile_serialization=False)`` as
+    torch writes it: storage keys ``keys`` (in order of first use; torch takes ids), C
+    ``long`` of ``long_size`` bytes in the system's record."""
+    views = views_of(tensors)
+    if keys is not None:
+        renamed = dict(zip([str(index) for index in range(len(keys))], keys))
+        for view in views.values():
+            view.storage.key = renamed.get(view.storage.key, view.storage.key)
+    storages = {view.storage.key: view.storage for view in views.values()}
+    system = {
+        "protocol_version": 1001,
+        "little_endian": True,
+        "type_sizes": {"short": 2, "int": 4, "long": long_size},
+    }
+    with open(path, "wb") as out:
+        for header in (LEGACY_MAGIC, 1001, system):
+            pickle.dump(header, out, protocol=2)
+        out.write(pickle_bytes(views, top, legacy=True))
+        pickle.dump(sorted(storages), out, protocol=2)
+        for key in sorted(storages):
+            data = storages[key].data
+            out.write(data.size.to_bytes(8, "little"))
+            out.write(data.astype(data.dtype.newbyteorder("<")).tobytes())

@@ -4,7 +4,11 @@
 pickle of the saved object in which each tensor is a call of
 ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)`` and each storage a
 persistent id ``("storage", torch.FloatStorage, key, location, numel)``; ``data/<key>``, each
-storage's bytes (stored uncompressed); ``byteorder``, ``little`` or ``big``.
+storage's bytes (stored uncompressed); ``byteorder``, ``little`` or ``big``. Before 1.6 (and
+with ``_use_new_zipfile_serialization=False``) it wrote the legacy format: pickles one after
+the other (a magic number, the protocol 1001, the system's sizes, the object, the list of
+storage keys), then each storage as an 8-byte little-endian element count and its bytes, in
+that list's order, little-endian.
 
 The pickle is read by an unpickler that knows only those names, ``_rebuild_parameter`` and
 ``collections.OrderedDict``: any other global in it (``os.system``, a model class) is refused
@@ -12,9 +16,8 @@ before it can be called, as ``torch.load(weights_only=True)`` refuses it. So rea
 checkpoint runs no code from it. The top-level object must be a dict (a ``state_dict``); its
 tensor values are the tensors, by key. Storages are memory-mapped, and a tensor is read when it
 is looked up: half-precision storages are upcast to float32, other dtypes returned as stored.
-Every storage's size and every tensor's extent are checked against the archive when it is
-opened. The older formats (torch before 1.6, and TorchScript archives) are refused with a
-message that says how to convert them.
+Every storage's size and every tensor's extent are checked against the file when it is
+opened. TorchScript archives and the tar format of torch before 0.4 are refused.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ _HALF = ("HalfStorage", "BFloat16Storage")
 
 # The start of a legacy (torch < 1.6) file: pickle protocol 2, then the magic number as a long.
 _LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)[2:]
+_LEGACY_PROTOCOL = 1001
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... name length, extra length
 _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, RecursionError)
 
@@ -115,7 +119,12 @@ def _rebuild_parameter(data: object, *_: object) -> object:
 
 
 class _Unpickler(pickle.Unpickler):
-    """Knows tensors, storages and ``OrderedDict``; refuses every other global."""
+    """Knows tensors, storages and ``OrderedDict``; refuses every other global. Keeps each
+    storage it meets, by key."""
+
+    def __init__(self, file: Any) -> None:
+        super().__init__(file)
+        self.storages: dict[str, _Storage] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) == ("collections", "OrderedDict"):
@@ -140,12 +149,31 @@ class _Unpickler(pickle.Unpickler):
         )
 
     def persistent_load(self, pid: Any) -> _Storage:
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+        # zip: (storage, class, key, location, numel); legacy: the same and a view's place
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
             raise pickle.UnpicklingError(f"unknown persistent id {pid!r:.80}")
-        _, kind, key, _location, numel = pid
+        kind, key, numel = pid[1], pid[2], pid[4]
         if not (isinstance(kind, _StorageClass) and isinstance(key, str) and _is_count(numel)):
             raise pickle.UnpicklingError(f"malformed storage id {pid!r:.80}")
-        return _Storage(kind.name, key, numel)
+        if len(pid) == 6 and pid[5] is not None:
+            raise pickle.UnpicklingError(
+                f"storage '{key}' is a view of another storage (torch before 1.0), which "
+                "oxiformer does not read"
+            )
+        storage = _Storage(kind.name, key, numel)
+        if self.storages.setdefault(key, storage) != storage:
+            raise pickle.UnpicklingError(f"storage '{key}' is declared twice, differently")
+        return storage
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each storage's bytes lie: ``spans`` (start, bytes) in the file, ``packed`` zip
+    members to decompress (not written by torch.save, but a zip tool may compress them)."""
+
+    spans: dict[str, tuple[int, int]]
+    packed: dict[str, zipfile.ZipInfo]
+    big_endian: bool
 
 
 def open_checkpoint(
@@ -154,31 +182,32 @@ def open_checkpoint(
     """``({name: (shape, dtype as returned)}, load)`` for the checkpoint at ``path``: the
     pickle read and every tensor checked now, ``load(name)`` maps its data."""
     with open_regular(path, WeightsError) as handle:
-        if not zipfile.is_zipfile(handle):
-            handle.seek(0)
-            raise WeightsError(f"{path}: {_not_a_checkpoint(handle.read(64))}")
+        file_size = os.fstat(handle.fileno()).st_size
+        start = handle.read(64)
+        handle.seek(0)
         try:
-            archive = zipfile.ZipFile(handle)
-        except (zipfile.BadZipFile, ValueError, EOFError) as err:
-            raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
-        with archive:
-            prefix = _top_folder(path, archive)
-            tensors = _read_pickle(path, archive, prefix)
-            dtype_of = _dtypes(path, archive, prefix)
-            members = {
-                tensor.storage.key: _member(path, archive, prefix, tensor.storage)
-                for tensor in tensors.values()
-            }
-            file_size = os.fstat(handle.fileno()).st_size
-            starts = {key: _data_start(path, handle, info) for key, info in members.items()}
+            if start[2:].startswith(_LEGACY_MAGIC):
+                tensors, layout = _read_legacy(path, handle, file_size)
+            elif zipfile.is_zipfile(handle):
+                tensors, layout = _read_zip(path, handle, file_size)
+            else:
+                raise WeightsError(f"{path}: {_not_a_checkpoint(start)}")
+        except WeightsError:
+            raise
+        except pickle.UnpicklingError as err:
+            raise WeightsError(f"{path}: {err}") from None
+        except EOFError as err:
+            raise WeightsError(f"{path}: the file ends inside a pickle (truncated?)") from err
+        except (*_READ_ERRORS, KeyError, IndexError, TypeError, AttributeError) as err:
+            raise WeightsError(
+                f"{path}: cannot read it as a PyTorch checkpoint ({err!r:.200})"
+            ) from err
     for name, tensor in tensors.items():
         _check_extent(path, name, tensor)
-        info = members[tensor.storage.key]
-        if (
-            info.compress_type == zipfile.ZIP_STORED
-            and starts[tensor.storage.key] + info.file_size > file_size
-        ):
-            raise WeightsError(f"{path}: the data of tensor '{name}' runs past the end of the file")
+
+    def dtype_of(storage: _Storage) -> np.dtype[Any]:
+        stored = _STORAGES[storage.kind]
+        return stored.newbyteorder(">") if layout.big_endian else stored
 
     specs = {
         name: (
@@ -194,18 +223,19 @@ def open_checkpoint(
 
     def storage(item: _Storage) -> npt.NDArray[Any]:
         if item not in storages:
-            info, start = members[item.key], starts[item.key]
             dtype = dtype_of(item)
-            if info.file_size == 0:
-                raw: npt.NDArray[Any] = np.zeros(0, dtype)
-            elif info.compress_type == zipfile.ZIP_STORED:
-                if not mapped:  # the whole file, mapped once for every storage
-                    with open_regular(path, WeightsError) as handle:
-                        mapped.append(np.memmap(handle, dtype=np.uint8, mode="r"))
-                raw = mapped[0][start : start + info.file_size].view(dtype)
-            else:  # not written by torch.save, but a zip tool may have compressed it
+            if item.key in layout.packed:
                 with open_regular(path, WeightsError) as handle, zipfile.ZipFile(handle) as zf:
-                    raw = np.frombuffer(zf.read(info), dtype)
+                    raw: npt.NDArray[Any] = np.frombuffer(zf.read(layout.packed[item.key]), dtype)
+            else:
+                begin, size = layout.spans[item.key]
+                if size == 0:
+                    raw = np.zeros(0, dtype)
+                else:
+                    if not mapped:  # the whole file, mapped once for every storage
+                        with open_regular(path, WeightsError) as handle:
+                            mapped.append(np.memmap(handle, dtype=np.uint8, mode="r"))
+                    raw = mapped[0][begin : begin + size].view(dtype)
             storages[item] = raw
         return storages[item]
 
@@ -229,15 +259,52 @@ def open_checkpoint(
 
 
 def _not_a_checkpoint(start: bytes) -> str:
-    if start[2:].startswith(_LEGACY_MAGIC):
-        return (
-            "a PyTorch checkpoint in the legacy format (saved by torch before 1.6), which "
-            "oxiformer does not read; convert it once where torch is installed: "
-            "torch.save(torch.load(path), path), or save it as safetensors"
-        )
     if start.startswith(b"PK\x03\x04"):
         return "a zip archive whose directory cannot be read (truncated or corrupt?)"
-    return "not a PyTorch checkpoint (torch.save writes a zip archive; this is not one)"
+    return (
+        "not a PyTorch checkpoint (torch.save writes a zip archive, or before torch 1.6 a "
+        "series of pickles; this is neither)"
+    )
+
+
+# ---- zip archives (torch 1.6 and later) ---------------------------------------------------------
+
+
+def _read_zip(path: Path, handle: Any, file_size: int) -> tuple[dict[str, _Tensor], _Layout]:
+    try:
+        archive = zipfile.ZipFile(handle)
+    except (zipfile.BadZipFile, ValueError, EOFError) as err:
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+    with archive:
+        prefix = _top_folder(path, archive)
+        info = archive.getinfo(prefix + "data.pkl")
+        if info.file_size > MAX_PICKLE_BYTES:
+            raise WeightsError(
+                f"{path}: its data.pkl is {info.file_size} bytes (limit {MAX_PICKLE_BYTES}): "
+                "not a state dict"
+            )
+        tensors = _tensors_of(path, _Unpickler(io.BytesIO(archive.read(info))).load())
+        try:
+            order = archive.read(prefix + "byteorder").decode("ascii", "replace").strip()
+        except KeyError:
+            order = "little"
+        if order not in ("little", "big"):
+            raise WeightsError(f"{path}: unknown byte order {order!r} in the archive")
+        spans: dict[str, tuple[int, int]] = {}
+        packed: dict[str, zipfile.ZipInfo] = {}
+        for tensor in tensors.values():
+            member = _member(path, archive, prefix, tensor.storage)
+            if member.compress_type != zipfile.ZIP_STORED:
+                packed[tensor.storage.key] = member
+                continue
+            begin = _data_start(path, handle, member)
+            if begin + member.file_size > file_size:
+                raise WeightsError(
+                    f"{path}: the data of storage '{tensor.storage.key}' runs past the end of "
+                    "the file"
+                )
+            spans[tensor.storage.key] = (begin, member.file_size)
+    return tensors, _Layout(spans, packed, order == "big")
 
 
 def _top_folder(path: Path, archive: zipfile.ZipFile) -> str:
@@ -254,19 +321,79 @@ def _top_folder(path: Path, archive: zipfile.ZipFile) -> str:
     return pickles[0].removesuffix("data.pkl")
 
 
-def _read_pickle(path: Path, archive: zipfile.ZipFile, prefix: str) -> dict[str, _Tensor]:
-    info = archive.getinfo(prefix + "data.pkl")
-    if info.file_size > MAX_PICKLE_BYTES:
-        raise WeightsError(
-            f"{path}: its data.pkl is {info.file_size} bytes (limit {MAX_PICKLE_BYTES}): "
-            "not a state dict"
-        )
+def _member(
+    path: Path, archive: zipfile.ZipFile, prefix: str, storage: _Storage
+) -> zipfile.ZipInfo:
+    name = f"{prefix}data/{storage.key}"
     try:
-        loaded = _Unpickler(io.BytesIO(archive.read(info))).load()
-    except pickle.UnpicklingError as err:
-        raise WeightsError(f"{path}: {err}") from None
-    except (*_READ_ERRORS, KeyError, IndexError, TypeError, AttributeError) as err:
-        raise WeightsError(f"{path}: cannot read its data.pkl ({err!r:.200})") from err
+        info = archive.getinfo(name)
+    except KeyError:
+        raise WeightsError(f"{path}: storage '{storage.key}' is missing ({name})") from None
+    _check_size(path, storage, info.file_size)
+    return info
+
+
+def _data_start(path: Path, handle: Any, info: zipfile.ZipInfo) -> int:
+    """Where a member's data starts: after its local header, whose extra field torch pads."""
+    handle.seek(info.header_offset)
+    header = handle.read(_LOCAL_HEADER.size)
+    if len(header) < _LOCAL_HEADER.size:
+        raise WeightsError(f"{path}: member {info.filename} lies past the end of the file")
+    signature, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+    if signature != b"PK\x03\x04":
+        raise WeightsError(f"{path}: member {info.filename} has a corrupt local header")
+    return int(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
+
+
+# ---- the legacy format (torch before 1.6) -------------------------------------------------------
+
+
+def _read_legacy(path: Path, handle: Any, file_size: int) -> tuple[dict[str, _Tensor], _Layout]:
+    _Unpickler(handle).load()  # the magic number
+    protocol = _Unpickler(handle).load()
+    if protocol != _LEGACY_PROTOCOL:
+        raise WeightsError(
+            f"{path}: legacy PyTorch format of protocol {protocol!r:.20}, not {_LEGACY_PROTOCOL}"
+        )
+    _Unpickler(handle).load()  # sizes of the saving system's C types: not needed
+    unpickler = _Unpickler(handle)
+    tensors = _tensors_of(path, unpickler.load())
+    keys = _Unpickler(handle).load()
+    if not (isinstance(keys, list) and all(isinstance(key, str) for key in keys)):
+        raise WeightsError(f"{path}: the list of storage keys is malformed")
+    spans: dict[str, tuple[int, int]] = {}
+    offset = handle.tell()
+    for key in keys:
+        storage = unpickler.storages.get(key)
+        if storage is None or key in spans:
+            raise WeightsError(f"{path}: storage key '{key}' is not one the object names once")
+        handle.seek(offset)
+        count = int.from_bytes(handle.read(8), "little")
+        if count != storage.numel:
+            raise WeightsError(
+                f"{path}: storage '{key}' records {count} elements, the object "
+                f"{storage.numel} (corrupt?)"
+            )
+        size = count * _STORAGES[storage.kind].itemsize
+        _check_size(path, storage, size)
+        if offset + 8 + size > file_size:
+            raise WeightsError(
+                f"{path}: storage '{key}' runs past the end of the file (truncated?)"
+            )
+        spans[key] = (offset + 8, size)
+        offset += 8 + size
+    missing = sorted({tensor.storage.key for tensor in tensors.values()} - set(spans))
+    if missing:
+        raise WeightsError(f"{path}: storage '{missing[0]}' is missing from the file")
+    # Legacy storages are written little-endian whatever the saving system's byte order.
+    return tensors, _Layout(spans, {}, big_endian=False)
+
+
+# ---- both ---------------------------------------------------------------------------------------
+
+
+def _tensors_of(path: Path, loaded: object) -> dict[str, _Tensor]:
+    """The tensors of the saved object, by key: it must be a dict (a state dict)."""
     if not isinstance(loaded, Mapping):
         raise WeightsError(
             f"{path}: holds a {type(loaded).__name__}, not a dict of tensors (a state_dict)"
@@ -294,51 +421,13 @@ def _read_pickle(path: Path, archive: zipfile.ZipFile, prefix: str) -> dict[str,
     return tensors
 
 
-def _dtypes(
-    path: Path, archive: zipfile.ZipFile, prefix: str
-) -> Callable[[_Storage], np.dtype[Any]]:
-    """A storage's numpy dtype, in the byte order the archive records (little if none)."""
-    try:
-        order = archive.read(prefix + "byteorder").decode("ascii", "replace").strip()
-    except KeyError:
-        order = "little"
-    if order not in ("little", "big"):
-        raise WeightsError(f"{path}: unknown byte order {order!r} in the archive")
-
-    def dtype(storage: _Storage) -> np.dtype[Any]:
-        stored = _STORAGES[storage.kind]
-        return stored.newbyteorder(">") if order == "big" else stored
-
-    return dtype
-
-
-def _member(
-    path: Path, archive: zipfile.ZipFile, prefix: str, storage: _Storage
-) -> zipfile.ZipInfo:
-    name = f"{prefix}data/{storage.key}"
-    try:
-        info = archive.getinfo(name)
-    except KeyError:
-        raise WeightsError(f"{path}: storage '{storage.key}' is missing ({name})") from None
+def _check_size(path: Path, storage: _Storage, size: int) -> None:
     needed = storage.numel * _STORAGES[storage.kind].itemsize
-    if info.file_size != needed:
+    if size != needed:
         raise WeightsError(
-            f"{path}: storage '{storage.key}' holds {info.file_size} bytes, its "
+            f"{path}: storage '{storage.key}' holds {size} bytes, its "
             f"{storage.numel} elements of {storage.kind} need {needed} (truncated or corrupt?)"
         )
-    return info
-
-
-def _data_start(path: Path, handle: Any, info: zipfile.ZipInfo) -> int:
-    """Where a member's data starts: after its local header, whose extra field torch pads."""
-    handle.seek(info.header_offset)
-    header = handle.read(_LOCAL_HEADER.size)
-    if len(header) < _LOCAL_HEADER.size:
-        raise WeightsError(f"{path}: member {info.filename} lies past the end of the file")
-    signature, name_length, extra_length = _LOCAL_HEADER.unpack(header)
-    if signature != b"PK\x03\x04":
-        raise WeightsError(f"{path}: member {info.filename} has a corrupt local header")
-    return int(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
 
 
 def _check_extent(path: Path, name: str, tensor: _Tensor) -> None:
