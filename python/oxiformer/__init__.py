@@ -24,6 +24,7 @@ from oxiformer.masked_lm import MaskedLM, MaskedLMOutput
 from oxiformer.model import Encoder, EncoderOutput
 from oxiformer.sentence import SentenceEncoder
 from oxiformer.seq2seq import EncoderDecoder, Seq2SeqLMOutput
+from oxiformer.similarity import similarity, similarity_pairwise
 from oxiformer.threads import get_num_threads, max_num_threads, set_num_threads
 from oxiformer.tokenizer import Encoding, Tokenizer
 
@@ -54,4 +55,6 @@ __all__ = [
     "max_num_threads",
     "set_num_threads",
     "simd_info",
+    "similarity",
+    "similarity_pairwise",
 ]

@@ -52,6 +52,8 @@ def _embed(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         show_progress_bar=_progress(args, len(texts)),
         normalize_embeddings=args.normalize,
+        prompt_name=args.prompt_name,
+        prompt=args.prompt,
     )
     if args.output and args.output.lower().endswith(".npy"):
         write_array(args.output, np.asarray(embeddings))
@@ -217,6 +219,10 @@ def _parser() -> argparse.ArgumentParser:
     embed = command("embed", "sentence embeddings, as .npy (-o x.npy) or JSON lines")
     text_input(embed, default_model)
     embed.add_argument("--normalize", action="store_true", help="L2-normalize the embeddings")
+    embed.add_argument(
+        "--prompt-name", default=None, help="put the model's prompt NAME before every text"
+    )
+    embed.add_argument("--prompt", default=None, help="put TEXT before every text")
     int8_option(embed)
     embed.set_defaults(run=_embed)
 

@@ -3,8 +3,9 @@
 The pipeline comes from the model directory as sentence-transformers reads it:
 ``modules.json`` (Transformer, then Pooling from ``1_Pooling/config.json``, then any
 ``Dense`` modules (``oxiformer.st_dense``), then ``Normalize`` when listed), the maximum
-length from ``sentence_bert_config.json``. The tokenizer files decide the lowercasing
-(``do_lower_case`` there is not used).
+length from ``sentence_bert_config.json``, the prompts and the similarity function from
+``config_sentence_transformers.json`` (``oxiformer.st_settings``). The tokenizer files decide
+the lowercasing (``do_lower_case`` there is not used).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from oxiformer._checks import count, flag, optional_flag, text_items
 from oxiformer._files import read_json, write_text
@@ -26,7 +28,9 @@ from oxiformer.pooling import Pooling, normalize, pool_packed
 from oxiformer.pretrained import model_dir
 from oxiformer.quantize import DEFAULT_ATTENTION
 from oxiformer.saving import save_model
+from oxiformer.similarity import similarity, similarity_pairwise
 from oxiformer.st_dense import DENSE_TYPE, DenseModule
+from oxiformer.st_settings import SETTINGS_FILE, Settings
 from oxiformer.tokenizer import Tokenizer
 
 __all__ = ["SentenceEncoder"]
@@ -87,12 +91,14 @@ class SentenceEncoder:
         normalize: bool = False,
         max_seq_length: int | None = None,
         dense: Sequence[DenseModule] = (),
+        settings: Settings | None = None,
     ) -> None:
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.pooling = pooling or Pooling()
         self.normalize = normalize
         self.dense = tuple(dense)
+        self.settings = settings or Settings()
         width = encoder.hidden_size * len(self.pooling.modes)
         for index, module in enumerate(self.dense):
             if module.in_features != width:
@@ -127,9 +133,10 @@ class SentenceEncoder:
                     f"{st_config}: 'max_seq_length' must be a positive integer, got {value!r}"
                 )
             max_seq_length = value
+        settings = Settings.load(directory)
         encoder = Encoder.from_pretrained(directory, with_pooler=False, dtype=dtype)
         tokenizer = Tokenizer.from_pretrained(directory)
-        return cls(encoder, tokenizer, pooling, normalize_output, max_seq_length, dense)
+        return cls(encoder, tokenizer, pooling, normalize_output, max_seq_length, dense, settings)
 
     def quantize(
         self,
@@ -146,7 +153,33 @@ class SentenceEncoder:
             self.normalize,
             self.max_seq_length,
             self.dense,
+            self.settings,
         )
+
+    @property
+    def prompts(self) -> dict[str, str]:
+        """The model's prompts by name (``encode(prompt_name=...)``)."""
+        return dict(self.settings.prompts)
+
+    @property
+    def default_prompt_name(self) -> str | None:
+        """The prompt ``encode`` prepends when given none, or None."""
+        return self.settings.default_prompt_name
+
+    @property
+    def similarity_fn_name(self) -> str:
+        """``"cosine"``, ``"dot"``, ``"euclidean"`` or ``"manhattan"``: what
+        :meth:`similarity` computes."""
+        return self.settings.similarity_fn_name
+
+    def similarity(self, a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
+        """The ``(len(a), len(b))`` similarities of two sets of embeddings, with the model's
+        similarity function (:mod:`oxiformer.similarity`)."""
+        return similarity(a, b, self.similarity_fn_name)
+
+    def similarity_pairwise(self, a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
+        """The similarity of each embedding of ``a`` with the same row of ``b``."""
+        return similarity_pairwise(a, b, self.similarity_fn_name)
 
     @property
     def dimension(self) -> int:
@@ -164,6 +197,8 @@ class SentenceEncoder:
         normalize_embeddings: bool = ...,
         convert_to_numpy: bool = ...,
         output_value: OutputValue = ...,
+        prompt_name: str | None = ...,
+        prompt: str | None = ...,
     ) -> FloatArray: ...
 
     @overload
@@ -175,6 +210,8 @@ class SentenceEncoder:
         normalize_embeddings: bool = ...,
         convert_to_numpy: bool = ...,
         output_value: OutputValue = ...,
+        prompt_name: str | None = ...,
+        prompt: str | None = ...,
     ) -> FloatArray | list[FloatArray]: ...
 
     def encode(
@@ -185,12 +222,16 @@ class SentenceEncoder:
         normalize_embeddings: bool = False,
         convert_to_numpy: bool = True,
         output_value: OutputValue = "sentence_embedding",
+        prompt_name: str | None = None,
+        prompt: str | None = None,
     ) -> FloatArray | list[FloatArray]:
         """Embed ``sentences`` (one string -> one vector; a list -> a (n, dim) array).
 
         Sentences are sorted by length into batches of ``batch_size`` and returned in input
         order. ``output_value="token_embeddings"`` gives one (tokens, hidden) array each.
-        Models whose pipeline ends in Normalize always return unit vectors.
+        Models whose pipeline ends in Normalize always return unit vectors. ``prompt_name``
+        (one of :attr:`prompts`) or ``prompt`` (a text) is put before every sentence, as
+        sentence-transformers does; without either, the model's default prompt, if any.
         """
         single = isinstance(sentences, str)
         texts = [
@@ -203,6 +244,13 @@ class SentenceEncoder:
         convert_to_numpy = flag("convert_to_numpy", convert_to_numpy)
         if output_value not in ("sentence_embedding", "token_embeddings"):
             raise InputError(f"unknown output_value {output_value!r}")
+        chosen = self.settings.prompt(prompt_name, prompt)
+        prompt_length = 0
+        if chosen is not None:
+            texts = [chosen + text for text in texts]
+            # Its tokens and [CLS], not [SEP] (sentence-transformers' prompt_length).
+            prompt_ids = self.tokenizer([chosen], truncation=True, max_length=self.max_seq_length)
+            prompt_length = len(prompt_ids["input_ids"][0]) - 1
         # A huge batch_size runs in bounded pieces (same results: every sentence is computed
         # on its own), so memory follows MAX_BATCH_TOKENS, not the batch.
         step = min(batch_size, max(1, MAX_BATCH_TOKENS // self.max_seq_length))
@@ -230,7 +278,7 @@ class SentenceEncoder:
                 for index, tokens in zip(indices, hidden.split()):
                     results[index] = tokens.copy()
                 continue
-            embeddings = pool_packed(self.pooling, hidden.last_hidden_state, lengths)
+            embeddings = pool_packed(self.pooling, hidden.last_hidden_state, lengths, prompt_length)
             for module in self.dense:
                 embeddings = module(embeddings)
             if self.normalize or normalize_embeddings:
@@ -276,4 +324,5 @@ class SentenceEncoder:
         write_text(out / "modules.json", json.dumps(modules, indent=2))
         st_config = {"max_seq_length": self.max_seq_length}
         write_text(out / "sentence_bert_config.json", json.dumps(st_config, indent=2))
+        write_text(out / SETTINGS_FILE, json.dumps(self.settings.to_config(), indent=2))
         return out
