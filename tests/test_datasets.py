@@ -101,6 +101,37 @@ def test_normalize_int8_and_batch_size(tmp_path: Path) -> None:
     assert np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-6)
 
 
+def test_prompts_go_before_every_text_and_into_the_manifest(
+    minilm: oxiformer.SentenceEncoder, minilm_dir: Path, tmp_path: Path
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    for item in minilm_dir.iterdir():
+        if item.name != "config_sentence_transformers.json":
+            (model / item.name).symlink_to(item)
+    settings = {"prompts": {"query": "query: ", "passage": "passage: "}}
+    (model / "config_sentence_transformers.json").write_text(json.dumps(settings))
+    texts = sample_texts(30)
+    source = write_input(tmp_path / "in.jsonl", texts)
+    embed_file(source, tmp_path / "out", model=model, prompt_name="passage", quiet=True)
+    _, embeddings, _ = read_output(tmp_path / "out")
+    assert same_bits(embeddings, minilm.encode(["passage: " + t for t in texts]))
+    manifest = json.loads((tmp_path / "out" / "_oxiformer.json").read_text())
+    assert manifest["prompt_name"] == "passage" and "prompt" not in manifest
+    # Resuming with another prompt would mix two kinds of embeddings: refused.
+    with pytest.raises(oxiformer.ConfigError, match="prompt_name"):
+        embed_file(source, tmp_path / "out", model=model, prompt="x: ", resume=True, quiet=True)
+    # A prompt text, through the command line.
+    result = run_cli(source, tmp_path / "cli", "--model", str(model), "--prompt", "query: ")
+    assert result.returncode == 0, result.stderr
+    _, embeddings, _ = read_output(tmp_path / "cli")
+    assert same_bits(embeddings, minilm.encode(["query: " + t for t in texts]))
+    # An unknown prompt name fails before any output is written.
+    with pytest.raises(oxiformer.InputError, match="unknown prompt_name 'doc'"):
+        embed_file(source, tmp_path / "none", model=model, prompt_name="doc", quiet=True)
+    assert not (tmp_path / "none").exists()
+
+
 def test_cli_summary_without_a_progress_bar_when_not_a_terminal(tmp_path: Path) -> None:
     source = write_input(tmp_path / "in.txt", sample_texts(30, one_line=True))
     result = run_cli(str(source), str(tmp_path / "out"), "--model", str(TINY_MODEL))

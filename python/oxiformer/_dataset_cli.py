@@ -24,6 +24,8 @@ def _run(args: argparse.Namespace) -> None:
         int8=args.int8,
         batch_size=args.batch_size,
         normalize=args.normalize,
+        prompt_name=args.prompt_name,
+        prompt=args.prompt,
         engine=args.engine,
         resume=args.resume,
         on_error=args.on_error,
@@ -70,6 +72,10 @@ def add_embed_dataset(commands: Any) -> None:
     )
     sub.add_argument("--batch-size", type=int, default=32)
     sub.add_argument("--normalize", action="store_true", help="L2-normalize the embeddings")
+    sub.add_argument(
+        "--prompt-name", default=None, help="put the model's prompt NAME before every text"
+    )
+    sub.add_argument("--prompt", default=None, help="put TEXT before every text")
     sub.add_argument(
         "--on-error",
         choices=("fail", "skip"),

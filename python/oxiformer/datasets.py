@@ -30,6 +30,7 @@ from oxiformer._optional import require
 from oxiformer._rows import read_chunk
 from oxiformer.errors import ConfigError, OxiformerError
 from oxiformer.pretrained import model_dir
+from oxiformer.st_settings import Settings
 
 __all__ = ["ENCODE_ROWS", "EmbedSummary", "embed_file"]
 
@@ -81,6 +82,8 @@ class Job:
     normalize: bool
     on_error: str
     quiet: bool
+    prompt_name: str | None = None
+    prompt: str | None = None
 
     def manifest(self, rows_per_shard: int, engine: str) -> dict[str, Any]:
         """What a resumed run must share with the first: inputs and everything that changes
@@ -98,7 +101,13 @@ class Job:
             "model": str(self.model.resolve()),
             "dtype": self.dtype,
             "normalize": self.normalize,
+            # only when set: a run without a prompt resumes one started by an older version
+            **{key: value for key, value in self.prompt_settings().items() if value is not None},
         }
+
+    def prompt_settings(self) -> dict[str, str | None]:
+        """The keyword arguments of ``encode`` that choose a prompt."""
+        return {"prompt_name": self.prompt_name, "prompt": self.prompt}
 
     @property
     def show_progress(self) -> bool:
@@ -116,6 +125,8 @@ def embed_file(
     int8: bool = False,
     batch_size: int = 32,
     normalize: bool = False,
+    prompt_name: str | None = None,
+    prompt: str | None = None,
     engine: str = "local",
     resume: bool = False,
     on_error: str = "fail",
@@ -130,9 +141,11 @@ def embed_file(
     ``column`` names the text field (JSON lines, CSV, Parquet); ``id_column`` the field whose
     values become ``id`` (default: the row number, counted over all input files in sorted
     order). ``on_error="skip"`` lists bad rows in ``OUTPUT.errors.jsonl`` instead of stopping.
-    ``engine="ray"`` runs on Ray Data: on the cluster at ``address`` (``"auto"``,
-    ``"ray://host:port"``) or a local instance, with ``workers`` actors of ``worker_cpus``
-    CPUs each; ``resume`` is for the local engine only.
+    ``prompt_name`` (one of the model's prompts) or ``prompt`` (a text) goes before every
+    text, as in ``SentenceEncoder.encode``. ``engine="ray"`` runs on Ray Data: on the
+    cluster at ``address`` (``"auto"``, ``"ray://host:port"``) or a local instance, with
+    ``workers`` actors of ``worker_cpus`` CPUs each; ``resume`` is for the local engine
+    only.
     """
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r} (use {' or '.join(ENGINES)})")
@@ -161,7 +174,10 @@ def embed_file(
         normalize=normalize,
         on_error=on_error,
         quiet=quiet,
+        prompt_name=prompt_name,
+        prompt=prompt,
     )
+    Settings.load(job.model).prompt(prompt_name, prompt)  # an unknown name fails now
     done = _shards.prepare_output(job.output, job.manifest(rows_per_shard, engine), resume)
     if engine == "ray":
         from oxiformer.ray import run_job
@@ -237,6 +253,8 @@ def _run_local(job: Job, done: set[int]) -> int:
                                 batch.texts,
                                 batch_size=job.batch_size,
                                 normalize_embeddings=job.normalize,
+                                prompt_name=job.prompt_name,
+                                prompt=job.prompt,
                             )
                         )
                         writer.write(batch.ids, embeddings, batch.texts if job.keep_text else None)

@@ -136,6 +136,8 @@ class Embedder:
         normalize: bool = False,
         keep_text: bool = True,
         num_threads: int | None = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
     ) -> None:
         from oxiformer import set_num_threads
         from oxiformer.sentence import SentenceEncoder
@@ -153,6 +155,7 @@ class Embedder:
         self.batch_size = batch_size
         self.normalize = normalize
         self.keep_text = keep_text
+        self.prompts = {"prompt_name": prompt_name, "prompt": prompt}
 
     def __call__(self, batch: Any) -> Any:
         if isinstance(batch, Mapping):  # batch_format="numpy" (or "default")
@@ -170,7 +173,11 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.model.dimension), dtype=np.float32)
         return self.model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=self.normalize
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=self.normalize,
+            prompt_name=self.prompts["prompt_name"],
+            prompt=self.prompts["prompt"],
         )
 
 
@@ -232,6 +239,7 @@ def run_job(job: Job, *, address: str | None, workers: int | None, worker_cpus: 
                     "batch_size": job.batch_size,
                     "normalize": job.normalize,
                     "keep_text": job.keep_text,
+                    **job.prompt_settings(),
                 },
                 batch_size=MAP_ROWS,
                 batch_format="pyarrow",
