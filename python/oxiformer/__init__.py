@@ -12,6 +12,7 @@ from oxiformer.classifiers import (
     TokenClassifier,
     TokenClassifierOutput,
 )
+from oxiformer.embedding_precision import quantize_embeddings
 from oxiformer.errors import (
     ConfigError,
     DependencyError,
@@ -53,6 +54,7 @@ __all__ = [
     "__version__",
     "get_num_threads",
     "max_num_threads",
+    "quantize_embeddings",
     "set_num_threads",
     "simd_info",
     "similarity",

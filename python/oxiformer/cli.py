@@ -54,12 +54,14 @@ def _embed(args: argparse.Namespace) -> None:
         normalize_embeddings=args.normalize,
         prompt_name=args.prompt_name,
         prompt=args.prompt,
+        truncate_dim=args.truncate_dim,
     )
     if args.output and args.output.lower().endswith(".npy"):
-        write_array(args.output, np.asarray(embeddings))
+        array = np.asarray(embeddings)
+        write_array(args.output, array)
         if not args.quiet:
             print(
-                f"wrote {len(texts)} embeddings of size {model.dimension} to {args.output}",
+                f"wrote {len(texts)} embeddings of size {array.shape[-1]} to {args.output}",
                 file=sys.stderr,
             )
     else:
@@ -223,6 +225,9 @@ def _parser() -> argparse.ArgumentParser:
         "--prompt-name", default=None, help="put the model's prompt NAME before every text"
     )
     embed.add_argument("--prompt", default=None, help="put TEXT before every text")
+    embed.add_argument(
+        "--truncate-dim", type=_count, default=None, help="keep the first N dimensions"
+    )
     int8_option(embed)
     embed.set_defaults(run=_embed)
 

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from oxiformer._checks import count, flag, optional_flag, text_items
 from oxiformer._files import read_json, write_text
 from oxiformer._types import FloatArray, PathLike
+from oxiformer.embedding_precision import PRECISIONS, quantize_embeddings
 from oxiformer.errors import ConfigError, InputError
 from oxiformer.model import MAX_BATCH_TOKENS, Encoder, pack
 from oxiformer.pooling import Pooling, normalize, pool_packed
@@ -99,6 +100,7 @@ class SentenceEncoder:
         self.normalize = normalize
         self.dense = tuple(dense)
         self.settings = settings or Settings()
+        self._truncate_dim: int | None = None
         width = encoder.hidden_size * len(self.pooling.modes)
         for index, module in enumerate(self.dense):
             if module.in_features != width:
@@ -113,11 +115,16 @@ class SentenceEncoder:
 
     @classmethod
     def from_pretrained(
-        cls, path: PathLike | None = None, *, dtype: str | None = None
+        cls,
+        path: PathLike | None = None,
+        *,
+        dtype: str | None = None,
+        truncate_dim: int | None = None,
     ) -> SentenceEncoder:
         """Load a sentence-transformers (or plain HF) model directory; ``None``: the default
         model all-MiniLM-L6-v2 (or ``$OXIFORMER_MODEL``). ``dtype="int8"`` quantizes a float
-        model at load (see :mod:`oxiformer.quantize`)."""
+        model at load (see :mod:`oxiformer.quantize`); ``truncate_dim`` sets
+        :attr:`truncate_dim`."""
         directory = model_dir(path)
         pooling, dense, normalize_output = _pipeline(directory)
         max_seq_length = None
@@ -136,7 +143,9 @@ class SentenceEncoder:
         settings = Settings.load(directory)
         encoder = Encoder.from_pretrained(directory, with_pooler=False, dtype=dtype)
         tokenizer = Tokenizer.from_pretrained(directory)
-        return cls(encoder, tokenizer, pooling, normalize_output, max_seq_length, dense, settings)
+        model = cls(encoder, tokenizer, pooling, normalize_output, max_seq_length, dense, settings)
+        model.truncate_dim = truncate_dim
+        return model
 
     def quantize(
         self,
@@ -146,7 +155,7 @@ class SentenceEncoder:
         attention: str = DEFAULT_ATTENTION,
     ) -> SentenceEncoder:
         """The same pipeline with the encoder in int8 (arguments as :meth:`Encoder.quantize`)."""
-        return SentenceEncoder(
+        quantized = SentenceEncoder(
             self.encoder.quantize(activation_bits, word_embeddings, outlier_channels, attention),
             self.tokenizer,
             self.pooling,
@@ -155,6 +164,18 @@ class SentenceEncoder:
             self.dense,
             self.settings,
         )
+        quantized.truncate_dim = self.truncate_dim
+        return quantized
+
+    @property
+    def truncate_dim(self) -> int | None:
+        """Keep the first dimensions of every sentence embedding (Matryoshka models), or
+        None: sentence-transformers' ``truncate_dim``."""
+        return self._truncate_dim
+
+    @truncate_dim.setter
+    def truncate_dim(self, value: int | None) -> None:
+        self._truncate_dim = None if value is None else count("truncate_dim", value)
 
     @property
     def prompts(self) -> dict[str, str]:
@@ -183,7 +204,12 @@ class SentenceEncoder:
 
     @property
     def dimension(self) -> int:
-        """Size of a sentence embedding."""
+        """Size of a sentence embedding (after :attr:`truncate_dim`)."""
+        full = self._full_dimension
+        return full if self.truncate_dim is None else min(self.truncate_dim, full)
+
+    @property
+    def _full_dimension(self) -> int:
         if self.dense:
             return self.dense[-1].out_features
         return self.encoder.hidden_size * len(self.pooling.modes)
@@ -199,7 +225,11 @@ class SentenceEncoder:
         output_value: OutputValue = ...,
         prompt_name: str | None = ...,
         prompt: str | None = ...,
-    ) -> FloatArray: ...
+        precision: str = ...,
+        truncate_dim: int | None = ...,
+        convert_to_tensor: bool = ...,
+        device: str | None = ...,
+    ) -> npt.NDArray[Any]: ...
 
     @overload
     def encode(
@@ -212,7 +242,11 @@ class SentenceEncoder:
         output_value: OutputValue = ...,
         prompt_name: str | None = ...,
         prompt: str | None = ...,
-    ) -> FloatArray | list[FloatArray]: ...
+        precision: str = ...,
+        truncate_dim: int | None = ...,
+        convert_to_tensor: bool = ...,
+        device: str | None = ...,
+    ) -> npt.NDArray[Any] | list[FloatArray]: ...
 
     def encode(
         self,
@@ -224,7 +258,11 @@ class SentenceEncoder:
         output_value: OutputValue = "sentence_embedding",
         prompt_name: str | None = None,
         prompt: str | None = None,
-    ) -> FloatArray | list[FloatArray]:
+        precision: str = "float32",
+        truncate_dim: int | None = None,
+        convert_to_tensor: bool = False,
+        device: str | None = None,
+    ) -> npt.NDArray[Any] | list[FloatArray]:
         """Embed ``sentences`` (one string -> one vector; a list -> a (n, dim) array).
 
         Sentences are sorted by length into batches of ``batch_size`` and returned in input
@@ -232,6 +270,11 @@ class SentenceEncoder:
         Models whose pipeline ends in Normalize always return unit vectors. ``prompt_name``
         (one of :attr:`prompts`) or ``prompt`` (a text) is put before every sentence, as
         sentence-transformers does; without either, the model's default prompt, if any.
+        ``truncate_dim`` keeps the first dimensions (Matryoshka models; default: the model's
+        :attr:`truncate_dim`), before ``normalize_embeddings``. ``precision`` ``"int8"``,
+        ``"uint8"``, ``"binary"`` or ``"ubinary"`` quantizes the embeddings as
+        sentence-transformers does (:mod:`oxiformer.embedding_precision`). ``device`` is
+        ``None`` or ``"cpu"``; ``convert_to_tensor=True`` (PyTorch tensors) is refused.
         """
         single = isinstance(sentences, str)
         texts = [
@@ -244,6 +287,12 @@ class SentenceEncoder:
         convert_to_numpy = flag("convert_to_numpy", convert_to_numpy)
         if output_value not in ("sentence_embedding", "token_embeddings"):
             raise InputError(f"unknown output_value {output_value!r}")
+        truncate = self._output_options(output_value, precision, truncate_dim, device)
+        if flag("convert_to_tensor", convert_to_tensor):
+            raise InputError(
+                "convert_to_tensor=True asks for PyTorch tensors; oxiformer returns NumPy "
+                "arrays (torch.from_numpy(...) converts them without a copy)"
+            )
         chosen = self.settings.prompt(prompt_name, prompt)
         prompt_length = 0
         if chosen is not None:
@@ -281,17 +330,35 @@ class SentenceEncoder:
             embeddings = pool_packed(self.pooling, hidden.last_hidden_state, lengths, prompt_length)
             for module in self.dense:
                 embeddings = module(embeddings)
-            if self.normalize or normalize_embeddings:
+            if self.normalize:
+                embeddings = normalize(embeddings)
+            if truncate is not None:
+                embeddings = embeddings[:, :truncate]
+            if normalize_embeddings:
                 embeddings = normalize(embeddings)
             for row, index in enumerate(indices):
                 results[index] = embeddings[row]
         if output_value == "token_embeddings" or not convert_to_numpy:
             return results[0] if single else results
-        if single:
-            return results[0]
-        if not results:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack(results)
+        full = self._full_dimension
+        width = full if truncate is None else min(truncate, full)
+        stacked = np.stack(results) if results else np.zeros((0, width), dtype=np.float32)
+        if precision != "float32":
+            stacked = quantize_embeddings(stacked, precision)
+        return stacked[0] if single else stacked
+
+    def _output_options(
+        self, output_value: str, precision: object, truncate_dim: object, device: object
+    ) -> int | None:
+        """Check ``encode``'s ``precision`` and ``device``; the dimensions to keep."""
+        if device not in (None, "cpu"):
+            raise InputError(f"device {device!r}: oxiformer runs on the CPU only (use 'cpu')")
+        if precision not in PRECISIONS:
+            raise InputError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
+        if precision != "float32" and output_value != "sentence_embedding":
+            raise InputError(f"precision {precision!r} is for sentence embeddings only")
+        dim = self.truncate_dim if truncate_dim is None else truncate_dim
+        return None if dim is None else count("truncate_dim", dim)
 
     def save_pretrained(self, directory: PathLike) -> Path:
         """Write the oxiformer format (config.json, tokenizer files, weights.npz) plus the
