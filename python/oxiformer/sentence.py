@@ -330,12 +330,12 @@ class SentenceEncoder:
             embeddings = pool_packed(self.pooling, hidden.last_hidden_state, lengths, prompt_length)
             for module in self.dense:
                 embeddings = module(embeddings)
-            if self.normalize:
+            if self.normalize or (normalize_embeddings and truncate is None):
                 embeddings = normalize(embeddings)
-            if truncate is not None:
+            if truncate is not None:  # after the pipeline, before normalize_embeddings (ST)
                 embeddings = embeddings[:, :truncate]
-            if normalize_embeddings:
-                embeddings = normalize(embeddings)
+                if normalize_embeddings:
+                    embeddings = normalize(embeddings)
             for row, index in enumerate(indices):
                 results[index] = embeddings[row]
         if output_value == "token_embeddings" or not convert_to_numpy:
