@@ -61,6 +61,13 @@ def test_prompts_are_put_before_the_sentences(
         model.encode(TEXTS, prompt_name="doc")
     with pytest.raises(oxiformer.InputError, match="has no prompts"):
         plain.encode(TEXTS, prompt_name="query")
+    # sentence-transformers v5's task methods pick the prompt by name.
+    assert model.encode_query(TEXTS).tobytes() == model.encode(TEXTS, prompt_name="query").tobytes()
+    assert model.encode_document(TEXTS).tobytes() == passages.tobytes()
+    own = model.encode_document(TEXTS[:1], prompt="doc: ")
+    assert own.tobytes() == plain.encode(["doc: " + TEXTS[0]]).tobytes()
+    assert plain.encode_document(TEXTS).tobytes() == plain.encode(TEXTS).tobytes()
+    assert model.get_sentence_embedding_dimension() == 384
     # The model's similarity function is dot here.
     scores = model.similarity(passages[:2], passages)
     want = passages[:2].astype(np.float64) @ passages.astype(np.float64).T

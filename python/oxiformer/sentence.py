@@ -208,6 +208,29 @@ class SentenceEncoder:
         full = self._full_dimension
         return full if self.truncate_dim is None else min(self.truncate_dim, full)
 
+    def get_sentence_embedding_dimension(self) -> int:
+        """:attr:`dimension`, under sentence-transformers' name."""
+        return self.dimension
+
+    def encode_query(self, sentences: Any, **options: Any) -> Any:
+        """:meth:`encode` with the model's ``"query"`` prompt, when it has one and no prompt
+        is given (sentence-transformers' ``encode_query``)."""
+        return self.encode(sentences, **self._task_prompt(options, ("query",)))
+
+    def encode_document(self, sentences: Any, **options: Any) -> Any:
+        """:meth:`encode` with the model's ``"document"``, ``"passage"`` or ``"corpus"``
+        prompt (the first it has), when no prompt is given (sentence-transformers'
+        ``encode_document``)."""
+        names = ("document", "passage", "corpus")
+        return self.encode(sentences, **self._task_prompt(options, names))
+
+    def _task_prompt(self, options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+        if options.get("prompt_name") is None and options.get("prompt") is None:
+            found = next((name for name in names if name in self.settings.prompts), None)
+            if found is not None:
+                return {**options, "prompt_name": found}
+        return options
+
     @property
     def _full_dimension(self) -> int:
         if self.dense:
