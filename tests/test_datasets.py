@@ -132,6 +132,25 @@ def test_prompts_go_before_every_text_and_into_the_manifest(
     assert not (tmp_path / "none").exists()
 
 
+def test_truncate_dim_narrows_the_embedding_column(
+    minilm: oxiformer.SentenceEncoder, tmp_path: Path
+) -> None:
+    texts = sample_texts(20)
+    source = write_input(tmp_path / "in.jsonl", texts)
+    embed_file(source, tmp_path / "out", truncate_dim=48, quiet=True)
+    _, embeddings, table = read_output(tmp_path / "out")
+    assert table.schema.field("embedding").type.list_size == 48
+    assert same_bits(embeddings, minilm.encode(texts, truncate_dim=48))
+    manifest = json.loads((tmp_path / "out" / "_oxiformer.json").read_text())
+    assert manifest["truncate_dim"] == 48
+    empty = write_input(tmp_path / "empty.jsonl", [])
+    result = run_cli(empty, tmp_path / "none", "--truncate-dim", "16", "-q")
+    assert result.returncode == 0, result.stderr
+    assert read_output(tmp_path / "none")[2].schema.field("embedding").type.list_size == 16
+    with pytest.raises(oxiformer.InputError, match="truncate_dim"):
+        embed_file(source, tmp_path / "bad", truncate_dim=0, quiet=True)
+
+
 def test_cli_summary_without_a_progress_bar_when_not_a_terminal(tmp_path: Path) -> None:
     source = write_input(tmp_path / "in.txt", sample_texts(30, one_line=True))
     result = run_cli(str(source), str(tmp_path / "out"), "--model", str(TINY_MODEL))

@@ -26,6 +26,7 @@ def _run(args: argparse.Namespace) -> None:
         normalize=args.normalize,
         prompt_name=args.prompt_name,
         prompt=args.prompt,
+        truncate_dim=args.truncate_dim,
         engine=args.engine,
         resume=args.resume,
         on_error=args.on_error,
@@ -76,6 +77,7 @@ def add_embed_dataset(commands: Any) -> None:
         "--prompt-name", default=None, help="put the model's prompt NAME before every text"
     )
     sub.add_argument("--prompt", default=None, help="put TEXT before every text")
+    sub.add_argument("--truncate-dim", type=int, default=None, help="keep the first N dimensions")
     sub.add_argument(
         "--on-error",
         choices=("fail", "skip"),

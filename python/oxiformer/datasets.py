@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from oxiformer import _inputs, _shards
+from oxiformer._checks import count
 from oxiformer._optional import require
 from oxiformer._rows import read_chunk
 from oxiformer.errors import ConfigError, OxiformerError
@@ -84,6 +85,7 @@ class Job:
     quiet: bool
     prompt_name: str | None = None
     prompt: str | None = None
+    truncate_dim: int | None = None
 
     def manifest(self, rows_per_shard: int, engine: str) -> dict[str, Any]:
         """What a resumed run must share with the first: inputs and everything that changes
@@ -102,12 +104,24 @@ class Job:
             "dtype": self.dtype,
             "normalize": self.normalize,
             # only when set: a run without a prompt resumes one started by an older version
-            **{key: value for key, value in self.prompt_settings().items() if value is not None},
+            **{key: value for key, value in self.options().items() if value is not None},
         }
 
-    def prompt_settings(self) -> dict[str, str | None]:
-        """The keyword arguments of ``encode`` that choose a prompt."""
-        return {"prompt_name": self.prompt_name, "prompt": self.prompt}
+    def options(self) -> dict[str, Any]:
+        """The options of ``encode`` beyond the basics: the prompt, the truncation."""
+        return {
+            "prompt_name": self.prompt_name,
+            "prompt": self.prompt,
+            "truncate_dim": self.truncate_dim,
+        }
+
+    def load_model(self) -> Any:
+        """The job's ``SentenceEncoder``, truncating as asked."""
+        from oxiformer.sentence import SentenceEncoder
+
+        return SentenceEncoder.from_pretrained(
+            self.model, dtype=self.dtype, truncate_dim=self.truncate_dim
+        )
 
     @property
     def show_progress(self) -> bool:
@@ -127,6 +141,7 @@ def embed_file(
     normalize: bool = False,
     prompt_name: str | None = None,
     prompt: str | None = None,
+    truncate_dim: int | None = None,
     engine: str = "local",
     resume: bool = False,
     on_error: str = "fail",
@@ -142,10 +157,10 @@ def embed_file(
     values become ``id`` (default: the row number, counted over all input files in sorted
     order). ``on_error="skip"`` lists bad rows in ``OUTPUT.errors.jsonl`` instead of stopping.
     ``prompt_name`` (one of the model's prompts) or ``prompt`` (a text) goes before every
-    text, as in ``SentenceEncoder.encode``. ``engine="ray"`` runs on Ray Data: on the
-    cluster at ``address`` (``"auto"``, ``"ray://host:port"``) or a local instance, with
-    ``workers`` actors of ``worker_cpus`` CPUs each; ``resume`` is for the local engine
-    only.
+    text and ``truncate_dim`` keeps the first dimensions, as in ``SentenceEncoder.encode``.
+    ``engine="ray"`` runs on Ray Data: on the cluster at ``address`` (``"auto"``,
+    ``"ray://host:port"``) or a local instance, with ``workers`` actors of ``worker_cpus``
+    CPUs each; ``resume`` is for the local engine only.
     """
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r} (use {' or '.join(ENGINES)})")
@@ -176,6 +191,7 @@ def embed_file(
         quiet=quiet,
         prompt_name=prompt_name,
         prompt=prompt,
+        truncate_dim=None if truncate_dim is None else count("truncate_dim", truncate_dim),
     )
     Settings.load(job.model).prompt(prompt_name, prompt)  # an unknown name fails now
     done = _shards.prepare_output(job.output, job.manifest(rows_per_shard, engine), resume)
@@ -209,9 +225,7 @@ def embed_file(
 
 
 def _write_empty_shard(job: Job) -> None:
-    from oxiformer.sentence import SentenceEncoder
-
-    dimension = SentenceEncoder.from_pretrained(job.model, dtype=job.dtype).dimension
+    dimension = job.load_model().dimension
     schema = _shards.output_schema(job.plan.id_kind, dimension, job.keep_text)
     with _shards.ShardWriter(job.output, 0, schema) as writer:
         writer.commit()
@@ -221,9 +235,7 @@ def _run_local(job: Job, done: set[int]) -> int:
     """Embed every chunk whose shard is not done, one shard at a time; rows embedded."""
     from tqdm import tqdm
 
-    from oxiformer.sentence import SentenceEncoder
-
-    encoder = SentenceEncoder.from_pretrained(job.model, dtype=job.dtype)
+    encoder = job.load_model()
     schema = _shards.output_schema(job.plan.id_kind, encoder.dimension, job.keep_text)
     finished = sum(chunk.rows for chunk in job.plan.chunks if chunk.index in done)
     embedded = 0

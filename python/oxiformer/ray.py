@@ -138,6 +138,7 @@ class Embedder:
         num_threads: int | None = None,
         prompt_name: str | None = None,
         prompt: str | None = None,
+        truncate_dim: int | None = None,
     ) -> None:
         from oxiformer import set_num_threads
         from oxiformer.sentence import SentenceEncoder
@@ -151,6 +152,7 @@ class Embedder:
             self.model = _load(model_files, dtype)
         else:
             self.model = SentenceEncoder.from_pretrained(model, dtype=dtype)
+        self.model.truncate_dim = truncate_dim
         self.text_column = text_column
         self.batch_size = batch_size
         self.normalize = normalize
@@ -239,7 +241,7 @@ def run_job(job: Job, *, address: str | None, workers: int | None, worker_cpus: 
                     "batch_size": job.batch_size,
                     "normalize": job.normalize,
                     "keep_text": job.keep_text,
-                    **job.prompt_settings(),
+                    **job.options(),
                 },
                 batch_size=MAP_ROWS,
                 batch_format="pyarrow",
