@@ -122,7 +122,8 @@ class Embedder:
     The model comes from ``model`` (a directory the actor can read; None: the default model)
     or ``model_files`` (see :func:`model_files`; an ``ObjectRef`` to them is fetched).
     The thread count is ``num_threads``, else the CPUs Ray gave the actor (``num_cpus``).
-    Embeddings equal ``SentenceEncoder.encode`` bit for bit, whatever the batching.
+    ``normalize``, ``prompt_name``, ``prompt`` and ``truncate_dim`` are ``encode``'s. The
+    embeddings equal ``SentenceEncoder.encode`` bit for bit, whatever the batching.
     """
 
     def __init__(
