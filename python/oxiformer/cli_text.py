@@ -43,6 +43,8 @@ def _generate(args: argparse.Namespace) -> None:
         length_penalty=args.length_penalty,
         early_stopping=args.early_stopping,
         batch_size=args.batch_size,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+        min_new_tokens=args.min_new_tokens,
     )
     write_json_lines(
         ({"text": text, "generated": out} for text, out in zip(texts, generated)), args.output
@@ -70,11 +72,21 @@ def register(command: Command, text_input: Option, int8_option: Option) -> None:
     """Add the two commands with ``cli``'s helpers (common options, text input, ``--int8``)."""
     generate = command("generate", "generate text with an encoder-decoder (EncoderDecoderModel)")
     text_input(generate, "model directory (EncoderDecoderModel, e.g. a bert2bert)")
-    generate.add_argument("--max-new-tokens", type=int, default=20)
-    generate.add_argument("--num-beams", type=int, default=1, help="1: greedy")
-    generate.add_argument("--length-penalty", type=float, default=1.0)
+    from_config = "default: the model's generation config, else "
+    generate.add_argument("--max-new-tokens", type=int, default=None, help=from_config + "20")
+    generate.add_argument("--num-beams", type=int, default=None, help=from_config + "1 (greedy)")
+    generate.add_argument("--length-penalty", type=float, default=None, help=from_config + "1")
     generate.add_argument(
-        "--early-stopping", type=_early_stopping, default=False, help="true, false or never"
+        "--early-stopping",
+        type=_early_stopping,
+        default=None,
+        help="true, false or never (" + from_config + "false)",
+    )
+    generate.add_argument(
+        "--no-repeat-ngram-size", type=int, default=None, help="never repeat an n-gram of N"
+    )
+    generate.add_argument(
+        "--min-new-tokens", type=int, default=None, help="no end of sequence before N tokens"
     )
     int8_option(generate)
     generate.set_defaults(run=_generate)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Union
 
 import numpy as np
@@ -22,6 +22,7 @@ import numpy.typing as npt
 from oxiformer import _core
 from oxiformer._types import IntArray
 from oxiformer.errors import ConfigError, InputError
+from oxiformer.logits_processors import PROCESSOR_OPTIONS, Processors
 
 __all__ = ["GenerationSettings", "as_prompt", "beam_search", "check_search", "greedy_search"]
 
@@ -29,23 +30,19 @@ EarlyStopping = Union[bool, str]
 
 _OUT = np.float32(-1.0e9)
 
-#: transformers' generation options that change the scores or the sampling, with their
-#: defaults: a configuration that sets one of them gets different results from transformers.
+#: transformers' generation options that change the scores or the sampling and that oxiformer
+#: does not apply, with their defaults: a configuration that sets one of them gets different
+#: results from transformers (the others: ``oxiformer.logits_processors``).
 _UNSUPPORTED: dict[str, Any] = {
-    "min_length": 0,
-    "min_new_tokens": None,
-    "no_repeat_ngram_size": 0,
     "encoder_no_repeat_ngram_size": 0,
-    "repetition_penalty": 1.0,
-    "bad_words_ids": None,
-    "forced_bos_token_id": None,
-    "forced_eos_token_id": None,
-    "suppress_tokens": None,
-    "begin_suppress_tokens": None,
+    "encoder_repetition_penalty": 1.0,
     "do_sample": False,
     "num_beam_groups": 1,
     "diversity_penalty": 0.0,
 }
+
+#: What ``generate`` does when neither its arguments nor the configuration say.
+DEFAULT_MAX_NEW_TOKENS = 20
 
 
 @dataclass(frozen=True)
@@ -57,8 +54,13 @@ class GenerationSettings:
     eos_token_ids: tuple[int, ...]
     pad_token_id: int | None
     ignored: tuple[str, ...] = ()
-    """Generation options the configuration sets that oxiformer does not apply (logits
-    processors such as ``no_repeat_ngram_size``, sampling)."""
+    """Generation options the configuration sets that oxiformer does not apply (sampling,
+    diverse beams, the encoder's n-grams)."""
+    processors: Processors = field(default_factory=Processors)
+    """The logits processors the configuration sets (``generate``'s defaults)."""
+    search: dict[str, Any] = field(default_factory=dict)
+    """``num_beams``, ``length_penalty``, ``early_stopping``, ``max_new_tokens`` and
+    ``max_length`` as the configuration sets them (``generate``'s defaults)."""
 
     @classmethod
     def from_configs(cls, *configs: Mapping[str, Any], source: str) -> GenerationSettings:
@@ -90,7 +92,22 @@ class GenerationSettings:
             for name, default in _UNSUPPORTED.items()
             if first(name) is not None and first(name) != default
         )
-        return cls(start, eos_tokens, pad, ignored)
+        options = {name: first(name) for name in PROCESSOR_OPTIONS}
+        processors = Processors.from_options(options, ConfigError, source)
+        names = ("num_beams", "length_penalty", "early_stopping", "max_new_tokens", "max_length")
+        search = {name: first(name) for name in names if first(name) is not None}
+        try:
+            check_search(
+                search.get("max_new_tokens", 1),
+                search.get("num_beams", 1),
+                search.get("length_penalty", 1.0),
+                search.get("early_stopping", False),
+            )
+            if "max_length" in search:
+                check_search(search["max_length"], 1, 1.0, False)
+        except InputError as err:
+            raise ConfigError(f"{source}: {err}") from None
+        return cls(start, eos_tokens, pad, ignored, processors, search)
 
     @property
     def beam_fill(self) -> int:
@@ -134,13 +151,18 @@ def greedy_search(
     max_new_tokens: int,
     settings: GenerationSettings,
     use_cache: bool = True,
+    processors: Processors | None = None,
 ) -> IntArray:
-    """``prompt (B, P)`` extended by up to ``max_new_tokens`` tokens (B, P + generated)."""
+    """``prompt (B, P)`` extended by up to ``max_new_tokens`` tokens (B, P + generated);
+    ``processors`` act on the logits of each step."""
     sequences = prompt
     finished = np.zeros(len(prompt), dtype=bool)
     eos = np.array(settings.eos_token_ids, dtype=np.int64)
+    process = _process(processors, settings, prompt.shape[1], max_new_tokens)
     logits = state.step(prompt)
     for step in range(max_new_tokens):
+        if process is not None:
+            logits = process(sequences, logits)
         tokens = np.argmax(logits, axis=-1).astype(np.int64)
         if eos.size:
             pad = settings.pad_token_id if settings.pad_token_id is not None else eos[0]
@@ -166,9 +188,11 @@ def beam_search(
     length_penalty: float = 1.0,
     early_stopping: EarlyStopping = False,
     use_cache: bool = True,
+    processors: Processors | None = None,
 ) -> IntArray:
     """The best of ``num_beams`` beams for each row of ``prompt (B, P)``; the state has
-    ``B * num_beams`` rows (beam ``k`` of input ``b`` is row ``b * num_beams + k``)."""
+    ``B * num_beams`` rows (beam ``k`` of input ``b`` is row ``b * num_beams + k``);
+    ``processors`` act on each step's log-softmax, before the beams' scores are added."""
     batch, start = prompt.shape
     beams = num_beams
     max_length = start + max_new_tokens
@@ -183,12 +207,16 @@ def beam_search(
     is_finished = np.zeros((batch, beams), dtype=bool)
     generated = np.zeros((batch, beams), dtype=np.int64)
     improvable = np.ones(batch, dtype=bool)
+    process = _process(processors, settings, start, max_new_tokens)
     logits = state.step(np.ascontiguousarray(np.repeat(prompt, beams, axis=0)))
     length = start
     while True:
         vocab = logits.shape[-1]
         keep = min(max(2, 1 + eos.size) * beams, beams * vocab)
-        scores = _log_softmax(logits).reshape(batch, beams, vocab) + running_scores[..., None]
+        log_probs = _log_softmax(logits)
+        if process is not None:
+            log_probs = process(running[:, :, :length].reshape(-1, length), log_probs)
+        scores = log_probs.reshape(batch, beams, vocab) + running_scores[..., None]
         flat = scores.reshape(batch, beams * vocab)
         best = _top(flat, keep)  # (B, keep), best first
         best_scores = np.take_along_axis(flat, best, axis=1)
@@ -238,6 +266,17 @@ def beam_search(
             logits = state.step(np.ascontiguousarray(running[:, :, :length].reshape(-1, length)))
     width = start + int(generated[:, 0].max())
     return np.ascontiguousarray(finished[:, 0, :width])
+
+
+def _process(
+    processors: Processors | None,
+    settings: GenerationSettings,
+    prompt_length: int,
+    max_new_tokens: int,
+) -> Any:
+    if processors is None:
+        return None
+    return processors.steps(settings.eos_token_ids, prompt_length, prompt_length + max_new_tokens)
 
 
 def _log_softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

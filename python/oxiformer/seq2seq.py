@@ -34,6 +34,7 @@ from oxiformer.families import (
     lm_head_prefix,
 )
 from oxiformer.generation import (
+    DEFAULT_MAX_NEW_TOKENS,
     EarlyStopping,
     GenerationSettings,
     as_prompt,
@@ -42,6 +43,7 @@ from oxiformer.generation import (
     greedy_search,
 )
 from oxiformer.lm_head import select_lm_head_tensors
+from oxiformer.logits_processors import PROCESSOR_OPTIONS, Processors
 from oxiformer.model import Encoder, _as_ids
 from oxiformer.pretrained import model_dir
 from oxiformer.quantize import checked_bits
@@ -243,12 +245,13 @@ class EncoderDecoder:
         self,
         input_ids: npt.ArrayLike,
         attention_mask: npt.ArrayLike | None = None,
-        max_new_tokens: int = 20,
-        num_beams: int = 1,
-        length_penalty: float = 1.0,
-        early_stopping: EarlyStopping = False,
+        max_new_tokens: int | None = None,
+        num_beams: int | None = None,
+        length_penalty: float | None = None,
+        early_stopping: EarlyStopping | None = None,
         decoder_input_ids: npt.ArrayLike | None = None,
         use_cache: bool = True,
+        **processors: Any,
     ) -> IntArray:
         """Generate, as transformers' ``generate`` does: int64 ids (batch, prefix +
         generated), the prefix being ``decoder_input_ids`` or ``decoder_start_token_id``.
@@ -256,17 +259,42 @@ class EncoderDecoder:
         ``num_beams=1``: greedy; more: beam search with ``length_penalty`` and
         ``early_stopping`` (True, False or "never"). Rows that finish early are padded.
         ``eos_token_id`` and ``pad_token_id`` come from the configuration;
-        ``use_cache=False`` recomputes the whole prefix at every step.
+        ``use_cache=False`` recomputes the whole prefix at every step. An argument left out
+        (None) takes the model's ``generation_config.json`` (or ``config.json``) value, as in
+        transformers, else 20 new tokens, greedy, ``length_penalty`` 1, no early stopping.
+        ``processors``: transformers' logits processors by their option names
+        (``no_repeat_ngram_size``, ``min_length``, ``min_new_tokens``, ``repetition_penalty``,
+        ``bad_words_ids``, ``forced_bos_token_id``, ``forced_eos_token_id``,
+        ``suppress_tokens``, ``begin_suppress_tokens``; :mod:`oxiformer.logits_processors`),
+        also defaulting to the configuration's.
         """
+        unknown = sorted(set(processors) - set(PROCESSOR_OPTIONS))
+        if unknown:
+            raise InputError(
+                f"generate() got unknown option(s) {', '.join(unknown)} (generation options it "
+                f"takes: {', '.join(PROCESSOR_OPTIONS)})"
+            )
+        search = self.settings.search
+        num_beams = search.get("num_beams", 1) if num_beams is None else num_beams
+        if length_penalty is None:
+            length_penalty = search.get("length_penalty", 1.0)
+        if early_stopping is None:
+            early_stopping = search.get("early_stopping", False)
         vocab = self.decoder.vocab_size
-        check_search(max_new_tokens, num_beams, length_penalty, early_stopping, vocab)
+        options = {name: getattr(self.settings.processors, name) for name in PROCESSOR_OPTIONS}
+        options.update({name: value for name, value in processors.items() if value is not None})
+        chosen = Processors.from_options(options, InputError, "")
+        chosen.check_vocabulary(vocab)
         _, mask, hidden = self._encode(input_ids, attention_mask, infer_mask=True)
         prompt = as_prompt(decoder_input_ids, hidden.shape[0], self.settings)
+        if max_new_tokens is None:
+            max_new_tokens = self._default_max_new_tokens(prompt.shape[1])
+        check_search(max_new_tokens, num_beams, length_penalty, early_stopping, vocab)
         self._check_length(prompt.shape[1] + max_new_tokens)
         memory = self.decoder.memory(hidden, mask)
         state = self.decoder.start(memory, num_beams, prompt.shape[1] + max_new_tokens)
         if num_beams == 1:
-            return greedy_search(state, prompt, max_new_tokens, self.settings, use_cache)
+            return greedy_search(state, prompt, max_new_tokens, self.settings, use_cache, chosen)
         return beam_search(
             state,
             prompt,
@@ -276,17 +304,29 @@ class EncoderDecoder:
             float(length_penalty),
             early_stopping,
             use_cache,
+            chosen,
         )
+
+    def _default_max_new_tokens(self, prompt_length: int) -> int:
+        """The configuration's ``max_new_tokens``, else its ``max_length`` less the prompt
+        (at least 1), else :data:`DEFAULT_MAX_NEW_TOKENS`."""
+        search = self.settings.search
+        if "max_new_tokens" in search:
+            return int(search["max_new_tokens"])
+        if "max_length" in search:
+            return max(1, int(search["max_length"]) - prompt_length)
+        return DEFAULT_MAX_NEW_TOKENS
 
     def generate_text(
         self,
         texts: str | Sequence[str],
-        max_new_tokens: int = 20,
-        num_beams: int = 1,
-        length_penalty: float = 1.0,
-        early_stopping: EarlyStopping = False,
+        max_new_tokens: int | None = None,
+        num_beams: int | None = None,
+        length_penalty: float | None = None,
+        early_stopping: EarlyStopping | None = None,
         skip_special_tokens: bool = True,
         batch_size: int = 32,
+        **processors: Any,
     ) -> Any:
         """Tokenize ``texts``, :meth:`generate`, decode: a string for a string, else a list."""
         if self.tokenizer is None:
@@ -304,6 +344,7 @@ class EncoderDecoder:
                 num_beams=num_beams,
                 length_penalty=length_penalty,
                 early_stopping=early_stopping,
+                **processors,
             )
             outputs.extend(
                 self.tokenizer.decode(row.tolist(), skip_special_tokens=skip_special_tokens)
