@@ -23,13 +23,20 @@ import numpy.typing as npt
 
 from oxiformer.errors import InputError
 
-__all__ = ["PRECISIONS", "quantize_embeddings"]
+__all__ = ["PRECISIONS", "check_precision", "quantize_embeddings"]
 
 #: The precisions ``encode`` and :func:`quantize_embeddings` take.
 PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 
 #: Fewer embeddings than this make poor int8 ranges (sentence-transformers warns too).
 _FEW = 100
+
+
+def check_precision(precision: object) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
+    return str(precision)
 
 
 def quantize_embeddings(
@@ -39,8 +46,7 @@ def quantize_embeddings(
     calibration_embeddings: npt.ArrayLike | None = None,
 ) -> npt.NDArray[Any]:
     """``embeddings`` (n, dim) in ``precision`` (one of :data:`PRECISIONS`)."""
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
+    check_precision(precision)
     array = np.asarray(embeddings)
     if array.dtype.kind != "f" or array.ndim != 2:
         raise InputError(

@@ -117,6 +117,18 @@ class Processors:
             begin_suppress_tokens=tokens("begin_suppress_tokens"),
         )
 
+    def updated(self, overrides: dict[str, Any]) -> Processors:
+        """These values with ``overrides`` (None: keep), checked as ``generate``'s arguments."""
+        unknown = sorted(set(overrides) - set(PROCESSOR_OPTIONS))
+        if unknown:
+            raise InputError(
+                f"generate() got unknown option(s) {', '.join(unknown)} (generation options it "
+                f"takes: {', '.join(PROCESSOR_OPTIONS)})"
+            )
+        options = {name: getattr(self, name) for name in PROCESSOR_OPTIONS}
+        options.update({name: value for name, value in overrides.items() if value is not None})
+        return Processors.from_options(options, InputError, "")
+
     def steps(
         self, eos: tuple[int, ...], prompt_length: int, max_length: int
     ) -> Callable[[IntArray, Scores], Scores] | None:

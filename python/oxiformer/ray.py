@@ -158,7 +158,8 @@ class Embedder:
         self.batch_size = batch_size
         self.normalize = normalize
         self.keep_text = keep_text
-        self.prompts = {"prompt_name": prompt_name, "prompt": prompt}
+        self.prompt_name = prompt_name
+        self.prompt = prompt
 
     def __call__(self, batch: Any) -> Any:
         if isinstance(batch, Mapping):  # batch_format="numpy" (or "default")
@@ -179,8 +180,8 @@ class Embedder:
             texts,
             batch_size=self.batch_size,
             normalize_embeddings=self.normalize,
-            prompt_name=self.prompts["prompt_name"],
-            prompt=self.prompts["prompt"],
+            prompt_name=self.prompt_name,
+            prompt=self.prompt,
         )
 
 

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from oxiformer._checks import count, flag, optional_flag, text_items
 from oxiformer._files import read_json, write_text
 from oxiformer._types import FloatArray, PathLike
-from oxiformer.embedding_precision import PRECISIONS, quantize_embeddings
+from oxiformer.embedding_precision import check_precision, quantize_embeddings
 from oxiformer.errors import ConfigError, InputError
 from oxiformer.model import MAX_BATCH_TOKENS, Encoder, pack
 from oxiformer.pooling import Pooling, normalize, pool_packed
@@ -205,8 +205,7 @@ class SentenceEncoder:
     @property
     def dimension(self) -> int:
         """Size of a sentence embedding (after :attr:`truncate_dim`)."""
-        full = self._full_dimension
-        return full if self.truncate_dim is None else min(self.truncate_dim, full)
+        return self._width(self.truncate_dim)
 
     def get_sentence_embedding_dimension(self) -> int:
         """:attr:`dimension`, under sentence-transformers' name."""
@@ -231,11 +230,13 @@ class SentenceEncoder:
                 return {**options, "prompt_name": found}
         return options
 
-    @property
-    def _full_dimension(self) -> int:
+    def _width(self, truncate_dim: int | None) -> int:
+        """Size of a sentence embedding cut to ``truncate_dim`` (None: whole)."""
         if self.dense:
-            return self.dense[-1].out_features
-        return self.encoder.hidden_size * len(self.pooling.modes)
+            full = self.dense[-1].out_features
+        else:
+            full = self.encoder.hidden_size * len(self.pooling.modes)
+        return full if truncate_dim is None else min(truncate_dim, full)
 
     @overload
     def encode(
@@ -363,8 +364,7 @@ class SentenceEncoder:
                 results[index] = embeddings[row]
         if output_value == "token_embeddings" or not convert_to_numpy:
             return results[0] if single else results
-        full = self._full_dimension
-        width = full if truncate is None else min(truncate, full)
+        width = self._width(truncate)
         stacked = np.stack(results) if results else np.zeros((0, width), dtype=np.float32)
         if precision != "float32":
             stacked = quantize_embeddings(stacked, precision)
@@ -376,9 +376,7 @@ class SentenceEncoder:
         """Check ``encode``'s ``precision`` and ``device``; the dimensions to keep."""
         if device not in (None, "cpu"):
             raise InputError(f"device {device!r}: oxiformer runs on the CPU only (use 'cpu')")
-        if precision not in PRECISIONS:
-            raise InputError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
-        if precision != "float32" and output_value != "sentence_embedding":
+        if check_precision(precision) != "float32" and output_value != "sentence_embedding":
             raise InputError(f"precision {precision!r} is for sentence embeddings only")
         dim = self.truncate_dim if truncate_dim is None else truncate_dim
         return None if dim is None else count("truncate_dim", dim)

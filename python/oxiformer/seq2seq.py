@@ -43,7 +43,6 @@ from oxiformer.generation import (
     greedy_search,
 )
 from oxiformer.lm_head import select_lm_head_tensors
-from oxiformer.logits_processors import PROCESSOR_OPTIONS, Processors
 from oxiformer.model import Encoder, _as_ids
 from oxiformer.pretrained import model_dir
 from oxiformer.quantize import checked_bits
@@ -268,12 +267,6 @@ class EncoderDecoder:
         ``suppress_tokens``, ``begin_suppress_tokens``; :mod:`oxiformer.logits_processors`),
         also defaulting to the configuration's.
         """
-        unknown = sorted(set(processors) - set(PROCESSOR_OPTIONS))
-        if unknown:
-            raise InputError(
-                f"generate() got unknown option(s) {', '.join(unknown)} (generation options it "
-                f"takes: {', '.join(PROCESSOR_OPTIONS)})"
-            )
         search = self.settings.search
         num_beams = search.get("num_beams", 1) if num_beams is None else num_beams
         if length_penalty is None:
@@ -281,9 +274,7 @@ class EncoderDecoder:
         if early_stopping is None:
             early_stopping = search.get("early_stopping", False)
         vocab = self.decoder.vocab_size
-        options = {name: getattr(self.settings.processors, name) for name in PROCESSOR_OPTIONS}
-        options.update({name: value for name, value in processors.items() if value is not None})
-        chosen = Processors.from_options(options, InputError, "")
+        chosen = self.settings.processors.updated(processors)
         chosen.check_vocabulary(vocab)
         _, mask, hidden = self._encode(input_ids, attention_mask, infer_mask=True)
         prompt = as_prompt(decoder_input_ids, hidden.shape[0], self.settings)

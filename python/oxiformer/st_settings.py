@@ -32,22 +32,19 @@ class Settings:
     similarity_fn_name: str = "cosine"
 
     def __post_init__(self) -> None:
-        self.check()
-
-    def check(self, source: str = "") -> None:
-        where = f"{source}: " if source else ""
+        """Checked values (:meth:`load` puts the file's name before the errors)."""
         if not isinstance(self.prompts, Mapping) or not all(
             isinstance(name, str) and isinstance(text, str) for name, text in self.prompts.items()
         ):
-            raise ConfigError(f"{where}'prompts' must map names to prompt texts")
+            raise ConfigError("'prompts' must map names to prompt texts")
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise ConfigError(
-                f"{where}'default_prompt_name' {self.default_prompt_name!r} is not one of the "
+                f"'default_prompt_name' {self.default_prompt_name!r} is not one of the "
                 f"prompts ({', '.join(map(repr, self.prompts)) or 'none'})"
             )
         if self.similarity_fn_name not in SIMILARITY_FUNCTIONS:
             raise ConfigError(
-                f"{where}unknown 'similarity_fn_name' {self.similarity_fn_name!r} "
+                f"unknown 'similarity_fn_name' {self.similarity_fn_name!r} "
                 f"(supported: {', '.join(SIMILARITY_FUNCTIONS)})"
             )
 

@@ -292,18 +292,19 @@ def _read_zip(path: Path, handle: Any, file_size: int) -> tuple[dict[str, _Tenso
             raise WeightsError(f"{path}: unknown byte order {order!r} in the archive")
         spans: dict[str, tuple[int, int]] = {}
         packed: dict[str, zipfile.ZipInfo] = {}
-        for tensor in tensors.values():
-            member = _member(path, archive, prefix, tensor.storage)
+        # Each storage once (tied weights share one; a key has one declaration: _Unpickler).
+        storages = {tensor.storage.key: tensor.storage for tensor in tensors.values()}
+        for key, storage in storages.items():
+            member = _member(path, archive, prefix, storage)
             if member.compress_type != zipfile.ZIP_STORED:
-                packed[tensor.storage.key] = member
+                packed[key] = member
                 continue
             begin = _data_start(path, handle, member)
             if begin + member.file_size > file_size:
                 raise WeightsError(
-                    f"{path}: the data of storage '{tensor.storage.key}' runs past the end of "
-                    "the file"
+                    f"{path}: the data of storage '{key}' runs past the end of the file"
                 )
-            spans[tensor.storage.key] = (begin, member.file_size)
+            spans[key] = (begin, member.file_size)
     return tensors, _Layout(spans, packed, order == "big")
 
 
