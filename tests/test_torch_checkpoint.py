@@ -320,17 +320,12 @@ def test_broken_checkpoints_name_the_file_and_the_problem(tmp_path: Path) -> Non
         assert text in messages[label], label
 
 
-def test_safetensors_wins_and_shards_are_named(tmp_path: Path) -> None:
+def test_safetensors_wins_over_a_checkpoint(tmp_path: Path) -> None:
     both = tmp_path / "both"
     both.mkdir()
     (both / "model.safetensors").write_bytes(b"")
     write_checkpoint(both / "pytorch_model.bin", {"x": EIGHT})
     assert find_weights(both).name == "model.safetensors"
-    sharded = tmp_path / "sharded"
-    sharded.mkdir()
-    (sharded / "pytorch_model.bin.index.json").write_text("{}")
-    with pytest.raises(oxiformer.WeightsError, match="sharded over several files"):
-        find_weights(sharded)
 
 
 def test_convert_writes_safetensors_from_a_pytorch_checkpoint(

@@ -40,6 +40,7 @@ from oxiformer import _shards
 from oxiformer._files import read_json
 from oxiformer._optional import require
 from oxiformer.errors import ConfigError, OxiformerError
+from oxiformer.sharded_weights import is_index, shard_paths
 from oxiformer.weights import find_weights
 
 if TYPE_CHECKING:
@@ -62,13 +63,14 @@ def model_files(directory: str | Path) -> dict[str, bytes]:
     are left out."""
     directory = Path(directory)
     weights = find_weights(directory)
+    shards = set(shard_paths(weights).values()) if is_index(weights) else set()
     modules = [directory / part for part in _module_paths(directory)]
     files = {}
     for path in sorted(directory.rglob("*")):
         relative = path.relative_to(directory)
         if not path.is_file() or relative.parts[0].startswith("."):
             continue
-        needed = path == weights or weights in path.parents
+        needed = path == weights or path in shards or weights in path.parents
         needed = needed or any(module in path.parents for module in modules)
         if needed or path.stat().st_size <= _SMALL_FILE:
             files[relative.as_posix()] = path.read_bytes()

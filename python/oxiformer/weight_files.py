@@ -1,7 +1,8 @@
 """Weight files read lazily: every header first, data only for the tensors looked up.
 
 :func:`read_tensors` opens an ``.npz`` archive, a directory of ``.npy`` files, an HF
-``model.safetensors`` or a PyTorch ``pytorch_model.bin`` and returns a :class:`TensorFile`, a
+``model.safetensors`` or a PyTorch ``pytorch_model.bin`` (or the index of a checkpoint sharded
+over several of these) and returns a :class:`TensorFile`, a
 read-only mapping ``{stored name: array}``. Opening reads and checks the headers only: names,
 dtypes (no Python objects: no pickle is loaded, except a PyTorch checkpoint's, by an unpickler
 that knows tensors only), shapes, and that the bytes each header declares are in the file. An
@@ -13,6 +14,7 @@ is refused."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -29,6 +31,7 @@ import numpy.typing as npt
 from oxiformer._files import check_regular, open_regular
 from oxiformer._types import PathLike
 from oxiformer.errors import WeightsError
+from oxiformer.sharded_weights import is_index, open_sharded, shard_paths
 from oxiformer.torch_checkpoint import TORCH_SUFFIXES, open_checkpoint
 
 __all__ = [
@@ -122,11 +125,17 @@ def read_tensors(path: PathLike) -> TensorFile:
     ``path`` is a ``.npz`` archive (read without pickles), a directory of ``.npy`` files
     (memory-mapped; the name is the file stem), a ``.safetensors`` file (memory-mapped;
     F16 and BF16 upcast to float32, other dtypes returned as stored) or a PyTorch checkpoint
-    (``.bin``, ``.pt``, ``.pth``: :mod:`oxiformer.torch_checkpoint`, the same).
+    (``.bin``, ``.pt``, ``.pth``: :mod:`oxiformer.torch_checkpoint`, the same), or the
+    ``*.index.json`` of a checkpoint sharded over several such files
+    (:mod:`oxiformer.sharded_weights`).
     """
     path = Path(path)
     if path.is_dir():
         return _open_npy_dir(path)
+    if is_index(path):
+        shards, _ = open_sharded(path, read_tensors)
+        merged = {name: shard.spec(name) for name, shard in shards.items()}
+        return TensorFile(path, merged, lambda name: shards[name][name])
     if path.suffix not in (".npz", ".safetensors", *TORCH_SUFFIXES):
         check_regular(path, WeightsError)
         raise WeightsError(
@@ -145,10 +154,15 @@ def read_tensors(path: PathLike) -> TensorFile:
 
 
 def file_stamp(path: PathLike) -> tuple[Any, ...]:
-    """What changes when a weights file (or a ``.npy`` directory's files) is rewritten: device,
-    inode, size and modification time of each file."""
+    """What changes when a weights file (or a ``.npy`` directory's files, or a sharded
+    checkpoint's index and shards) is rewritten: device, inode, size and modification time of
+    each file."""
     path = Path(path)
     files = sorted(path.glob("*.npy")) if path.is_dir() else [path]
+    if is_index(path):
+        # an index that no longer reads differs from the stamp already
+        with contextlib.suppress(WeightsError):
+            files += sorted(set(shard_paths(path).values()))
     stamps: list[tuple[Any, ...]] = []
     for file in files:
         try:

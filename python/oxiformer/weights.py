@@ -51,20 +51,22 @@ __all__ = [
 #: File names :func:`find_weights` looks for, most preferred first.
 WEIGHT_CANDIDATES = ("weights.npz", "model.safetensors", "weights/", "pytorch_model.bin")
 
-#: The index files of sharded Hugging Face checkpoints (not read).
-_SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+#: The indexes of checkpoints sharded over several files, most preferred first
+#: (:mod:`oxiformer.sharded_weights`).
+SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 
 def find_weights(model_dir: PathLike) -> Path:
     """The weights of a model directory: ``weights.npz``, ``model.safetensors``, ``weights/``
-    or ``pytorch_model.bin``, the first found in that order.
+    or ``pytorch_model.bin``, the first found in that order, else the index of a sharded
+    checkpoint (``model.safetensors.index.json``, then ``pytorch_model.bin.index.json``).
 
     A candidate that exists but is not a regular file (a FIFO, a device) is an error, not
     skipped."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise WeightsError(f"{model_dir}: no such model directory")
-    for name in WEIGHT_CANDIDATES:
+    for name in (*WEIGHT_CANDIDATES, *SHARD_INDEXES):
         candidate = model_dir / name
         if name.endswith("/"):
             if candidate.is_dir():
@@ -72,13 +74,7 @@ def find_weights(model_dir: PathLike) -> Path:
         elif candidate.exists() or candidate.is_symlink():
             check_regular(candidate, WeightsError)
             return candidate
-    looked = ", ".join(WEIGHT_CANDIDATES)
-    for index in _SHARD_INDEXES:
-        if (model_dir / index).exists():
-            raise WeightsError(
-                f"{model_dir}: weights sharded over several files ({index}), which oxiformer "
-                f"does not read; looked for one file: {looked}"
-            )
+    looked = ", ".join((*WEIGHT_CANDIDATES, *SHARD_INDEXES))
     raise WeightsError(f"{model_dir}: no weights found (looked for {looked})")
 
 
