@@ -172,19 +172,49 @@ def hf_tokenizer(model_dir: Path, max_length: int = 256) -> Any:
     return tokenizer
 
 
-def ort_pipeline(session: Any, tokenizer: Any, texts: Sequence[str], batch: int) -> Array:
+def ort_pipeline(
+    session: Any, tokenizer: Any, texts: Sequence[str], batch: int, by_length: bool = False
+) -> Array:
     """HF tokenizers + ORT, as a user writes it: batches in input order, padded to the
-    longest, mean pooling over the mask, L2 normalization."""
+    longest, mean pooling over the mask, L2 normalization.
+
+    ``by_length``: the peer at its best. All texts are tokenized at once and batched by token
+    count, longest first, so each batch pads the least it can; rows come back in input order.
+    (sentence-transformers sorts by character count, which pads more than input order on
+    multilingual text.)"""
+    if by_length:
+        return _ort_by_length(session, tokenizer, texts, batch)
     out = []
     for start in range(0, len(texts), batch):
         encodings = tokenizer.encode_batch(list(texts[start : start + batch]))
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = session.run(None, feed)[0]
-        summed = (hidden * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
-        out.append(summed / np.linalg.norm(summed, axis=1, keepdims=True))
+        out.append(_ort_pooled(session, ids, mask))
     return np.concatenate(out)
+
+
+def _ort_by_length(session: Any, tokenizer: Any, texts: Sequence[str], batch: int) -> Array:
+    encodings = tokenizer.encode_batch(list(texts))  # padded on the right to the longest
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    lengths = mask.sum(1)
+    order = np.argsort(-lengths, kind="stable")
+    rows = np.empty((len(texts), 0), dtype=np.float32)
+    for start in range(0, len(texts), batch):
+        chosen = order[start : start + batch]
+        width = int(lengths[chosen].max())
+        pooled = _ort_pooled(session, ids[chosen, :width], mask[chosen, :width])
+        if rows.shape[1] == 0:
+            rows = np.empty((len(texts), pooled.shape[1]), dtype=pooled.dtype)
+        rows[chosen] = pooled
+    return rows
+
+
+def _ort_pooled(session: Any, ids: Array, mask: Array) -> Array:
+    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    hidden = session.run(None, feed)[0]
+    summed = (hidden * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+    return summed / np.linalg.norm(summed, axis=1, keepdims=True)
 
 
 # A child's own peak RSS (VmHWM starts afresh at exec, unlike ru_maxrss, which a forked child

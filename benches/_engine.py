@@ -9,7 +9,8 @@ per command on stdin:
   the best of R calls, as ``{"best": seconds}``;
 - ``{"op": "texts", "file": PATH, "batch_size": 32, "repeats": R}``: text to normalized
   sentence embeddings for the JSON list of texts in PATH (oxiformer: ``SentenceEncoder.encode``;
-  ORT: HF tokenizers, padded batches in input order, mean pooling), with a warm-up call on the
+  ORT: HF tokenizers, padded batches in input order, or with ``"by_length": true`` batched by
+  token count, longest first, to pad the least; mean pooling), with a warm-up call on the
   first batch;
 - ``{"op": "outputs", "inputs": NPZ, "output": NPY}``: the encoder's ``last_hidden_state`` on
   the ``input_ids``, ``attention_mask`` and ``token_type_ids`` of NPZ, saved to NPY (to check
@@ -58,7 +59,8 @@ class Oxiformer:
     def encoder(self, ids: Array, mask: Array, types: Array) -> Callable[[], Array]:
         return lambda: self.model.encoder(ids, mask, types).last_hidden_state
 
-    def texts(self, texts: list[str], batch_size: int) -> Callable[[], object]:
+    def texts(self, texts: list[str], batch_size: int, by_length: bool) -> Callable[[], object]:
+        # encode packs its batches without padding; the order makes no difference
         return lambda: self.model.encode(texts, batch_size=batch_size)
 
 
@@ -71,10 +73,10 @@ class OnnxRuntime:
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         return lambda: self.session.run(None, feed)[0]
 
-    def texts(self, texts: list[str], batch_size: int) -> Callable[[], object]:
+    def texts(self, texts: list[str], batch_size: int, by_length: bool) -> Callable[[], object]:
         model_dir = Path(self.tokenizer_file).parent if self.tokenizer_file else minilm_dir()
         tokenizer = hf_tokenizer(model_dir)
-        return lambda: ort_pipeline(self.session, tokenizer, texts, batch_size)
+        return lambda: ort_pipeline(self.session, tokenizer, texts, batch_size, by_length)
 
 
 def main() -> None:
@@ -100,8 +102,9 @@ def main() -> None:
         elif op == "texts":
             texts = json.loads(Path(command["file"]).read_text(encoding="utf-8"))
             batch_size = command.get("batch_size", 32)
-            engine.texts(texts[:batch_size], batch_size)()
-            run = engine.texts(texts, batch_size)
+            by_length = bool(command.get("by_length", False))
+            engine.texts(texts[:batch_size], batch_size, by_length)()
+            run = engine.texts(texts, batch_size, by_length)
         elif op == "outputs":
             with np.load(command["inputs"]) as inputs:
                 arrays = [inputs[name].astype(np.int64) for name in FEED]

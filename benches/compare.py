@@ -5,7 +5,9 @@ oxiformer fp32 and int8 (``SentenceEncoder.from_pretrained(dtype="int8")``), ONN
 on ``../shared/fixtures/minilm/model.onnx`` and its ``quantize_dynamic`` int8 (per-channel
 weights). Work: encoder batches 1x16, 1x128, 32x128 of random ids, and ``--sentences`` real
 sentences of mixed length end to end (text in, normalized embeddings out, batches of 32; HF
-tokenizers feed ORT). Each cell is the median over ``--rounds`` rounds of each round's best
+tokenizers feed ORT), with ORT's batches in input order (``texts``) and batched by token count,
+longest first, to pad the least (``texts-sorted``; oxiformer packs its batches without padding
+either way). Each cell is the median over ``--rounds`` rounds of each round's best
 call; ratios are peer time / oxiformer time (> 1: oxiformer is faster).
 
 Also (unless ``--speed-only``): min cosine to the fp32 golden per token and per sentence
@@ -91,14 +93,18 @@ def speed_rows(args: argparse.Namespace, table: dict[str, Engine]) -> list[dict[
                 command: dict[str, Any] = {"op": "encoder", "batch": batch, "seq": seq}
                 command["repeats"] = repeats
                 label = f"encoder {work}"
-            elif work == "texts":
+            elif work in ("texts", "texts-sorted"):
                 sentences = real_sentences(args.sentences)
                 path = Path(tmp) / "texts.json"
                 path.write_text(json.dumps(sentences), encoding="utf-8")
                 command = {"op": "texts", "file": str(path), "batch_size": 32, "repeats": 1}
                 label = f"{len(sentences)} real sentences, text -> embedding"
+                if work == "texts-sorted":
+                    command["by_length"] = True
+                    label += " (ORT length-sorted)"
             else:
-                raise SystemExit(f"unknown work {work!r}: {', '.join([*SHAPES, 'texts'])}")
+                known = ", ".join([*SHAPES, "texts", "texts-sorted"])
+                raise SystemExit(f"unknown work {work!r}: {known}")
             rows.append({"work": label, **turns.medians(command, args.rounds)})
             print(f"  {label}: done", file=sys.stderr)
         turns.close()
@@ -207,7 +213,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sentences", type=int, default=1000)
     parser.add_argument("--engines", default=",".join(ENGINES), help=", ".join(ENGINES))
-    parser.add_argument("--work", default="1x16,1x128,32x128,texts")
+    parser.add_argument("--work", default="1x16,1x128,32x128,texts,texts-sorted")
     parser.add_argument(
         "--simd",
         default="",
