@@ -132,12 +132,13 @@ def test_beam_search_applies_them_and_config_sets_the_defaults(
     shutil.copytree(BERT2BERT, directory)
     generation = {"num_beams": 4, "max_new_tokens": 12, **options, "do_sample": True}
     (directory / "generation_config.json").write_text(json.dumps(generation))
-    with pytest.warns(UserWarning, match="do_sample") as caught:
+    with pytest.warns(UserWarning, match="do_sample with num_beams > 1") as caught:
         configured = oxiformer.EncoderDecoder.from_pretrained(directory)
     assert "no_repeat_ngram_size" not in str(caught[0].message)
-    np.testing.assert_array_equal(configured.generate(*inputs), beams)
+    np.testing.assert_array_equal(configured.generate(*inputs), beams)  # beams do not sample
     # Arguments override the configuration.
-    greedy = configured.generate(*inputs, num_beams=1, no_repeat_ngram_size=0, min_new_tokens=0)
+    unset = {"no_repeat_ngram_size": 0, "min_new_tokens": 0, "do_sample": False}
+    greedy = configured.generate(*inputs, num_beams=1, **unset)
     np.testing.assert_array_equal(greedy, model.generate(*inputs, max_new_tokens=12))
     # max_length (the whole decoder sequence) when max_new_tokens is not set.
     generation = {"max_length": 6}
@@ -152,7 +153,7 @@ def test_bad_options_are_typed_errors(
     model: oxiformer.EncoderDecoder, inputs: tuple[np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:
     cases: dict[str, dict[str, Any]] = {
-        "unknown option(s) top_k": {"top_k": 5},
+        "unknown option(s) top_n": {"top_n": 5},
         "'no_repeat_ngram_size' must be a non-negative integer": {"no_repeat_ngram_size": -1},
         "'repetition_penalty' must be a positive number": {"repetition_penalty": 0},
         "'bad_words_ids' must be a list of non-empty lists": {"bad_words_ids": [5]},

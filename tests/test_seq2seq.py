@@ -391,10 +391,10 @@ def test_bad_inputs_raise_typed_errors(
     no_cross["decoder"]["add_cross_attention"] = False
     with pytest.raises(oxiformer.ConfigError, match="add_cross_attention"):
         oxiformer.EncoderDecoder.from_pretrained(_copy(tmp_path / "c", stored, no_cross))
-    sampling = json.loads(json.dumps(config))
-    sampling["do_sample"] = True  # sampling is not applied (the logits processors are)
-    with pytest.warns(UserWarning, match="do_sample are set but not applied"):
-        oxiformer.EncoderDecoder.from_pretrained(_copy(tmp_path / "d", stored, sampling))
+    diverse = json.loads(json.dumps(config))
+    diverse["num_beam_groups"] = 2  # diverse beam search is not applied
+    with pytest.warns(UserWarning, match="num_beam_groups are set but not applied"):
+        oxiformer.EncoderDecoder.from_pretrained(_copy(tmp_path / "d", stored, diverse))
     with pytest.raises(oxiformer.ConfigError, match="not an encoder-decoder"):
         oxiformer.EncoderDecoder.from_pretrained(FIXTURES / "tiny-bert" / "mlm")
 

@@ -45,6 +45,11 @@ def _generate(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         no_repeat_ngram_size=args.no_repeat_ngram_size,
         min_new_tokens=args.min_new_tokens,
+        do_sample=args.do_sample,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
     )
     write_json_lines(
         ({"text": text, "generated": out} for text, out in zip(texts, generated)), args.output
@@ -88,6 +93,20 @@ def register(command: Command, text_input: Option, int8_option: Option) -> None:
     generate.add_argument(
         "--min-new-tokens", type=int, default=None, help="no end of sequence before N tokens"
     )
+    generate.add_argument(
+        "--do-sample",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw each token from the warped distribution (" + from_config + "argmax)",
+    )
+    generate.add_argument(
+        "--temperature", type=float, default=None, help="sampling: " + from_config + "1"
+    )
+    generate.add_argument("--top-k", type=int, default=None, help="sampling: " + from_config + "50")
+    generate.add_argument(
+        "--top-p", type=float, default=None, help="sampling: " + from_config + "1"
+    )
+    generate.add_argument("--seed", type=int, default=None, help="sampling: repeatable draws")
     int8_option(generate)
     generate.set_defaults(run=_generate)
 

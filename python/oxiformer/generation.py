@@ -12,7 +12,7 @@ the encoder's output are computed once either way).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -23,8 +23,16 @@ from oxiformer import _core
 from oxiformer._types import IntArray
 from oxiformer.errors import ConfigError, InputError
 from oxiformer.logits_processors import PROCESSOR_OPTIONS, Processors
+from oxiformer.sampling import SAMPLING_OPTIONS, Sampling
 
-__all__ = ["GenerationSettings", "as_prompt", "beam_search", "check_search", "greedy_search"]
+__all__ = [
+    "GenerationSettings",
+    "as_prompt",
+    "beam_search",
+    "check_search",
+    "greedy_search",
+    "split_options",
+]
 
 EarlyStopping = Union[bool, str]
 
@@ -32,14 +40,21 @@ _OUT = np.float32(-1.0e9)
 
 #: transformers' generation options that change the scores or the sampling and that oxiformer
 #: does not apply, with their defaults: a configuration that sets one of them gets different
-#: results from transformers (the others: ``oxiformer.logits_processors``).
+#: results from transformers (the others: ``oxiformer.logits_processors`` and
+#: ``oxiformer.sampling``).
 _UNSUPPORTED: dict[str, Any] = {
     "encoder_no_repeat_ngram_size": 0,
     "encoder_repetition_penalty": 1.0,
-    "do_sample": False,
     "num_beam_groups": 1,
     "diversity_penalty": 0.0,
 }
+
+#: Sampling warpers oxiformer does not apply (transformers applies them only when sampling).
+_UNSUPPORTED_WARPERS: dict[str, Any] = {"typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}
+
+#: How ``ignored`` names sampling with beams (transformers' beam sample), which oxiformer
+#: does not do: beam search runs without sampling.
+BEAM_SAMPLING = "do_sample with num_beams > 1"
 
 #: What ``generate`` does when neither its arguments nor the configuration say.
 DEFAULT_MAX_NEW_TOKENS = 20
@@ -54,16 +69,29 @@ class GenerationSettings:
     eos_token_ids: tuple[int, ...]
     pad_token_id: int | None
     ignored: tuple[str, ...] = ()
-    """Generation options the configuration sets that oxiformer does not apply (sampling,
-    diverse beams, the encoder's n-grams)."""
+    """Generation options the configuration sets that oxiformer does not apply (beam
+    sampling, diverse beams, the encoder's n-grams, typical and epsilon sampling)."""
     processors: Processors = field(default_factory=Processors)
     """The logits processors the configuration sets (``generate``'s defaults)."""
+    sampling: Sampling = field(default_factory=Sampling)
+    """``do_sample`` and the warpers the configuration sets (``generate``'s defaults)."""
     search: dict[str, Any] = field(default_factory=dict)
     """``num_beams``, ``length_penalty``, ``early_stopping``, ``max_new_tokens`` and
     ``max_length`` as the configuration sets them (``generate``'s defaults)."""
 
     @classmethod
-    def from_configs(cls, *configs: Mapping[str, Any], source: str) -> GenerationSettings:
+    def from_configs(
+        cls, *configs: Mapping[str, Any], source: str, sources: Sequence[str] = ()
+    ) -> GenerationSettings:
+        """The settings from ``configs``, the first that sets a value winning; errors name
+        ``source``, or for the processors and sampling options the entry of ``sources`` (one
+        per config) whose config holds the wrong value."""
+        for config, where in zip(configs, sources):
+            Processors.from_options(
+                {n: config.get(n) for n in PROCESSOR_OPTIONS}, ConfigError, where
+            )
+            Sampling.from_options({n: config.get(n) for n in SAMPLING_OPTIONS}, ConfigError, where)
+
         def first(*names: str) -> Any:
             for config in configs:
                 for name in names:
@@ -87,13 +115,17 @@ class GenerationSettings:
         pad = optional("pad_token_id")
         if pad is None and eos_tokens:
             pad = eos_tokens[0]  # as transformers does (with a warning)
-        ignored = tuple(
-            name
-            for name, default in _UNSUPPORTED.items()
-            if first(name) is not None and first(name) != default
-        )
         options = {name: first(name) for name in PROCESSOR_OPTIONS}
         processors = Processors.from_options(options, ConfigError, source)
+        sampling = Sampling.from_options(
+            {name: first(name) for name in SAMPLING_OPTIONS}, ConfigError, source
+        )
+        unsupported = {**_UNSUPPORTED, **(_UNSUPPORTED_WARPERS if sampling.do_sample else {})}
+        ignored = tuple(
+            name
+            for name, default in unsupported.items()
+            if first(name) is not None and first(name) != default
+        )
         names = ("num_beams", "length_penalty", "early_stopping", "max_new_tokens", "max_length")
         search = {name: first(name) for name in names if first(name) is not None}
         try:
@@ -107,7 +139,9 @@ class GenerationSettings:
                 check_search(search["max_length"], 1, 1.0, False)
         except InputError as err:
             raise ConfigError(f"{source}: {err}") from None
-        return cls(start, eos_tokens, pad, ignored, processors, search)
+        if sampling.do_sample and search.get("num_beams", 1) > 1:
+            ignored = (*ignored, BEAM_SAMPLING)
+        return cls(start, eos_tokens, pad, ignored, processors, sampling, search)
 
     @property
     def beam_fill(self) -> int:
@@ -152,9 +186,11 @@ def greedy_search(
     settings: GenerationSettings,
     use_cache: bool = True,
     processors: Processors | None = None,
+    choose: Callable[[npt.NDArray[np.float32]], IntArray] | None = None,
 ) -> IntArray:
     """``prompt (B, P)`` extended by up to ``max_new_tokens`` tokens (B, P + generated);
-    ``processors`` act on the logits of each step."""
+    ``processors`` act on the logits of each step, ``choose`` picks each row's token from them
+    (None: the argmax; ``Sampling.chooser``: a draw)."""
     sequences = prompt
     finished = np.zeros(len(prompt), dtype=bool)
     eos = np.array(settings.eos_token_ids, dtype=np.int64)
@@ -163,7 +199,7 @@ def greedy_search(
     for step in range(max_new_tokens):
         if process is not None:
             logits = process(sequences, logits)
-        tokens = np.argmax(logits, axis=-1).astype(np.int64)
+        tokens = (choose or _argmax)(logits)
         if eos.size:
             pad = settings.pad_token_id if settings.pad_token_id is not None else eos[0]
             tokens = np.where(finished, pad, tokens)
@@ -277,6 +313,26 @@ def _process(
     if processors is None:
         return None
     return processors.steps(settings.eos_token_ids, prompt_length, prompt_length + max_new_tokens)
+
+
+def _argmax(scores: npt.NDArray[np.float32]) -> IntArray:
+    tokens: IntArray = np.argmax(scores, axis=-1).astype(np.int64)
+    return tokens
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``generate``'s keyword options: (logits processors', sampling's); unknown names are an
+    error naming the known ones."""
+    unknown = sorted(set(options) - set(PROCESSOR_OPTIONS) - set(SAMPLING_OPTIONS))
+    if unknown:
+        known = ", ".join((*PROCESSOR_OPTIONS, *SAMPLING_OPTIONS))
+        raise InputError(
+            f"generate() got unknown option(s) {', '.join(unknown)} (generation options it "
+            f"takes: {known})"
+        )
+    sampling = {name: value for name, value in options.items() if name in SAMPLING_OPTIONS}
+    processors = {name: value for name, value in options.items() if name in PROCESSOR_OPTIONS}
+    return processors, sampling
 
 
 def _log_softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

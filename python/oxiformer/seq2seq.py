@@ -34,6 +34,7 @@ from oxiformer.families import (
     lm_head_prefix,
 )
 from oxiformer.generation import (
+    BEAM_SAMPLING,
     DEFAULT_MAX_NEW_TOKENS,
     EarlyStopping,
     GenerationSettings,
@@ -41,11 +42,13 @@ from oxiformer.generation import (
     beam_search,
     check_search,
     greedy_search,
+    split_options,
 )
 from oxiformer.lm_head import select_lm_head_tensors
 from oxiformer.model import Encoder, _as_ids
 from oxiformer.pretrained import model_dir
 from oxiformer.quantize import checked_bits
+from oxiformer.sampling import Seed, check_seed
 from oxiformer.saving import save_files
 from oxiformer.tokenizer import Tokenizer
 from oxiformer.weight_files import check_unchanged, file_stamp
@@ -250,7 +253,8 @@ class EncoderDecoder:
         early_stopping: EarlyStopping | None = None,
         decoder_input_ids: npt.ArrayLike | None = None,
         use_cache: bool = True,
-        **processors: Any,
+        seed: Seed = None,
+        **options: Any,
     ) -> IntArray:
         """Generate, as transformers' ``generate`` does: int64 ids (batch, prefix +
         generated), the prefix being ``decoder_input_ids`` or ``decoder_start_token_id``.
@@ -265,7 +269,10 @@ class EncoderDecoder:
         (``no_repeat_ngram_size``, ``min_length``, ``min_new_tokens``, ``repetition_penalty``,
         ``bad_words_ids``, ``forced_bos_token_id``, ``forced_eos_token_id``,
         ``suppress_tokens``, ``begin_suppress_tokens``; :mod:`oxiformer.logits_processors`),
-        also defaulting to the configuration's.
+        and sampling (``do_sample``, ``temperature``, ``top_k``, ``top_p``, ``min_p``;
+        :mod:`oxiformer.sampling`; ``seed`` makes the draws repeatable), also defaulting to
+        the configuration's. Sampling draws each token in greedy search; beam search does not
+        sample (``do_sample=True`` with ``num_beams`` > 1 is an error).
         """
         search = self.settings.search
         num_beams = search.get("num_beams", 1) if num_beams is None else num_beams
@@ -274,18 +281,25 @@ class EncoderDecoder:
         if early_stopping is None:
             early_stopping = search.get("early_stopping", False)
         vocab = self.decoder.vocab_size
+        processors, sampling = split_options(options)
         chosen = self.settings.processors.updated(processors)
         chosen.check_vocabulary(vocab)
+        sample = self.settings.sampling.updated(sampling)
+        choose = sample.chooser(check_seed(seed))
         _, mask, hidden = self._encode(input_ids, attention_mask, infer_mask=True)
         prompt = as_prompt(decoder_input_ids, hidden.shape[0], self.settings)
         if max_new_tokens is None:
             max_new_tokens = self._default_max_new_tokens(prompt.shape[1])
         check_search(max_new_tokens, num_beams, length_penalty, early_stopping, vocab)
+        if sample.do_sample and num_beams > 1:
+            self._no_beam_sampling(sampling.get("do_sample") is True)
         self._check_length(prompt.shape[1] + max_new_tokens)
         memory = self.decoder.memory(hidden, mask)
         state = self.decoder.start(memory, num_beams, prompt.shape[1] + max_new_tokens)
         if num_beams == 1:
-            return greedy_search(state, prompt, max_new_tokens, self.settings, use_cache, chosen)
+            return greedy_search(
+                state, prompt, max_new_tokens, self.settings, use_cache, chosen, choose
+            )
         return beam_search(
             state,
             prompt,
@@ -297,6 +311,22 @@ class EncoderDecoder:
             use_cache,
             chosen,
         )
+
+    def _no_beam_sampling(self, asked: bool) -> None:
+        """Sampling with beams (transformers' beam sample) is not implemented: an error when
+        the call asks for it, else (the configuration's ``do_sample``) a warning, unless loading
+        already gave it."""
+        if asked:
+            raise InputError(
+                "do_sample=True with num_beams > 1 (beam sampling) is not supported; sample "
+                "with num_beams=1, or search with do_sample=False"
+            )
+        if BEAM_SAMPLING not in self.settings.ignored:
+            warnings.warn(
+                "the configuration's do_sample is not applied with num_beams > 1: beam search "
+                "runs without sampling (results can differ from transformers' generate)",
+                stacklevel=3,
+            )
 
     def _default_max_new_tokens(self, prompt_length: int) -> int:
         """The configuration's ``max_new_tokens``, else its ``max_length`` less the prompt
@@ -317,13 +347,17 @@ class EncoderDecoder:
         early_stopping: EarlyStopping | None = None,
         skip_special_tokens: bool = True,
         batch_size: int = 32,
-        **processors: Any,
+        seed: Seed = None,
+        **options: Any,
     ) -> Any:
-        """Tokenize ``texts``, :meth:`generate`, decode: a string for a string, else a list."""
+        """Tokenize ``texts``, :meth:`generate`, decode: a string for a string, else a list
+        (``seed``: one generator for all batches, so the texts are repeatable too)."""
         if self.tokenizer is None:
             raise ConfigError("this model has no tokenizer files: call generate() with ids")
         items = [texts] if isinstance(texts, str) else list(texts)
         limit = int(self.encoder.config["max_position_embeddings"])
+        seed = check_seed(seed)
+        generator = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         outputs: list[str] = []
         for start in range(0, len(items), max(1, batch_size)):
             batch = items[start : start + max(1, batch_size)]
@@ -335,7 +369,8 @@ class EncoderDecoder:
                 num_beams=num_beams,
                 length_penalty=length_penalty,
                 early_stopping=early_stopping,
-                **processors,
+                seed=generator,
+                **options,
             )
             outputs.extend(
                 self.tokenizer.decode(row.tolist(), skip_special_tokens=skip_special_tokens)
@@ -476,6 +511,7 @@ def _settings(
     directory: Path, raw: Mapping[str, Any], decoder_raw: Mapping[str, Any], source: str
 ) -> GenerationSettings:
     configs: list[Mapping[str, Any]] = []
+    sources: list[str] = []
     generation_config = directory / "generation_config.json"
     if generation_config.is_file():
         try:
@@ -484,4 +520,8 @@ def _settings(
             raise ConfigError(f"{generation_config}: cannot read ({err})") from err
         if isinstance(loaded, dict):
             configs.append(loaded)
-    return GenerationSettings.from_configs(*configs, raw, decoder_raw, source=source)
+            sources.append(str(generation_config))
+    sources += [source, f"{source} (decoder)"]
+    return GenerationSettings.from_configs(
+        *configs, raw, decoder_raw, source=source, sources=sources
+    )
