@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import oxiformer
+import oxiformer.cli
 import pytest
+from helpers import FIXTURES, require_fixtures
 from oxiformer import hub_cache, pretrained
 
 TEXTS = ["oxiformer runs BERT on a CPU", "Le café est très bon."]
@@ -154,3 +156,68 @@ def test_cli_takes_a_model_id(hub: Path, minilm_dir: Path, tmp_path: Path) -> No
     assert np.load(out).tobytes() == expected.tobytes()
     missing = subprocess.run([*command[:-1], "nobody/nothing", "x"], capture_output=True, text=True)
     assert missing.returncode != 0 and "huggingface-cli download nobody/nothing" in missing.stderr
+
+
+def snapshot(repo: Path, commit: str, source: Path) -> None:
+    """A snapshot whose files and directories are links to ``source``'s."""
+    target = repo / "snapshots" / commit
+    target.mkdir(parents=True)
+    for origin in source.iterdir():
+        (target / origin.name).symlink_to(origin.resolve())
+
+
+def ref(repo: Path, name: str, commit: str) -> None:
+    path = repo / "refs" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(commit)
+
+
+def test_revision_picks_a_branch_tag_pr_or_commit(hub: Path, minilm_dir: Path) -> None:
+    require_fixtures("tiny-bert/seqcls")
+    old, new = "1" * 40, "2" * 40  # MiniLM (384 wide), then tiny-bert (32 wide)
+    repo = hub / "models--org--model"
+    snapshot(repo, old, minilm_dir)
+    snapshot(repo, new, FIXTURES / "tiny-bert" / "seqcls")
+    ref(repo, "main", new)
+    ref(repo, "v1.0", old)
+    ref(repo, "refs/pr/1", old)  # huggingface_hub keeps the ref of revision "refs/pr/1" here
+    width = {None: 32, "main": 32, "v1.0": 384, "refs/pr/1": 384, old: 384, new: 32}
+    for revision, expected in width.items():
+        model = oxiformer.SentenceEncoder.from_pretrained("org/model", revision=revision)
+        assert model.get_sentence_embedding_dimension() == expected, revision
+    for revision, length in (("v1.0", 512), ("main", 128)):
+        tokenizer = oxiformer.Tokenizer.from_pretrained("org/model", revision=revision)
+        assert tokenizer.model_max_length == length
+    classifier = oxiformer.SequenceClassifier.from_pretrained("org/model", revision=new)
+    assert classifier.encoder.hidden_size == 32
+    # the CLI's --revision
+    main = ["embed", "--model", "org/model", "-q", "-o"]
+    oxiformer.cli.main([*main, str(hub / "v1.npy"), "--revision", "v1.0", TEXTS[0]])
+    expected_row = oxiformer.SentenceEncoder.from_pretrained(minilm_dir).encode([TEXTS[0]])
+    assert np.load(hub / "v1.npy").tobytes() == expected_row.tobytes()
+
+
+def test_a_revision_the_cache_lacks_is_a_config_error(hub: Path, minilm_dir: Path) -> None:
+    commit = "3" * 40
+    repo = hub / "models--org--model"
+    snapshot(repo, commit, minilm_dir)
+    ref(repo, "main", commit)
+    ref(repo, "gone", "4" * 40)
+    with pytest.raises(oxiformer.ConfigError) as caught:
+        oxiformer.SentenceEncoder.from_pretrained("org/model", revision="v2")
+    message = str(caught.value)
+    print(message)
+    assert "revision 'v2' is not in the Hugging Face cache entry" in message
+    assert "refs: gone, main" in message and commit in message
+    assert "huggingface-cli download org/model --revision v2" in message
+    with pytest.raises(oxiformer.ConfigError, match="points to commit '4444"):
+        oxiformer.SentenceEncoder.from_pretrained("org/model", revision="gone")
+    with pytest.raises(oxiformer.ConfigError, match="is not in the Hugging Face cache"):
+        oxiformer.SentenceEncoder.from_pretrained("org/model", revision="5" * 40)
+    for bad in ("../main", "a//b", "", "/main", 3):
+        with pytest.raises(oxiformer.ConfigError, match="revision must be a branch, tag or"):
+            oxiformer.SentenceEncoder.from_pretrained("org/model", revision=bad)  # type: ignore[arg-type]
+    with pytest.raises(oxiformer.ConfigError, match="but this is a directory"):
+        oxiformer.SentenceEncoder.from_pretrained(minilm_dir, revision="main")
+    with pytest.raises(oxiformer.ConfigError, match="revision= needs a model id"):
+        oxiformer.SentenceEncoder.from_pretrained(revision="main")

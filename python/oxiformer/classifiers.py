@@ -124,10 +124,13 @@ class _Classifier:
         return self.head.bias
 
     @classmethod
-    def from_pretrained(cls, path: PathLike, *, dtype: str | None = None) -> Any:
+    def from_pretrained(
+        cls, path: PathLike, *, dtype: str | None = None, revision: str | None = None
+    ) -> Any:
         """Load an HF or oxiformer model directory; ``dtype="int8"`` quantizes the encoder
-        of a float model at load (the classifier head stays float32)."""
-        directory = model_dir(path)
+        of a float model at load (the classifier head stays float32); ``revision``: a
+        branch, tag or commit of a model id in the Hugging Face cache."""
+        directory = model_dir(path, revision)
         raw = read_config_json(directory)
         config_source = str(config_path(directory))
         config = _core.EncoderConfig(raw, config_source)

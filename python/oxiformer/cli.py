@@ -45,7 +45,7 @@ def _embed(args: argparse.Namespace) -> None:
     if args.output and args.output.lower().endswith(".npz"):
         raise InputError("embed writes .npy arrays or JSON lines: use -o NAME.npy")
     texts = read_texts(args.texts, args.file)
-    model = SentenceEncoder.from_pretrained(args.model, dtype=_dtype(args))
+    model = SentenceEncoder.from_pretrained(args.model, dtype=_dtype(args), revision=args.revision)
     counts = model.tokenizer.count_tokens(texts)
     embeddings = model.encode(
         texts,
@@ -85,7 +85,9 @@ def _classify(args: argparse.Namespace) -> None:
         )
     refuse_numpy_output("classify", args.output)
     texts = read_texts(args.texts, args.file)
-    model = SequenceClassifier.from_pretrained(args.model, dtype=_dtype(args))
+    model = SequenceClassifier.from_pretrained(
+        args.model, dtype=_dtype(args), revision=args.revision
+    )
     items: list[Any] = list(texts)
     if args.pair is not None:
         items = [(text, args.pair) for text in texts]
@@ -103,7 +105,7 @@ def _tokenize(args: argparse.Namespace) -> None:
 
     refuse_numpy_output("tokenize", args.output)
     texts = read_texts(args.texts, args.file)
-    tokenizer = Tokenizer.from_pretrained(model_dir(args.model))
+    tokenizer = Tokenizer.from_pretrained(model_dir(args.model, args.revision))
     encodings = tokenizer.encode_batch(texts)
     write_json_lines(
         (
@@ -195,6 +197,11 @@ def _parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--file", "-f", help="read texts from FILE, one per line (- for stdin)")
         sub.add_argument("--model", "-m", default=None, help=model_help)
+        sub.add_argument(
+            "--revision",
+            default=None,
+            help="branch, tag or commit of a --model id in the Hugging Face cache",
+        )
         sub.add_argument("--output", "-o", default=None, help="output file (default or -: stdout)")
         sub.add_argument("--batch-size", type=_count, default=32)
 

@@ -35,7 +35,7 @@ def _generate(args: argparse.Namespace) -> None:
     _require_model(args, "generate", "an encoder-decoder model (EncoderDecoderModel)")
     refuse_numpy_output("generate", args.output)
     texts = read_texts(args.texts, args.file)
-    model = EncoderDecoder.from_pretrained(args.model, dtype=_dtype(args))
+    model = EncoderDecoder.from_pretrained(args.model, dtype=_dtype(args), revision=args.revision)
     generated = model.generate_text(
         texts,
         max_new_tokens=args.max_new_tokens,
@@ -64,7 +64,7 @@ def _fill_mask(args: argparse.Namespace) -> None:
     _require_model(args, "fill-mask", "a masked-LM model (BertForMaskedLM)")
     refuse_numpy_output("fill-mask", args.output)
     texts = read_texts(args.texts, args.file)
-    model = MaskedLM.from_pretrained(args.model, dtype=_dtype(args))
+    model = MaskedLM.from_pretrained(args.model, dtype=_dtype(args), revision=args.revision)
     rows: list[dict[str, Any]] = []
     for start in range(0, len(texts), max(1, args.batch_size)):
         batch = texts[start : start + max(1, args.batch_size)]

@@ -58,11 +58,14 @@ class MaskedLM:
         self._head_source = head_source
 
     @classmethod
-    def from_pretrained(cls, path: PathLike, *, dtype: str | None = None) -> MaskedLM:
+    def from_pretrained(
+        cls, path: PathLike, *, dtype: str | None = None, revision: str | None = None
+    ) -> MaskedLM:
         """Load a model directory with a masked-LM head (``cls.predictions.*``);
         ``dtype="int8"`` quantizes the encoder and the head's two dense layers at load (a
-        model saved in int8 loads as it is)."""
-        directory = model_dir(path)
+        model saved in int8 loads as it is); ``revision``: a branch, tag or commit of a model
+        id in the Hugging Face cache."""
+        directory = model_dir(path, revision)
         raw = read_config_json(directory)
         config_source = str(config_path(directory))
         config = _core.EncoderConfig(raw, config_source)

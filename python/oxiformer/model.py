@@ -152,7 +152,12 @@ class Encoder:
 
     @classmethod
     def from_pretrained(
-        cls, path: PathLike, *, with_pooler: bool | None = None, dtype: str | None = None
+        cls,
+        path: PathLike,
+        *,
+        with_pooler: bool | None = None,
+        dtype: str | None = None,
+        revision: str | None = None,
     ) -> Encoder:
         """Load a model directory: ``config.json`` plus ``weights.npz``, ``model.safetensors``,
         a ``weights/`` directory of ``.npy`` files or ``pytorch_model.bin``.
@@ -160,8 +165,9 @@ class Encoder:
         ``with_pooler``: keep the pooler (``None``: when the checkpoint has one).
         ``dtype``: ``"int8"`` quantizes a float model at load (the same result as loading
         what ``oxiformer quantize`` writes); ``None`` runs the model as stored.
+        ``revision``: a branch, tag or commit of a model id in the Hugging Face cache.
         """
-        directory = model_dir(path)
+        directory = model_dir(path, revision)
         with_pooler = optional_flag("with_pooler", with_pooler)
         config_source = str(config_path(directory))
         raw = read_config_json(directory)

@@ -53,29 +53,39 @@ def default_model_dir() -> Path:
     )
 
 
-def existing_directory(path: PathLike) -> Path:
+def existing_directory(path: PathLike, revision: str | None = None) -> Path:
     """``path``, which must be an existing directory, or else a model id whose snapshot the
-    local Hugging Face cache holds (``"org/name"``, see ``hub_cache``): the one error every
-    model class raises for a model directory that is not there."""
+    local Hugging Face cache holds (``"org/name"``; ``revision``: a branch, tag or commit of
+    it, see ``hub_cache``): the one error every model class raises for a model directory that
+    is not there."""
     directory = checked_path("path", path)
+    revision = hub_cache.check_revision(revision)
     if directory.is_dir():
+        if revision is not None:
+            raise ConfigError(
+                f"{directory}: revision={revision!r} picks a snapshot of a model id in the "
+                "Hugging Face cache, but this is a directory (leave revision out)"
+            )
         return directory
     if directory.exists():
         raise ConfigError(f"{directory}: not a directory")
     text = os.fspath(path)
     if not hub_cache.is_model_id(text):
         raise ConfigError(f"{directory}: no such model directory")
-    cached = hub_cache.cached_snapshot(text)
+    cached = hub_cache.cached_snapshot(text, revision)
     if cached is None:
         raise ConfigError(f"{text}: no such model directory{hub_cache.not_found_hint(text)}")
     return cached
 
 
-def model_dir(path: PathLike | None) -> Path:
-    """A model directory that exists and holds a ``config.json``; ``None``: the default."""
+def model_dir(path: PathLike | None, revision: str | None = None) -> Path:
+    """A model directory that exists and holds a ``config.json``; ``None``: the default;
+    ``revision``: of a model id in the Hugging Face cache (:func:`existing_directory`)."""
     if path is None:
+        if revision is not None:
+            raise ConfigError("revision= needs a model id (the default model has none to pick)")
         return default_model_dir()
-    directory = existing_directory(path)
+    directory = existing_directory(path, revision)
     config = directory / "config.json"
     if not (config.exists() or config.is_symlink()):
         raise ConfigError(f"{directory}: not a model directory (no config.json)")

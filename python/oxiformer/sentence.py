@@ -120,12 +120,14 @@ class SentenceEncoder:
         *,
         dtype: str | None = None,
         truncate_dim: int | None = None,
+        revision: str | None = None,
     ) -> SentenceEncoder:
         """Load a sentence-transformers (or plain HF) model directory; ``None``: the default
         model all-MiniLM-L6-v2 (or ``$OXIFORMER_MODEL``). ``dtype="int8"`` quantizes a float
         model at load (see :mod:`oxiformer.quantize`); ``truncate_dim`` sets
-        :attr:`truncate_dim`."""
-        directory = model_dir(path)
+        :attr:`truncate_dim`; ``revision``: a branch, tag or commit of a model id in the
+        Hugging Face cache."""
+        directory = model_dir(path, revision)
         pooling, dense, normalize_output = _pipeline(directory)
         max_seq_length = None
         st_config = directory / "sentence_bert_config.json"

@@ -85,13 +85,16 @@ class EncoderDecoder:
         self._origin = origin
 
     @classmethod
-    def from_pretrained(cls, path: PathLike, *, dtype: str | None = None) -> EncoderDecoder:
+    def from_pretrained(
+        cls, path: PathLike, *, dtype: str | None = None, revision: str | None = None
+    ) -> EncoderDecoder:
         """Load an ``EncoderDecoderModel`` directory: ``config.json`` with ``encoder`` and
         ``decoder`` sections, tensors ``encoder.*``, ``decoder.bert.*`` and ``decoder.cls.*``
         (``model.safetensors``, ``weights.npz``, ``weights/`` or ``pytorch_model.bin``).
         ``dtype="int8"``: the encoder, the decoder and its LM head in int8 (quantized at
-        load)."""
-        directory = model_dir(path)
+        load); ``revision``: a branch, tag or commit of a model id in the Hugging Face
+        cache."""
+        directory = model_dir(path, revision)
         source_config = str(config_path(directory))
         raw = read_config_json(directory)
         family = decoder_family()

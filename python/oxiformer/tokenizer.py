@@ -66,9 +66,10 @@ class Tokenizer:
     # -- loading and saving ---------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, path: PathLike) -> Tokenizer:
-        """Load the tokenizer of a model directory (Hugging Face layout)."""
-        return cls(_core.Tokenizer.from_dir(os.fspath(existing_directory(path))))
+    def from_pretrained(cls, path: PathLike, *, revision: str | None = None) -> Tokenizer:
+        """Load the tokenizer of a model directory (Hugging Face layout), or of a model id in
+        the Hugging Face cache (``revision``: a branch, tag or commit of it)."""
+        return cls(_core.Tokenizer.from_dir(os.fspath(existing_directory(path, revision))))
 
     @classmethod
     def from_vocab(
