@@ -8,9 +8,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import oxiformer
+import oxiformer.cli
 import pytest
 from helpers import FIXTURES, require_fixtures
 from oxiformer.embedding_precision import quantize_embeddings
@@ -102,3 +104,18 @@ def test_cli_truncate_dim(tmp_path: Path, full: np.ndarray) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert np.load(out).tobytes() == full[:2, :32].tobytes()
+
+
+@pytest.mark.filterwarnings("ignore:int8 ranges computed from 3 embeddings")
+@pytest.mark.parametrize("precision", ["int8", "ubinary"])
+def test_cli_precision(
+    precision: str, tmp_path: Path, model: oxiformer.SentenceEncoder, capsys: Any
+) -> None:
+    want = model.encode(TEXTS[:3], precision=precision)
+    out = tmp_path / "e.npy"
+    oxiformer.cli.main(["embed", "-q", "--precision", precision, "-o", str(out), *TEXTS[:3]])
+    got = np.load(out)
+    assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+    oxiformer.cli.main(["embed", "-q", "--precision", precision, *TEXTS[:3]])
+    rows = [json.loads(line)["embedding"] for line in capsys.readouterr().out.splitlines()]
+    assert rows == want.tolist() and all(isinstance(v, int) for v in rows[0])

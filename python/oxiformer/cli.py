@@ -55,6 +55,7 @@ def _embed(args: argparse.Namespace) -> None:
         prompt_name=args.prompt_name,
         prompt=args.prompt,
         truncate_dim=args.truncate_dim,
+        precision=args.precision,
     )
     if args.output and args.output.lower().endswith(".npy"):
         array = np.asarray(embeddings)
@@ -67,12 +68,19 @@ def _embed(args: argparse.Namespace) -> None:
     else:
         write_json_lines(
             (
-                {"text": text, "embedding": [round(float(v), 7) for v in vector]}
+                {"text": text, "embedding": _json_values(vector)}
                 for text, vector in zip(texts, embeddings)
             ),
             args.output,
         )
     _warn_truncated(args, counts, model.max_seq_length)
+
+
+def _json_values(vector: Any) -> list[Any]:
+    """An embedding for JSON: floats to 7 digits, quantized ones as integers."""
+    if np.asarray(vector).dtype.kind in "iu":
+        return [int(v) for v in vector]
+    return [round(float(v), 7) for v in vector]
 
 
 def _classify(args: argparse.Namespace) -> None:
@@ -234,6 +242,12 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--prompt", default=None, help="put TEXT before every text")
     embed.add_argument(
         "--truncate-dim", type=_count, default=None, help="keep the first N dimensions"
+    )
+    embed.add_argument(
+        "--precision",
+        choices=("float32", "int8", "uint8", "binary", "ubinary"),
+        default="float32",
+        help="quantize the embeddings as sentence-transformers does (default: float32)",
     )
     int8_option(embed)
     embed.set_defaults(run=_embed)
