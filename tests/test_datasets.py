@@ -323,3 +323,42 @@ def test_empty_input_gives_an_empty_dataset_with_the_columns(tmp_path: Path) -> 
     table = pq.read_table(tmp_path / "out")
     assert summary.rows == table.num_rows == 0
     assert table.column_names == ["id", "embedding"]
+
+
+def test_bits_precision_packs_the_embedding_column(
+    minilm: oxiformer.SentenceEncoder, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    texts = sample_texts(30)
+    source = write_input(tmp_path / "in.jsonl", texts)
+    for precision, arrow in (("binary", "int8"), ("ubinary", "uint8")):
+        output = tmp_path / precision
+        embed_file(
+            source, output, precision=precision, truncate_dim=100, rows_per_shard=7, quiet=True
+        )
+        table = pq.read_table(output).sort_by("id")
+        kind = table.schema.field("embedding").type
+        assert kind.list_size == 13 and str(kind.value_type) == arrow  # 100 bits in 13 bytes
+        values = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
+        want = minilm.encode(texts, truncate_dim=100, precision=precision)
+        assert values.dtype == want.dtype and same_bits(values, want)
+        manifest = json.loads((output / "_oxiformer.json").read_text())
+        assert manifest["precision"] == precision
+    float_manifest = tmp_path / "float"
+    embed_file(source, float_manifest, precision="float32", quiet=True)
+    assert "precision" not in json.loads((float_manifest / "_oxiformer.json").read_text())
+    # resuming a run with another precision is refused
+    again = ("--precision", "ubinary", "--truncate-dim", "100", "--rows-per-shard", "7", "-q")
+    result = run_cli(source, str(tmp_path / "binary"), "--resume", *again)
+    assert result.returncode != 0 and "precision" in result.stderr, result.stderr
+    # int8 and uint8 take their ranges from the batch: refused for a corpus
+    for precision in ("int8", "uint8"):
+        with pytest.raises(oxiformer.InputError, match="ranges from all the embeddings"):
+            embed_file(source, tmp_path / precision, precision=precision, quiet=True)
+    # an empty input still has the packed column
+    empty = write_input(tmp_path / "empty.jsonl", [])
+    result = run_cli(empty, str(tmp_path / "none"), "--precision", "binary", "-q")
+    assert result.returncode == 0, result.stderr
+    kind = pq.read_table(tmp_path / "none").schema.field("embedding").type
+    assert kind.list_size == 48 and str(kind.value_type) == "int8"

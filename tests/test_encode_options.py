@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import oxiformer
 import oxiformer.cli
 import pytest
 from helpers import FIXTURES, require_fixtures
-from oxiformer.embedding_precision import quantize_embeddings
+from oxiformer.embedding_precision import quantize_embeddings, quantized_shape
 
 require_fixtures("minilm/texts.json")
 TEXTS: list[str] = json.loads((FIXTURES / "minilm" / "texts.json").read_text(encoding="utf-8"))
@@ -119,3 +120,21 @@ def test_cli_precision(
     oxiformer.cli.main(["embed", "-q", "--precision", precision, *TEXTS[:3]])
     rows = [json.loads(line)["embedding"] for line in capsys.readouterr().out.splitlines()]
     assert rows == want.tolist() and all(isinstance(v, int) for v in rows[0])
+
+
+def test_bits_of_a_width_not_a_multiple_of_8_are_packed_row_by_row(
+    model: oxiformer.SentenceEncoder, full: np.ndarray
+) -> None:
+    # sentence-transformers packs the whole array at once: for 100 dimensions that fails
+    # (or mixes rows); here each row gets 13 bytes, its last 4 bits zero.
+    bits = model.encode(TEXTS, truncate_dim=100, precision="ubinary")
+    assert bits.shape == (len(TEXTS), 13)
+    for row, vector in zip(bits, full[:, :100]):
+        assert np.array_equal(np.unpackbits(row)[:100], (vector > 0).astype(np.uint8))
+        assert not np.unpackbits(row)[100:].any()
+    for precision in ("float32", "int8", "uint8", "binary", "ubinary"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # int8 ranges from 36 embeddings
+            out = model.encode(TEXTS, truncate_dim=100, precision=precision)
+        width, dtype = quantized_shape(100, precision)
+        assert out.shape == (len(TEXTS), width) and out.dtype == dtype

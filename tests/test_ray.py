@@ -112,6 +112,18 @@ def test_embedder_in_a_user_pipeline(ray_instance: None, tmp_path: Path) -> None
     got = sorted(prompted.take_all(), key=lambda row: row["doc"])
     want = tiny.encode(["query: " + text for text in texts], truncate_dim=8)
     assert same_bits(np.stack([row["embedding"] for row in got]), want)
+    bits = ray.data.from_items(rows).map_batches(
+        Embedder,
+        fn_constructor_kwargs={"model": str(TINY_MODEL), "precision": "ubinary"},
+        compute=ray.data.ActorPoolStrategy(size=1),
+        batch_size=16,
+        batch_format="pyarrow",
+    )
+    got = sorted(bits.take_all(), key=lambda row: row["doc"])
+    packed = np.stack([np.asarray(row["embedding"], dtype=np.uint8) for row in got])
+    assert same_bits(packed, tiny.encode(texts, precision="ubinary"))
+    with pytest.raises(oxiformer.InputError, match="ranges from all the embeddings"):
+        Embedder(str(TINY_MODEL), precision="int8")
 
 
 @pytest.mark.parametrize("cpus", [1, 2])

@@ -27,6 +27,7 @@ def _run(args: argparse.Namespace) -> None:
         prompt_name=args.prompt_name,
         prompt=args.prompt,
         truncate_dim=args.truncate_dim,
+        precision=args.precision,
         engine=args.engine,
         resume=args.resume,
         on_error=args.on_error,
@@ -78,6 +79,12 @@ def add_embed_dataset(commands: Any) -> None:
     )
     sub.add_argument("--prompt", default=None, help="put TEXT before every text")
     sub.add_argument("--truncate-dim", type=int, default=None, help="keep the first N dimensions")
+    sub.add_argument(
+        "--precision",
+        choices=("float32", "binary", "ubinary"),
+        default="float32",
+        help="float32, or one bit a dimension packed in int8 (binary) / uint8 (ubinary) lists",
+    )
     sub.add_argument(
         "--on-error",
         choices=("fail", "skip"),

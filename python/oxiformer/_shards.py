@@ -61,23 +61,25 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-def output_schema(id_kind: str, dimension: int, keep_text: bool) -> Any:
-    """``id`` (int64 or string), ``embedding`` (fixed-size list of float32), maybe ``text``."""
+def output_schema(id_kind: str, dimension: int, keep_text: bool, dtype: Any = np.float32) -> Any:
+    """``id`` (int64 or string), ``embedding`` (fixed-size list of ``dtype``: float32, or int8 /
+    uint8 for packed bits), maybe ``text``."""
     pa = require("pyarrow", "writing Parquet")
     fields = [
         pa.field("id", pa.int64() if id_kind == "int" else pa.string()),
-        pa.field("embedding", pa.list_(pa.float32(), dimension)),
+        pa.field("embedding", pa.list_(pa.from_numpy_dtype(np.dtype(dtype)), dimension)),
     ]
     if keep_text:
         fields.append(pa.field("text", pa.string()))
     return pa.schema(fields)
 
 
-def embedding_array(embeddings: npt.NDArray[np.float32]) -> Any:
-    """A (rows, dim) float32 array as an Arrow fixed-size list array (no copy of the values)."""
+def embedding_array(embeddings: npt.NDArray[Any]) -> Any:
+    """A (rows, dim) array as an Arrow fixed-size list array of its dtype (no copy of the
+    values)."""
     pa = require("pyarrow", "writing Parquet")
     dimension = embeddings.shape[1]
-    values = pa.array(np.ascontiguousarray(embeddings, dtype=np.float32).reshape(-1))
+    values = pa.array(np.ascontiguousarray(embeddings).reshape(-1))
     return pa.FixedSizeListArray.from_arrays(values, dimension)
 
 

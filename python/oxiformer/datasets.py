@@ -29,6 +29,7 @@ from oxiformer import _inputs, _shards
 from oxiformer._checks import count
 from oxiformer._optional import require
 from oxiformer._rows import read_chunk
+from oxiformer.embedding_precision import check_corpus_precision, quantized_shape
 from oxiformer.errors import ConfigError, OxiformerError
 from oxiformer.pretrained import model_dir
 from oxiformer.st_settings import Settings
@@ -86,6 +87,8 @@ class Job:
     prompt_name: str | None = None
     prompt: str | None = None
     truncate_dim: int | None = None
+    precision: str | None = None
+    """None: float32 (so that a float32 run resumes one started before this option)."""
 
     def manifest(self, rows_per_shard: int, engine: str) -> dict[str, Any]:
         """What a resumed run must share with the first: inputs and everything that changes
@@ -108,12 +111,19 @@ class Job:
         }
 
     def options(self) -> dict[str, Any]:
-        """The options of ``encode`` beyond the basics: the prompt, the truncation."""
+        """The options of ``encode`` beyond the basics: the prompt, the truncation, the
+        precision."""
         return {
             "prompt_name": self.prompt_name,
             "prompt": self.prompt,
             "truncate_dim": self.truncate_dim,
+            "precision": self.precision,
         }
+
+    def schema(self, dimension: int) -> Any:
+        """The output's Arrow schema for a model ``dimension`` wide (after truncation)."""
+        width, dtype = quantized_shape(dimension, self.precision or "float32")
+        return _shards.output_schema(self.plan.id_kind, width, self.keep_text, dtype)
 
     def load_model(self) -> Any:
         """The job's ``SentenceEncoder``, truncating as asked."""
@@ -142,6 +152,7 @@ def embed_file(
     prompt_name: str | None = None,
     prompt: str | None = None,
     truncate_dim: int | None = None,
+    precision: str = "float32",
     engine: str = "local",
     resume: bool = False,
     on_error: str = "fail",
@@ -157,7 +168,9 @@ def embed_file(
     values become ``id`` (default: the row number, counted over all input files in sorted
     order). ``on_error="skip"`` lists bad rows in ``OUTPUT.errors.jsonl`` instead of stopping.
     ``prompt_name`` (one of the model's prompts) or ``prompt`` (a text) goes before every
-    text and ``truncate_dim`` keeps the first dimensions, as in ``SentenceEncoder.encode``.
+    text and ``truncate_dim`` keeps the first dimensions, as in ``SentenceEncoder.encode``;
+    ``precision`` ``"binary"`` or ``"ubinary"`` writes packed bits (int8 / uint8 lists), as
+    ``encode(precision=...)`` (int8 and uint8 need ranges from the whole corpus: refused).
     ``engine="ray"`` runs on Ray Data: on the cluster at ``address`` (``"auto"``,
     ``"ray://host:port"``) or a local instance, with ``workers`` actors of ``worker_cpus``
     CPUs each; ``resume`` is for the local engine only.
@@ -192,6 +205,7 @@ def embed_file(
         prompt_name=prompt_name,
         prompt=prompt,
         truncate_dim=None if truncate_dim is None else count("truncate_dim", truncate_dim),
+        precision=None if check_corpus_precision(precision) == "float32" else precision,
     )
     Settings.load(job.model).prompt(prompt_name, prompt)  # an unknown name fails now
     done = _shards.prepare_output(job.output, job.manifest(rows_per_shard, engine), resume)
@@ -225,8 +239,7 @@ def embed_file(
 
 
 def _write_empty_shard(job: Job) -> None:
-    dimension = job.load_model().dimension
-    schema = _shards.output_schema(job.plan.id_kind, dimension, job.keep_text)
+    schema = job.schema(job.load_model().dimension)
     with _shards.ShardWriter(job.output, 0, schema) as writer:
         writer.commit()
 
@@ -236,7 +249,7 @@ def _run_local(job: Job, done: set[int]) -> int:
     from tqdm import tqdm
 
     encoder = job.load_model()
-    schema = _shards.output_schema(job.plan.id_kind, encoder.dimension, job.keep_text)
+    schema = job.schema(encoder.dimension)
     finished = sum(chunk.rows for chunk in job.plan.chunks if chunk.index in done)
     embedded = 0
     with tqdm(
@@ -267,6 +280,7 @@ def _run_local(job: Job, done: set[int]) -> int:
                                 normalize_embeddings=job.normalize,
                                 prompt_name=job.prompt_name,
                                 prompt=job.prompt,
+                                precision=job.precision or "float32",
                             )
                         )
                         writer.write(batch.ids, embeddings, batch.texts if job.keep_text else None)

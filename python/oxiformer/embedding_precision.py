@@ -6,7 +6,9 @@
   embeddings themselves: then the result depends on the whole set, as in sentence-transformers),
   ``"int8"`` shifted by -128.
 - ``"binary"`` / ``"ubinary"``: one bit a dimension (``> 0``), packed eight to a byte,
-  ``"binary"`` as int8 shifted by -128: 32x smaller, compared by Hamming distance.
+  ``"binary"`` as int8 shifted by -128: 32x smaller, compared by Hamming distance. Each row is
+  packed on its own, its last byte padded with zero bits when the width is not a multiple of 8
+  (sentence-transformers packs the whole array at once, which fails or mixes rows then).
 
 The same NumPy operations as sentence-transformers', so the same integers for the same float
 embeddings; values outside the int8 ranges are clipped to the ends (sentence-transformers'
@@ -23,10 +25,20 @@ import numpy.typing as npt
 
 from oxiformer.errors import InputError
 
-__all__ = ["PRECISIONS", "check_precision", "quantize_embeddings"]
+__all__ = [
+    "CORPUS_PRECISIONS",
+    "PRECISIONS",
+    "check_corpus_precision",
+    "check_precision",
+    "quantize_embeddings",
+    "quantized_shape",
+]
 
 #: The precisions ``encode`` and :func:`quantize_embeddings` take.
 PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
+
+#: The precisions a corpus is embedded in batch by batch: those of one embedding alone.
+CORPUS_PRECISIONS = ("float32", "binary", "ubinary")
 
 #: Fewer embeddings than this make poor int8 ranges (sentence-transformers warns too).
 _FEW = 100
@@ -37,6 +49,28 @@ def check_precision(precision: object) -> str:
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
     return str(precision)
+
+
+def check_corpus_precision(precision: object) -> str:
+    """``precision`` if a corpus can be embedded in it batch by batch (the result the same
+    whatever the batches): int8 and uint8 take their ranges from the embeddings of the call,
+    so each batch would get its own."""
+    if check_precision(precision) not in CORPUS_PRECISIONS:
+        raise InputError(
+            f"precision {precision!r} takes its ranges from all the embeddings at once, and a "
+            "corpus is embedded batch by batch, so each batch would get other ranges; embed in "
+            "float32 and quantize afterwards with oxiformer.quantize_embeddings(..., "
+            f"ranges=...), or use {', '.join(CORPUS_PRECISIONS)}"
+        )
+    return str(precision)
+
+
+def quantized_shape(dimension: int, precision: str) -> tuple[int, np.dtype[Any]]:
+    """The width and dtype of a ``dimension``-wide embedding in ``precision``."""
+    if precision in ("binary", "ubinary"):
+        return -(-dimension // 8), np.dtype(np.int8 if precision == "binary" else np.uint8)
+    dtypes = {"float32": np.float32, "int8": np.int8, "uint8": np.uint8}
+    return dimension, np.dtype(dtypes[check_precision(precision)])
 
 
 def quantize_embeddings(
@@ -55,7 +89,7 @@ def quantize_embeddings(
     if precision == "float32":
         return array.astype(np.float32)
     if precision in ("binary", "ubinary"):
-        packed = np.packbits(array > 0).reshape(array.shape[0], -1)
+        packed = np.packbits(array > 0, axis=-1)
         return (packed - 128).astype(np.int8) if precision == "binary" else packed
     if ranges is None:
         source = array if calibration_embeddings is None else np.asarray(calibration_embeddings)

@@ -39,6 +39,7 @@ import numpy as np
 from oxiformer import _shards
 from oxiformer._files import read_json
 from oxiformer._optional import require
+from oxiformer.embedding_precision import check_corpus_precision, quantized_shape
 from oxiformer.errors import ConfigError, OxiformerError
 from oxiformer.sharded_weights import is_index, shard_paths
 from oxiformer.weights import find_weights
@@ -124,8 +125,9 @@ class Embedder:
     The model comes from ``model`` (a directory the actor can read; None: the default model)
     or ``model_files`` (see :func:`model_files`; an ``ObjectRef`` to them is fetched).
     The thread count is ``num_threads``, else the CPUs Ray gave the actor (``num_cpus``).
-    ``normalize``, ``prompt_name``, ``prompt`` and ``truncate_dim`` are ``encode``'s. The
-    embeddings equal ``SentenceEncoder.encode`` bit for bit, whatever the batching.
+    ``normalize``, ``prompt_name``, ``prompt``, ``truncate_dim`` and ``precision`` (float32,
+    or packed bits: binary, ubinary) are ``encode``'s. The embeddings equal
+    ``SentenceEncoder.encode`` bit for bit, whatever the batching.
     """
 
     def __init__(
@@ -142,10 +144,12 @@ class Embedder:
         prompt_name: str | None = None,
         prompt: str | None = None,
         truncate_dim: int | None = None,
+        precision: str | None = None,
     ) -> None:
         from oxiformer import set_num_threads
         from oxiformer.sentence import SentenceEncoder
 
+        self.precision = check_corpus_precision(precision or "float32")  # before any work
         threads = num_threads or _actor_cpus()
         if threads is not None:
             set_num_threads(threads)
@@ -177,13 +181,15 @@ class Embedder:
 
     def _encode(self, texts: list[str]) -> Any:
         if not texts:
-            return np.zeros((0, self.model.dimension), dtype=np.float32)
+            width, dtype = quantized_shape(self.model.dimension, self.precision)
+            return np.zeros((0, width), dtype=dtype)
         return self.model.encode(
             texts,
             batch_size=self.batch_size,
             normalize_embeddings=self.normalize,
             prompt_name=self.prompt_name,
             prompt=self.prompt,
+            precision=self.precision,
         )
 
 
