@@ -38,6 +38,23 @@ def minilm_model(
 
 
 @pytest.fixture(scope="session")
+def bert2bert() -> Any:
+    """tiny-bert2bert, the encoder-decoder of the fixtures, loaded once."""
+    import oxiformer
+
+    require_fixtures("tiny-bert2bert")
+    return oxiformer.EncoderDecoder.from_pretrained(FIXTURES / "tiny-bert2bert")
+
+
+@pytest.fixture(scope="session")
+def bert2bert_inputs() -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """(input_ids, attention_mask) of tiny-bert2bert's golden generation."""
+    require_fixtures("tiny-bert2bert")
+    golden = load_golden(FIXTURES / "tiny-bert2bert" / "golden.npz")
+    return golden["input_ids"], golden["attention_mask"]
+
+
+@pytest.fixture(scope="session")
 def fixtures() -> Path:
     require_fixtures()
     return FIXTURES

@@ -89,6 +89,32 @@ def max_abs_diff(label: str, actual: npt.ArrayLike, expected: npt.ArrayLike) -> 
     return diff
 
 
+def assert_seqcls_copy(model_dir: Path, source: Path, label: str) -> None:
+    """``model_dir`` holds tiny-bert seqcls's weights (from ``source``) stored another way:
+    its logits are within 1e-5 of transformers' golden ones and bitwise the original's."""
+    import oxiformer
+
+    golden = load_golden(source / "golden.npz")
+    inputs = {key: golden[key] for key in ("input_ids", "attention_mask", "token_type_ids")}
+    logits = oxiformer.SequenceClassifier.from_pretrained(model_dir)(**inputs).logits
+    assert max_abs_diff(f"seqcls logits from {label}", logits, golden["logits"]) <= 1e-5
+    same = oxiformer.SequenceClassifier.from_pretrained(source)(**inputs).logits
+    assert logits.tobytes() == same.tobytes()
+
+
+def assert_minilm_copy(model_dir: Path, minilm_dir: Path, golden: dict[str, Any]) -> None:
+    """``model_dir`` holds MiniLM's weights stored another way: its sentence embeddings of the
+    golden texts are within 1e-5 of sentence-transformers' and bitwise the original's."""
+    import oxiformer
+
+    texts = json.loads((FIXTURES / "minilm" / "texts.json").read_text(encoding="utf-8"))
+    embeddings = oxiformer.SentenceEncoder.from_pretrained(model_dir).encode(texts)
+    diff = max_abs_diff("sentence_embedding", embeddings, golden["sentence_embedding"])
+    assert diff <= 1e-5
+    same = oxiformer.SentenceEncoder.from_pretrained(minilm_dir).encode(texts)
+    assert embeddings.tobytes() == same.tobytes()
+
+
 def run_python(
     code: str,
     *args: str,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import oxiformer
 import pytest
-from helpers import FIXTURES, load_golden, require_fixtures
+from helpers import FIXTURES, require_fixtures
 from oxiformer.logits_processors import Processors
 
 require_fixtures("tiny-bert2bert")
@@ -76,36 +76,25 @@ def test_each_processor_as_transformers_defines_it() -> None:
     assert banned(run(with_bos, [[1, 4]]))[0] == [3]  # after the forced token
 
 
-@pytest.fixture(scope="module")
-def model() -> oxiformer.EncoderDecoder:
-    return oxiformer.EncoderDecoder.from_pretrained(BERT2BERT)
-
-
-@pytest.fixture(scope="module")
-def inputs() -> tuple[np.ndarray, np.ndarray]:
-    golden = load_golden(BERT2BERT / "golden.npz")
-    return golden["input_ids"], golden["attention_mask"]
-
-
 def repeats(row: np.ndarray, n: int) -> bool:
     grams = [tuple(row[i : i + n]) for i in range(len(row) - n + 1)]
     return len(grams) != len(set(grams))
 
 
 def test_greedy_with_processors_is_the_argmax_of_the_processed_logits(
-    model: oxiformer.EncoderDecoder, inputs: tuple[np.ndarray, np.ndarray]
+    bert2bert: oxiformer.EncoderDecoder, bert2bert_inputs: tuple[np.ndarray, np.ndarray]
 ) -> None:
     options = {"no_repeat_ngram_size": 2, "repetition_penalty": 1.5, "min_new_tokens": 6}
-    got = model.generate(*inputs, max_new_tokens=10, **options)
+    got = bert2bert.generate(*bert2bert_inputs, max_new_tokens=10, **options)
     process = Processors(no_repeat_ngram_size=2, repetition_penalty=1.5, min_new_tokens=6).steps(
         EOS, 1, 11
     )
     assert process is not None
     # The reference: teacher-forced logits of the sequence so far, processed, argmax.
-    sequences = np.full((len(inputs[0]), 1), 101, np.int64)
+    sequences = np.full((len(bert2bert_inputs[0]), 1), 101, np.int64)
     finished = np.zeros(len(sequences), bool)
     for _ in range(10):
-        logits = model(*inputs, decoder_input_ids=sequences).logits[:, -1]
+        logits = bert2bert(*bert2bert_inputs, decoder_input_ids=sequences).logits[:, -1]
         tokens = np.where(finished, 0, np.argmax(process(sequences, logits), axis=-1))
         finished |= tokens == 102
         sequences = np.concatenate([sequences, tokens[:, None]], axis=1)
@@ -119,11 +108,13 @@ def test_greedy_with_processors_is_the_argmax_of_the_processed_logits(
 
 
 def test_beam_search_applies_them_and_config_sets_the_defaults(
-    model: oxiformer.EncoderDecoder, inputs: tuple[np.ndarray, np.ndarray], tmp_path: Path
+    bert2bert: oxiformer.EncoderDecoder,
+    bert2bert_inputs: tuple[np.ndarray, np.ndarray],
+    tmp_path: Path,
 ) -> None:
-    plain = model.generate(*inputs, max_new_tokens=12, num_beams=4)
+    plain = bert2bert.generate(*bert2bert_inputs, max_new_tokens=12, num_beams=4)
     options = {"no_repeat_ngram_size": 2, "min_new_tokens": 8}
-    beams = model.generate(*inputs, max_new_tokens=12, num_beams=4, **options)
+    beams = bert2bert.generate(*bert2bert_inputs, max_new_tokens=12, num_beams=4, **options)
     assert not np.array_equal(beams, plain)  # the processors change the result here
     for row in beams:
         assert not repeats(row[row != 0], 2) and 102 not in row[1:9].tolist()
@@ -135,22 +126,26 @@ def test_beam_search_applies_them_and_config_sets_the_defaults(
     with pytest.warns(UserWarning, match="do_sample with num_beams > 1") as caught:
         configured = oxiformer.EncoderDecoder.from_pretrained(directory)
     assert "no_repeat_ngram_size" not in str(caught[0].message)
-    np.testing.assert_array_equal(configured.generate(*inputs), beams)  # beams do not sample
+    np.testing.assert_array_equal(
+        configured.generate(*bert2bert_inputs), beams
+    )  # beams do not sample
     # Arguments override the configuration.
     unset = {"no_repeat_ngram_size": 0, "min_new_tokens": 0, "do_sample": False}
-    greedy = configured.generate(*inputs, num_beams=1, **unset)
-    np.testing.assert_array_equal(greedy, model.generate(*inputs, max_new_tokens=12))
+    greedy = configured.generate(*bert2bert_inputs, num_beams=1, **unset)
+    np.testing.assert_array_equal(greedy, bert2bert.generate(*bert2bert_inputs, max_new_tokens=12))
     # max_length (the whole decoder sequence) when max_new_tokens is not set.
     generation = {"max_length": 6}
     (directory / "generation_config.json").write_text(json.dumps(generation))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        short = oxiformer.EncoderDecoder.from_pretrained(directory).generate(*inputs)
-    np.testing.assert_array_equal(short, model.generate(*inputs, max_new_tokens=5))
+        short = oxiformer.EncoderDecoder.from_pretrained(directory).generate(*bert2bert_inputs)
+    np.testing.assert_array_equal(short, bert2bert.generate(*bert2bert_inputs, max_new_tokens=5))
 
 
 def test_bad_options_are_typed_errors(
-    model: oxiformer.EncoderDecoder, inputs: tuple[np.ndarray, np.ndarray], tmp_path: Path
+    bert2bert: oxiformer.EncoderDecoder,
+    bert2bert_inputs: tuple[np.ndarray, np.ndarray],
+    tmp_path: Path,
 ) -> None:
     cases: dict[str, dict[str, Any]] = {
         "unknown option(s) top_n": {"top_n": 5},
@@ -161,7 +156,7 @@ def test_bad_options_are_typed_errors(
     }
     for message, options in cases.items():
         with pytest.raises(oxiformer.InputError) as caught:
-            model.generate(*inputs, max_new_tokens=2, **options)
+            bert2bert.generate(*bert2bert_inputs, max_new_tokens=2, **options)
         assert message in str(caught.value)
     directory = tmp_path / "model"
     shutil.copytree(BERT2BERT, directory)
@@ -171,7 +166,7 @@ def test_bad_options_are_typed_errors(
 
 
 def test_cli_generate_takes_no_repeat_ngram_size(
-    model: oxiformer.EncoderDecoder, inputs: tuple[np.ndarray, np.ndarray]
+    bert2bert: oxiformer.EncoderDecoder, bert2bert_inputs: tuple[np.ndarray, np.ndarray]
 ) -> None:
     texts = json.loads((BERT2BERT / "texts.json").read_text(encoding="utf-8"))["source"]
     command = [sys.executable, "-m", "oxiformer", "generate", "-m", str(BERT2BERT)]
@@ -182,5 +177,5 @@ def test_cli_generate_takes_no_repeat_ngram_size(
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    want = model.generate_text(texts[0], max_new_tokens=8, no_repeat_ngram_size=2)
+    want = bert2bert.generate_text(texts[0], max_new_tokens=8, no_repeat_ngram_size=2)
     assert json.loads(result.stdout)["generated"] == want

@@ -20,7 +20,7 @@ import numpy as np
 import oxiformer
 import oxiformer.cli
 import pytest
-from helpers import FIXTURES, load_golden, require_fixtures
+from helpers import FIXTURES, require_fixtures
 from oxiformer.sampling import Sampling
 
 require_fixtures("tiny-bert2bert")
@@ -116,37 +116,31 @@ def test_draws_follow_the_warped_distribution() -> None:
     assert Sampling().chooser(1) is None  # not sampling: the argmax
 
 
-@pytest.fixture(scope="module")
-def model() -> oxiformer.EncoderDecoder:
-    return oxiformer.EncoderDecoder.from_pretrained(BERT2BERT)
-
-
-@pytest.fixture(scope="module")
-def inputs() -> tuple[np.ndarray, np.ndarray]:
-    golden = load_golden(BERT2BERT / "golden.npz")
-    return golden["input_ids"], golden["attention_mask"]
-
-
 def test_generate_samples_repeatably(
-    model: oxiformer.EncoderDecoder, inputs: tuple[np.ndarray, np.ndarray]
+    bert2bert: oxiformer.EncoderDecoder, bert2bert_inputs: tuple[np.ndarray, np.ndarray]
 ) -> None:
-    greedy = model.generate(*inputs, max_new_tokens=10)
-    first = model.generate(*inputs, max_new_tokens=10, do_sample=True, seed=3)
-    again = model.generate(*inputs, max_new_tokens=10, do_sample=True, seed=3)
-    other = model.generate(*inputs, max_new_tokens=10, do_sample=True, seed=4)
+    greedy = bert2bert.generate(*bert2bert_inputs, max_new_tokens=10)
+    first = bert2bert.generate(*bert2bert_inputs, max_new_tokens=10, do_sample=True, seed=3)
+    again = bert2bert.generate(*bert2bert_inputs, max_new_tokens=10, do_sample=True, seed=3)
+    other = bert2bert.generate(*bert2bert_inputs, max_new_tokens=10, do_sample=True, seed=4)
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other) and not np.array_equal(first, greedy)
     generator = np.random.default_rng(3)
     np.testing.assert_array_equal(
-        model.generate(*inputs, max_new_tokens=10, do_sample=True, seed=generator), first
+        bert2bert.generate(*bert2bert_inputs, max_new_tokens=10, do_sample=True, seed=generator),
+        first,
     )
     # one token left by the warpers: the draw is the argmax, so greedy search exactly
     for only in ({"top_k": 1}, {"top_p": 0.0}, {"min_p": 1.0, "top_k": 0}):
-        single = model.generate(*inputs, max_new_tokens=10, do_sample=True, seed=5, **only)
+        single = bert2bert.generate(
+            *bert2bert_inputs, max_new_tokens=10, do_sample=True, seed=5, **only
+        )
         np.testing.assert_array_equal(single, greedy)
     # every sampled token is among the 3 likeliest of its step (teacher-forced logits)
-    sampled = model.generate(*inputs, max_new_tokens=8, do_sample=True, top_k=3, seed=9)
-    logits = model(*inputs, decoder_input_ids=sampled[:, :-1]).logits
+    sampled = bert2bert.generate(
+        *bert2bert_inputs, max_new_tokens=8, do_sample=True, top_k=3, seed=9
+    )
+    logits = bert2bert(*bert2bert_inputs, decoder_input_ids=sampled[:, :-1]).logits
     for row, sequence in zip(logits, sampled):
         for step, token in enumerate(sequence[1:]):
             if token == 0:  # padding after the end of sequence
@@ -155,13 +149,13 @@ def test_generate_samples_repeatably(
 
 
 def test_generate_text_and_the_cli_sample(
-    model: oxiformer.EncoderDecoder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    bert2bert: oxiformer.EncoderDecoder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     texts = ["the cat sat on the mat", "a quick brown fox"]
-    one = model.generate_text(texts, max_new_tokens=8, do_sample=True, seed=11, batch_size=1)
-    two = model.generate_text(texts, max_new_tokens=8, do_sample=True, seed=11, batch_size=1)
+    one = bert2bert.generate_text(texts, max_new_tokens=8, do_sample=True, seed=11, batch_size=1)
+    two = bert2bert.generate_text(texts, max_new_tokens=8, do_sample=True, seed=11, batch_size=1)
     assert one == two
-    greedy = model.generate_text(texts, max_new_tokens=8)
+    greedy = bert2bert.generate_text(texts, max_new_tokens=8)
     argv = ["generate", "--model", str(BERT2BERT), "--max-new-tokens", "8", *texts]
     oxiformer.cli.main([*argv, "--do-sample", "--top-k", "1", "--seed", "2"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -173,7 +167,9 @@ def test_generate_text_and_the_cli_sample(
 
 
 def test_generation_config_turns_sampling_on(
-    model: oxiformer.EncoderDecoder, inputs: tuple[np.ndarray, np.ndarray], tmp_path: Path
+    bert2bert: oxiformer.EncoderDecoder,
+    bert2bert_inputs: tuple[np.ndarray, np.ndarray],
+    tmp_path: Path,
 ) -> None:
     directory = tmp_path / "model"
     shutil.copytree(BERT2BERT, directory)
@@ -183,18 +179,21 @@ def test_generation_config_turns_sampling_on(
         warnings.simplefilter("error")  # nothing ignored
         configured = oxiformer.EncoderDecoder.from_pretrained(directory)
     assert configured.settings.sampling == Sampling(True, 0.9, 4)
-    got = configured.generate(*inputs, seed=1)
-    want = model.generate(
-        *inputs, max_new_tokens=10, do_sample=True, top_k=4, temperature=0.9, seed=1
+    got = configured.generate(*bert2bert_inputs, seed=1)
+    want = bert2bert.generate(
+        *bert2bert_inputs, max_new_tokens=10, do_sample=True, top_k=4, temperature=0.9, seed=1
     )
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(
-        configured.generate(*inputs, do_sample=False), model.generate(*inputs, max_new_tokens=10)
+        configured.generate(*bert2bert_inputs, do_sample=False),
+        bert2bert.generate(*bert2bert_inputs, max_new_tokens=10),
     )
     # beams do not sample: the configuration's do_sample is warned about, not applied
     with pytest.warns(UserWarning, match="do_sample is not applied with num_beams > 1"):
-        beams = configured.generate(*inputs, num_beams=3)
-    np.testing.assert_array_equal(beams, model.generate(*inputs, max_new_tokens=10, num_beams=3))
+        beams = configured.generate(*bert2bert_inputs, num_beams=3)
+    np.testing.assert_array_equal(
+        beams, bert2bert.generate(*bert2bert_inputs, max_new_tokens=10, num_beams=3)
+    )
     # typical_p is a warper oxiformer does not apply: named when sampling
     generation["typical_p"] = 0.5
     (directory / "generation_config.json").write_text(json.dumps(generation))
@@ -216,10 +215,12 @@ BAD_OPTIONS: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("message", list(BAD_OPTIONS))
 def test_bad_sampling_options_are_typed_errors(
-    message: str, model: oxiformer.EncoderDecoder, inputs: tuple[np.ndarray, np.ndarray]
+    message: str,
+    bert2bert: oxiformer.EncoderDecoder,
+    bert2bert_inputs: tuple[np.ndarray, np.ndarray],
 ) -> None:
     with pytest.raises(oxiformer.InputError) as caught:
-        model.generate(*inputs, max_new_tokens=3, **BAD_OPTIONS[message])
+        bert2bert.generate(*bert2bert_inputs, max_new_tokens=3, **BAD_OPTIONS[message])
     assert message in str(caught.value)
 
 

@@ -14,7 +14,13 @@ import numpy as np
 import oxiformer
 import oxiformer.cli
 import pytest
-from helpers import FIXTURES, load_golden, max_abs_diff, require_fixtures, to_safetensors
+from helpers import (
+    FIXTURES,
+    assert_minilm_copy,
+    assert_seqcls_copy,
+    require_fixtures,
+    to_safetensors,
+)
 from oxiformer.ray import model_files
 from oxiformer.weight_files import check_unchanged, file_stamp
 from oxiformer.weights import find_weights, read_tensors
@@ -61,15 +67,11 @@ def test_minilm_in_three_safetensors_shards_matches_sentence_transformers(
 ) -> None:
     model_dir = shard(tmp_path / "minilm", minilm_dir, 3)
     assert find_weights(model_dir).name == INDEX
-    texts = json.loads((FIXTURES / "minilm" / "texts.json").read_text(encoding="utf-8"))
-    embeddings = oxiformer.SentenceEncoder.from_pretrained(model_dir).encode(texts)
-    diff = max_abs_diff("sentence_embedding", embeddings, minilm_golden["sentence_embedding"])
-    assert diff <= 1e-5
-    same = oxiformer.SentenceEncoder.from_pretrained(minilm_dir).encode(texts)
-    assert embeddings.tobytes() == same.tobytes()
+    assert_minilm_copy(model_dir, minilm_dir, minilm_golden)
     # int8 quantizes from the shards as from one file
-    got = oxiformer.SentenceEncoder.from_pretrained(model_dir, dtype="int8").encode(texts[:4])
-    want = oxiformer.SentenceEncoder.from_pretrained(minilm_dir, dtype="int8").encode(texts[:4])
+    texts = ["sharded weights", "quantized at load"]
+    got = oxiformer.SentenceEncoder.from_pretrained(model_dir, dtype="int8").encode(texts)
+    want = oxiformer.SentenceEncoder.from_pretrained(minilm_dir, dtype="int8").encode(texts)
     assert got.tobytes() == want.tobytes()
 
 
@@ -78,12 +80,7 @@ def test_classifier_from_pytorch_shards_matches_golden(tmp_path: Path) -> None:
     source = FIXTURES / "tiny-bert" / "seqcls"
     model_dir = shard(tmp_path / "seqcls", source, 2, kind="bin")
     assert find_weights(model_dir).name == "pytorch_model.bin.index.json"
-    golden = load_golden(source / "golden.npz")
-    inputs = {key: golden[key] for key in ("input_ids", "attention_mask", "token_type_ids")}
-    logits = oxiformer.SequenceClassifier.from_pretrained(model_dir)(**inputs).logits
-    assert max_abs_diff("seqcls logits from 2 .bin shards", logits, golden["logits"]) <= 1e-5
-    same = oxiformer.SequenceClassifier.from_pretrained(source)(**inputs).logits
-    assert logits.tobytes() == same.tobytes()
+    assert_seqcls_copy(model_dir, source, "2 .bin shards")
 
 
 def test_convert_joins_the_shards(minilm_dir: Path, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ checked byte for byte against them before they make the rest.
 from __future__ import annotations
 
 import collections
-import json
 import pickle
 import zipfile
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import oxiformer
 import oxiformer.cli
 import pytest
-from helpers import FIXTURES, load_golden, max_abs_diff, require_fixtures
+from helpers import FIXTURES, assert_minilm_copy, assert_seqcls_copy, require_fixtures
 from oxiformer.weights import find_weights, read_tensors
 from torch_writer import (
     Storage,
@@ -132,12 +131,7 @@ def test_minilm_from_one_shared_storage_matches_sentence_transformers(
         offset += array.size
     model_dir = bin_model(tmp_path / "minilm", minilm_dir, views)
     assert find_weights(model_dir).name == "pytorch_model.bin"
-    texts = json.loads((FIXTURES / "minilm" / "texts.json").read_text(encoding="utf-8"))
-    embeddings = oxiformer.SentenceEncoder.from_pretrained(model_dir).encode(texts)
-    diff = max_abs_diff("sentence_embedding", embeddings, minilm_golden["sentence_embedding"])
-    assert diff <= 1e-5
-    same = oxiformer.SentenceEncoder.from_pretrained(minilm_dir).encode(texts)
-    assert embeddings.tobytes() == same.tobytes()
+    assert_minilm_copy(model_dir, minilm_dir, minilm_golden)
 
 
 def test_minilm_from_a_legacy_checkpoint(
@@ -161,12 +155,7 @@ def test_classifier_from_pytorch_model_bin_matches_golden(tmp_path: Path) -> Non
     weight = np.array(tensors["classifier.weight"])
     views["classifier.weight"] = View(Storage(weight.T.reshape(-1)), 0, weight.shape, (1, 3))
     model_dir = bin_model(tmp_path / "seqcls", source, views, with_metadata)
-    golden = load_golden(source / "golden.npz")
-    inputs = {key: golden[key] for key in ("input_ids", "attention_mask", "token_type_ids")}
-    logits = oxiformer.SequenceClassifier.from_pretrained(model_dir)(**inputs).logits
-    assert max_abs_diff("seqcls logits from pytorch_model.bin", logits, golden["logits"]) <= 1e-5
-    same = oxiformer.SequenceClassifier.from_pretrained(source)(**inputs).logits
-    assert logits.tobytes() == same.tobytes()
+    assert_seqcls_copy(model_dir, source, "pytorch_model.bin")
 
 
 def test_dtypes_byte_orders_and_views(tmp_path: Path) -> None:

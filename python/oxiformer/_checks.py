@@ -22,6 +22,7 @@ __all__ = [
     "describe",
     "flag",
     "integer",
+    "option_error",
     "optional_flag",
     "path",
     "text_items",
@@ -40,6 +41,14 @@ def describe(value: object) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
+
+
+def option_error(
+    error: type[OxiformerError], where: str, options: Mapping[str, Any], name: str, expected: str
+) -> OxiformerError:
+    """The error for a wrong ``options[name]``, after ``where`` (a file; empty: an argument)."""
+    prefix = f"{where}: " if where else ""
+    return error(f"{prefix}'{name}' must be {expected}, got {options[name]!r}")
 
 
 def integer(name: str, value: object, error: type[OxiformerError] = InputError) -> int:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from oxiformer._checks import option_error
 from oxiformer._types import IntArray
 from oxiformer.errors import ConfigError, InputError
 
@@ -70,8 +71,7 @@ class Processors:
         """Checked values from ``options`` (name -> value; None or absent: the default)."""
 
         def fail(name: str, expected: str) -> Exception:
-            prefix = f"{where}: " if where else ""
-            return error(f"{prefix}'{name}' must be {expected}, got {options[name]!r}")
+            return option_error(error, where, options, name, expected)
 
         def count(name: str) -> int:
             value = options.get(name)

@@ -31,6 +31,7 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
+from oxiformer._checks import option_error
 from oxiformer.errors import ConfigError, InputError
 
 __all__ = ["SAMPLING_OPTIONS", "Sampling", "Seed", "check_seed"]
@@ -61,8 +62,7 @@ class Sampling:
         """Checked values from ``options`` (name -> value; None or absent: the default)."""
 
         def fail(name: str, expected: str) -> Exception:
-            prefix = f"{where}: " if where else ""
-            return error(f"{prefix}'{name}' must be {expected}, got {options[name]!r}")
+            return option_error(error, where, options, name, expected)
 
         def fraction(name: str) -> float | None:
             value = options.get(name)
