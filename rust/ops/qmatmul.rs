@@ -115,11 +115,7 @@ impl PackedInt8 {
                 let col = panel * PANEL;
                 let at = panel * kp * PANEL + step * block;
                 let out = &mut self.data[at..at + block];
-                let whole = rows.iter().all(|row| row.len() >= col + PANEL);
-                if whole {
-                    let sources: [&[i8; PANEL]; G] = std::array::from_fn(|t| {
-                        <&[i8; PANEL]>::try_from(&rows[t][col..col + PANEL]).unwrap_or(&[0; PANEL])
-                    });
+                if let Some(sources) = whole_panels::<G>(&rows, col) {
                     for (slot, group) in out.as_chunks_mut::<G>().0.iter_mut().enumerate() {
                         *group = std::array::from_fn(|t| sources[t][slot]);
                     }
@@ -649,6 +645,19 @@ fn qmatmul_with<A: Sync>(
     } else {
         grid::run(&product, kernel.shape, m, n.div_ceil(PANEL));
     }
+}
+
+/// Columns `col..col + PANEL` of each of the `G` rows, when every row has them all (a row
+/// past the depth, or a panel at the edge of `n`, has fewer).
+fn whole_panels<'a, const G: usize>(
+    rows: &[&'a [i8]; G],
+    col: usize,
+) -> Option<[&'a [i8; PANEL]; G]> {
+    let mut panels = [&[0i8; PANEL]; G];
+    for (panel, row) in panels.iter_mut().zip(rows) {
+        *panel = row.get(col..col + PANEL)?.try_into().ok()?;
+    }
+    Some(panels)
 }
 
 #[cfg(test)]
