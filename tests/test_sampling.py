@@ -227,6 +227,12 @@ def test_bad_sampling_options_are_typed_errors(
 def test_bad_sampling_configuration_is_a_config_error(tmp_path: Path) -> None:
     directory = tmp_path / "model"
     shutil.copytree(BERT2BERT, directory)
-    (directory / "generation_config.json").write_text(json.dumps({"top_p": 2}))
+    config = directory / "generation_config.json"
+    config.write_text(json.dumps({"do_sample": True, "top_p": 2}))
     with pytest.raises(oxiformer.ConfigError, match=r"generation_config.json: 'top_p' must be"):
         oxiformer.EncoderDecoder.from_pretrained(directory)
+    # Not sampling, a value sampling could not use loads (as in transformers), with a warning.
+    config.write_text(json.dumps({"do_sample": False, "temperature": 0.0, "top_k": 7}))
+    with pytest.warns(UserWarning, match=r"temperature=0.0 could not be used for sampling"):
+        model = oxiformer.EncoderDecoder.from_pretrained(directory)
+    assert model.settings.sampling == Sampling(False, 1.0, 7)

@@ -12,6 +12,7 @@ the encoder's output are computed once either way).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -117,9 +118,12 @@ class GenerationSettings:
             pad = eos_tokens[0]  # as transformers does (with a warning)
         options = {name: first(name) for name in PROCESSOR_OPTIONS}
         processors = Processors.from_options(options, ConfigError, source)
-        sampling = Sampling.from_options(
-            {name: first(name) for name in SAMPLING_OPTIONS}, ConfigError, source
-        )
+        with warnings.catch_warnings():
+            if sources:  # each file's unusable values were warned about above
+                warnings.simplefilter("ignore")
+            sampling = Sampling.from_options(
+                {name: first(name) for name in SAMPLING_OPTIONS}, ConfigError, source
+            )
         unsupported = {**_UNSUPPORTED, **(_UNSUPPORTED_WARPERS if sampling.do_sample else {})}
         ignored = tuple(
             name

@@ -24,6 +24,7 @@ Without ``do_sample`` the warpers do nothing, as in transformers.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Union
@@ -59,42 +60,30 @@ class Sampling:
     def from_options(
         cls, options: dict[str, Any], error: type[ConfigError] | type[InputError], where: str
     ) -> Sampling:
-        """Checked values from ``options`` (name -> value; None or absent: the default)."""
+        """Checked values from ``options`` (name -> value; None or absent: the default).
 
-        def fail(name: str, expected: str) -> Exception:
-            return option_error(error, where, options, name, expected)
-
-        def fraction(name: str) -> float | None:
-            value = options.get(name)
-            if value is None:
-                return None
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise fail(name, "a number in [0, 1]")
-            if not 0.0 <= value <= 1.0:
-                raise fail(name, "a number in [0, 1]")
-            return float(value)
-
+        A configuration (``error`` ConfigError) that does not sample may hold warper values
+        sampling could not use (``temperature: 0`` is common): as transformers, it loads, with
+        a warning, and those values are left at their defaults."""
         do_sample = options.get("do_sample")
         if do_sample is not None and not isinstance(do_sample, bool):
-            raise fail("do_sample", "True or False")
-        temperature = options.get("temperature")
-        if temperature is not None and (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float))
-            or not 0 < temperature < float("inf")
-        ):
-            raise fail("temperature", "a positive number")
-        top_k = options.get("top_k")
-        if top_k is not None and not _is_count(top_k):
-            raise fail("top_k", "a non-negative integer")
-        top_p = fraction("top_p")
-        return cls(
-            do_sample=bool(do_sample),
-            temperature=1.0 if temperature is None else float(temperature),
-            top_k=50 if top_k is None else top_k,
-            top_p=1.0 if top_p is None else top_p,
-            min_p=fraction("min_p"),
-        )
+            raise option_error(error, where, options, "do_sample", "True or False")
+        values: dict[str, Any] = {}
+        for name, (valid, expected) in _WARPERS.items():
+            value = options.get(name)
+            if value is None:
+                continue
+            if valid(value):
+                values[name] = value if name == "top_k" else float(value)
+            elif do_sample or error is InputError:
+                raise option_error(error, where, options, name, expected)
+            else:
+                warnings.warn(
+                    f"{where}: {name}={value!r} could not be used for sampling ({expected}); "
+                    "ignored, as do_sample is off",
+                    stacklevel=5,
+                )
+        return cls(do_sample=bool(do_sample), **values)
 
     def updated(self, overrides: dict[str, Any]) -> Sampling:
         """These values with ``overrides`` (None: keep), checked as ``generate``'s arguments."""
@@ -158,6 +147,19 @@ def check_seed(seed: Any) -> Seed:
 
 def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: Each warper's check, and what it expects (for the error).
+_WARPERS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "temperature": (lambda v: _is_number(v) and 0 < v < float("inf"), "a positive number"),
+    "top_k": (_is_count, "a non-negative integer"),
+    "top_p": (lambda v: _is_number(v) and 0.0 <= v <= 1.0, "a number in [0, 1]"),
+    "min_p": (lambda v: _is_number(v) and 0.0 <= v <= 1.0, "a number in [0, 1]"),
+}
 
 
 def _softmax(scores: Scores) -> Scores:
