@@ -4,6 +4,8 @@ are symlinks into ``blobs/``), built here from the MiniLM model directory."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -195,6 +197,17 @@ def test_revision_picks_a_branch_tag_pr_or_commit(hub: Path, minilm_dir: Path) -
     oxiformer.cli.main([*main, str(hub / "v1.npy"), "--revision", "v1.0", TEXTS[0]])
     expected_row = oxiformer.SentenceEncoder.from_pretrained(minilm_dir).encode([TEXTS[0]])
     assert np.load(hub / "v1.npy").tobytes() == expected_row.tobytes()
+    # convert, quantize and embed-dataset take it too
+    oxiformer.cli.main(["convert", "org/model", str(hub / "v1"), "--revision", "v1.0", "-q"])
+    converted = oxiformer.SentenceEncoder.from_pretrained(hub / "v1")
+    assert converted.get_sentence_embedding_dimension() == 384
+    if importlib.util.find_spec("pyarrow") is not None:
+        from oxiformer.datasets import embed_file
+
+        (hub / "in.txt").write_text(TEXTS[0] + "\n")
+        embed_file(hub / "in.txt", hub / "out", model="org/model", revision="v1.0", quiet=True)
+        manifest = json.loads((hub / "out" / "_oxiformer.json").read_text())
+        assert manifest["model"] == str((repo / "snapshots" / old).resolve())
 
 
 def test_a_revision_the_cache_lacks_is_a_config_error(hub: Path, minilm_dir: Path) -> None:

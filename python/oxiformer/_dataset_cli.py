@@ -21,6 +21,7 @@ def _run(args: argparse.Namespace) -> None:
         id_column=args.id_column,
         keep_text=args.keep_text,
         model=args.model,
+        revision=args.revision,
         int8=args.int8,
         batch_size=args.batch_size,
         normalize=args.normalize,
@@ -66,6 +67,9 @@ def add_embed_dataset(commands: Any) -> None:
             "model directory, or a model id the Hugging Face cache holds "
             "(default: all-MiniLM-L6-v2 or $OXIFORMER_MODEL)"
         ),
+    )
+    sub.add_argument(
+        "--revision", default=None, help="branch, tag or commit of a --model id in the HF cache"
     )
     sub.add_argument(
         "--int8",

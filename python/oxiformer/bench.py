@@ -99,13 +99,15 @@ def run_bench(
     rounds: int = 3,
     plot: str | None = None,
     quick: bool = False,
+    revision: str | None = None,
 ) -> str:
     """Time the engines (see the module docstring); a markdown table, and a bar chart in
-    ``plot`` when given (needs matplotlib). ``quick``: smaller batches, fewer runs."""
+    ``plot`` when given (needs matplotlib). ``quick``: smaller batches, fewer runs;
+    ``revision``: of a model id ``model`` in the Hugging Face cache."""
     from oxiformer import get_num_threads, set_num_threads
     from oxiformer.pretrained import model_dir
 
-    directory = model_dir(model)
+    directory = model_dir(model, revision)
     if threads is not None:
         set_num_threads(threads)
     threads = get_num_threads()

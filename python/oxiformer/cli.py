@@ -132,7 +132,7 @@ def _tokenize(args: argparse.Namespace) -> None:
 def _convert(args: argparse.Namespace) -> None:
     from oxiformer.convert import convert
 
-    kind, out = convert(args.source, args.destination, force=args.force)
+    kind, out = convert(args.source, args.destination, force=args.force, revision=args.revision)
     if not args.quiet:
         print(f"converted {kind} {args.source} -> {out}", file=sys.stderr)
 
@@ -140,9 +140,17 @@ def _convert(args: argparse.Namespace) -> None:
 def _quantize(args: argparse.Namespace) -> None:
     from oxiformer.convert import convert
 
-    kind, out = convert(args.source, args.destination, dtype="int8", force=args.force)
+    kind, out = convert(
+        args.source, args.destination, dtype="int8", force=args.force, revision=args.revision
+    )
     if not args.quiet:
         print(f"quantized {kind} {args.source} -> {out} (int8)", file=sys.stderr)
+
+
+def revision_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--revision", default=None, help="branch, tag or commit of a model id in the HF cache"
+    )
 
 
 def _dtype(args: argparse.Namespace) -> str | None:
@@ -164,6 +172,7 @@ def _bench(args: argparse.Namespace) -> None:
             rounds=args.rounds,
             plot=args.plot,
             quick=args.quick,
+            revision=args.revision,
         )
     )
 
@@ -205,11 +214,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--file", "-f", help="read texts from FILE, one per line (- for stdin)")
         sub.add_argument("--model", "-m", default=None, help=model_help)
-        sub.add_argument(
-            "--revision",
-            default=None,
-            help="branch, tag or commit of a --model id in the Hugging Face cache",
-        )
+        revision_option(sub)
         sub.add_argument("--output", "-o", default=None, help="output file (default or -: stdout)")
         sub.add_argument("--batch-size", type=_count, default=32)
 
@@ -222,6 +227,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def destination(sub: argparse.ArgumentParser, source_help: str) -> None:
         sub.add_argument("source", help=source_help)
+        revision_option(sub)
         sub.add_argument("destination", help="output directory (new or empty; not SOURCE)")
         sub.add_argument(
             "--force",
@@ -278,6 +284,7 @@ def _parser() -> argparse.ArgumentParser:
         "own process",
     )
     bench.add_argument("--model", "-m", default=None, help=default_model)
+    revision_option(bench)
     bench.add_argument("--sentences", type=_count, default=256, help="sentences to embed")
     bench.add_argument(
         "--against",

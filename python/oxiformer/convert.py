@@ -55,7 +55,11 @@ def model_kind(directory: Path) -> str:
 
 
 def convert(
-    source: PathLike, destination: PathLike, dtype: str | None = None, force: bool = False
+    source: PathLike,
+    destination: PathLike,
+    dtype: str | None = None,
+    force: bool = False,
+    revision: str | None = None,
 ) -> tuple[str, Path]:
     """Load ``source`` with the model class its files call for and save it to ``destination``;
     ``dtype="int8"`` quantizes it on the way (``oxiformer quantize``).
@@ -64,14 +68,15 @@ def convert(
     ones) and must be new or empty unless ``force``. A new or empty destination is written
     whole beside it and renamed into place: a failure leaves no half-written model. With
     ``force``, the files of a non-empty destination are replaced one by one (each through a
-    temporary file); its other files are left alone.
+    temporary file); its other files are left alone. ``revision``: of a model id ``source``
+    in the Hugging Face cache.
     """
     from oxiformer.classifiers import SequenceClassifier, TokenClassifier
     from oxiformer.masked_lm import MaskedLM
     from oxiformer.sentence import SentenceEncoder
     from oxiformer.seq2seq import EncoderDecoder
 
-    directory = model_dir(source)
+    directory = model_dir(source, revision)
     out = checked_path("destination", destination)
     force = flag("force", force)
     if out.exists() and not out.is_dir():

@@ -146,6 +146,7 @@ def embed_file(
     id_column: str | None = None,
     keep_text: bool = False,
     model: str | os.PathLike[str] | None = None,
+    revision: str | None = None,
     int8: bool = False,
     batch_size: int = 32,
     normalize: bool = False,
@@ -168,7 +169,8 @@ def embed_file(
     values become ``id`` (default: the row number, counted over all input files in sorted
     order). ``on_error="skip"`` lists bad rows in ``OUTPUT.errors.jsonl`` instead of stopping.
     ``prompt_name`` (one of the model's prompts) or ``prompt`` (a text) goes before every
-    text and ``truncate_dim`` keeps the first dimensions, as in ``SentenceEncoder.encode``;
+    text and ``truncate_dim`` keeps the first dimensions, as in ``SentenceEncoder.encode``
+    (``revision``: of a model id ``model`` in the Hugging Face cache);
     ``precision`` ``"binary"`` or ``"ubinary"`` writes packed bits (int8 / uint8 lists), as
     ``encode(precision=...)`` (int8 and uint8 need ranges from the whole corpus: refused).
     ``engine="ray"`` runs on Ray Data: on the cluster at ``address`` (``"auto"``,
@@ -193,7 +195,7 @@ def embed_file(
     job = Job(
         plan=_inputs.make_plan(_inputs.input_files(input), column, id_column, rows_per_shard),
         output=Path(output),
-        model=model_dir(model),
+        model=model_dir(model, revision),
         column=column,
         id_column=id_column,
         keep_text=keep_text,
