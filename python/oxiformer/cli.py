@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,17 @@ def _progress(args: argparse.Namespace, count: int) -> bool:
     """A progress bar only for a long run, on a terminal (never into a log file)."""
     terminal = sys.stderr is not None and sys.stderr.isatty()
     return terminal and not args.quiet and count > args.batch_size
+
+
+def _warning_line(args: argparse.Namespace) -> Any:
+    """``warnings.showwarning`` for a command: one line on stderr, as its errors are (not the
+    Python source line), none with ``--quiet``."""
+
+    def show(message: Any, *_: Any, **__: Any) -> None:
+        if not getattr(args, "quiet", False):
+            print(f"oxiformer {args.command}: warning: {message}", file=sys.stderr)
+
+    return show
 
 
 def _warn_truncated(args: argparse.Namespace, counts: Any, limit: int) -> None:
@@ -62,7 +74,8 @@ def _embed(args: argparse.Namespace) -> None:
         write_array(args.output, array)
         if not args.quiet:
             print(
-                f"wrote {len(texts)} embeddings of size {array.shape[-1]} to {args.output}",
+                f"wrote {len(texts)} embedding{'s' * (len(texts) != 1)} of "
+                f"{array.shape[-1]} {array.dtype} values to {args.output}",
                 file=sys.stderr,
             )
     else:
@@ -343,7 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from oxiformer import set_num_threads
 
             set_num_threads(args.threads)
-        args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line(args)
+            args.run(args)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader closed the pipe: what it did not read is not wanted. End quietly.
