@@ -30,6 +30,7 @@ from oxiformer.pretrained import model_dir
 from oxiformer.quantize import DEFAULT_ATTENTION
 from oxiformer.saving import save_model
 from oxiformer.similarity import similarity, similarity_pairwise
+from oxiformer.st_compat import SentenceTransformerCompat, check_device
 from oxiformer.st_dense import DENSE_TYPE, DenseModule
 from oxiformer.st_settings import SETTINGS_FILE, Settings
 from oxiformer.tokenizer import Tokenizer
@@ -81,8 +82,9 @@ def _pipeline(directory: Path) -> tuple[Pooling, list[DenseModule], bool]:
     return pooling, dense, _NORMALIZE in types
 
 
-class SentenceEncoder:
-    """Sentence embeddings, as ``sentence_transformers.SentenceTransformer.encode`` gives them."""
+class SentenceEncoder(SentenceTransformerCompat):
+    """Sentence embeddings, as ``sentence_transformers.SentenceTransformer.encode`` gives them
+    (and the methods ported code calls around it: :mod:`oxiformer.st_compat`)."""
 
     def __init__(
         self,
@@ -376,8 +378,8 @@ class SentenceEncoder:
         self, output_value: str, precision: object, truncate_dim: object, device: object
     ) -> int | None:
         """Check ``encode``'s ``precision`` and ``device``; the dimensions to keep."""
-        if device not in (None, "cpu"):
-            raise InputError(f"device {device!r}: oxiformer runs on the CPU only (use 'cpu')")
+        if device is not None:
+            check_device(device)
         if check_precision(precision) != "float32" and output_value != "sentence_embedding":
             raise InputError(f"precision {precision!r} is for sentence embeddings only")
         dim = self.truncate_dim if truncate_dim is None else truncate_dim
