@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, Callable
+
+Option = Callable[[argparse.ArgumentParser], None]
 
 __all__ = ["add_embed_dataset"]
 
@@ -42,8 +44,9 @@ def _run(args: argparse.Namespace) -> None:
         print(summary.describe(), file=sys.stderr)
 
 
-def add_embed_dataset(commands: Any) -> None:
-    """Register the subcommand on ``commands`` (the parser's ``add_subparsers()``)."""
+def add_embed_dataset(commands: Any, int8_option: Option, revision_option: Option) -> None:
+    """Register the subcommand on ``commands`` (the parser's ``add_subparsers()``), with
+    ``cli``'s ``--int8`` and ``--revision`` options."""
     sub = commands.add_parser("embed-dataset", help=HELP, description=HELP)
     sub.add_argument(
         "input", help="a .txt (one text a line), .jsonl, .csv or .parquet file, or a directory"
@@ -68,14 +71,8 @@ def add_embed_dataset(commands: Any) -> None:
             "(default: all-MiniLM-L6-v2 or $OXIFORMER_MODEL)"
         ),
     )
-    sub.add_argument(
-        "--revision", default=None, help="branch, tag or commit of a --model id in the HF cache"
-    )
-    sub.add_argument(
-        "--int8",
-        action="store_true",
-        help="run the dense layers in int8 (quantizes a float model at load)",
-    )
+    revision_option(sub)
+    int8_option(sub)
     sub.add_argument("--batch-size", type=int, default=32)
     sub.add_argument("--normalize", action="store_true", help="L2-normalize the embeddings")
     sub.add_argument(

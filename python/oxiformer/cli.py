@@ -330,7 +330,7 @@ def _parser() -> argparse.ArgumentParser:
     register_text_commands(command, text_input, int8_option)
     from oxiformer._dataset_cli import add_embed_dataset
 
-    add_embed_dataset(commands)
+    add_embed_dataset(commands, int8_option, revision_option)
     return parser
 
 

@@ -65,12 +65,10 @@ def shard_paths(index: Path) -> dict[str, Path]:
     return shards
 
 
-def open_sharded(
-    index: Path, open_shard: Callable[[Path], Shard]
-) -> tuple[dict[str, Shard], dict[str, Path]]:
-    """The shards of ``index``, each opened once with ``open_shard`` (by path), and the
-    weight map; a :class:`WeightsError` names a shard that is missing, is itself an index, or
-    lacks a tensor the index assigns to it."""
+def open_sharded(index: Path, open_shard: Callable[[Path], Shard]) -> dict[str, Shard]:
+    """Tensor name -> its shard, each shard opened once with ``open_shard`` (by path); a
+    :class:`WeightsError` names a shard that is missing, is itself an index, or lacks a tensor
+    the index assigns to it."""
     weight_map = shard_paths(index)
     opened: dict[Path, Shard] = {}
     for path in dict.fromkeys(weight_map.values()):
@@ -82,7 +80,7 @@ def open_sharded(
     for name, path in weight_map.items():
         if name not in opened[path]:
             raise WeightsError(f"{index}: tensor '{name}' is not in its shard {path.name}")
-    return {name: opened[path] for name, path in weight_map.items()}, weight_map
+    return {name: opened[path] for name, path in weight_map.items()}
 
 
 def _plain_file_name(file: str) -> bool:

@@ -133,7 +133,7 @@ def read_tensors(path: PathLike) -> TensorFile:
     if path.is_dir():
         return _open_npy_dir(path)
     if is_index(path):
-        shards, _ = open_sharded(path, read_tensors)
+        shards = open_sharded(path, read_tensors)
         merged = {name: shard.spec(name) for name, shard in shards.items()}
         return TensorFile(path, merged, lambda name: shards[name][name])
     if path.suffix not in (".npz", ".safetensors", *TORCH_SUFFIXES):
